@@ -1,0 +1,234 @@
+"""Final-model figures from ``test_report.json`` and ``misclassified.npz``.
+
+They take the loaded file contents (dicts) rather than a study, because the final
+model is evaluated once after the search; None means the file is not there.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, NamedTuple, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ._common import finite, note_figure, short
+from .images import mosaic, png_data_uri
+
+NO_REPORT = "No test report: the final model was not evaluated on a test set (no test.p, or the search is still running)."
+
+
+def _names(report: Mapping[str, Any] | None, n: int, fallback: Sequence[str] | None = None) -> list[str]:
+    """Class names for ids 0..n-1 from the report (or ``fallback``), else "class i"."""
+    for source in ((report or {}).get("class_names"), fallback):
+        if source is not None and len(source) >= n:
+            return [str(x) for x in list(source)[:n]]
+    return [f"class {i}" for i in range(n)]
+
+
+class ConfusionInfo(NamedTuple):
+    """Counts with rows = true class, columns = predicted class."""
+
+    matrix: np.ndarray
+    names: list[str]
+    n_test: int
+    accuracy: float | None
+    note: str | None
+
+
+def _confusion_info(report: Mapping[str, Any] | None) -> ConfusionInfo:
+    empty = np.zeros((0, 0), dtype=int)
+    if not report:
+        return ConfusionInfo(empty, [], 0, None, NO_REPORT)
+    try:
+        matrix = np.asarray(report.get("confusion_matrix"), dtype=np.int64)
+    except (TypeError, ValueError):
+        matrix = empty
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.size == 0:
+        return ConfusionInfo(empty, [], 0, finite(report.get("test_accuracy")),
+                             "The test report has no usable confusion matrix.")
+    total = int(matrix.sum())
+    accuracy = finite(report.get("test_accuracy"))
+    if accuracy is None and total:
+        accuracy = float(np.trace(matrix) / total)
+    return ConfusionInfo(matrix, _names(report, matrix.shape[0]), total, accuracy, None)
+
+
+def _draw_confusion(info: ConfusionInfo) -> go.Figure:
+    title = "Confusion matrix on the test set (row-normalised)"
+    if info.matrix.size == 0:
+        return note_figure(title, info.note or NO_REPORT)
+    counts = info.matrix
+    support = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, support, out=np.zeros(counts.shape, dtype=float), where=support > 0)
+    n = counts.shape[0]
+    labels = [f"{i} {short(name, 24)}" for i, name in enumerate(info.names)]
+    hover = [[f"true {i}: {info.names[i]}<br>predicted {j}: {info.names[j]}<br>{counts[i, j]} images "
+              f"({share[i, j]:.1%} of the class)" for j in range(n)] for i in range(n)]
+    fig = go.Figure(go.Heatmap(
+        z=np.sqrt(share), x=labels, y=labels, colorscale="Blues", hovertext=hover, hoverinfo="text",
+        colorbar=dict(title=dict(text="share"), tickvals=np.sqrt([0, 0.01, 0.1, 0.5, 1]).tolist(),
+                      ticktext=["0", "1%", "10%", "50%", "100%"]),
+        xgap=0.5, ygap=0.5,
+    ))
+    accuracy = f" — accuracy {info.accuracy:.4f} on {info.n_test} images" if info.accuracy is not None else ""
+    fig.update_layout(
+        title=dict(text=title + accuracy), template="plotly_white", height=max(450, 220 + 17 * n),
+        xaxis=dict(title="predicted", tickfont=dict(size=9), tickangle=-60),
+        yaxis=dict(title="true", tickfont=dict(size=9), autorange="reversed"),
+        margin=dict(l=190, b=190),
+    )
+    return fig
+
+
+def plot_confusion(report: Mapping[str, Any] | None) -> go.Figure:
+    """Heatmap of the test confusion matrix with class names (colour on a square-root scale)."""
+    return _draw_confusion(_confusion_info(report))
+
+
+class ClassScore(NamedTuple):
+    class_id: int
+    name: str
+    support: int
+    accuracy: float
+    precision: float | None
+    recall: float | None
+    f1: float | None
+
+
+class PerClassInfo(NamedTuple):
+    """Per-class test scores, worst accuracy first."""
+
+    scores: list[ClassScore]
+    macro_f1: float | None
+    accuracy: float | None
+    note: str | None
+
+
+def _per_class_info(report: Mapping[str, Any] | None) -> PerClassInfo:
+    if not report:
+        return PerClassInfo([], None, None, NO_REPORT)
+    scores = []
+    rows = report.get("per_class")
+    if isinstance(rows, list) and rows:
+        names = _names(report, len(rows))
+        for i, row in enumerate(rows):
+            if not isinstance(row, Mapping):
+                continue
+            class_id = int(row.get("class_id", i))
+            accuracy = finite(row.get("accuracy"))
+            if accuracy is None:
+                accuracy = finite(row.get("recall"))
+            if accuracy is None:
+                continue
+            name = str(row.get("name") or (names[class_id] if class_id < len(names) else f"class {class_id}"))
+            scores.append(ClassScore(class_id, name, int(row.get("support") or 0), accuracy,
+                                     finite(row.get("precision")), finite(row.get("recall")), finite(row.get("f1"))))
+    else:  # derive from the confusion matrix
+        confusion = _confusion_info(report)
+        matrix = confusion.matrix
+        for i in range(matrix.shape[0]):
+            support = int(matrix[i].sum())
+            if support:
+                predicted = int(matrix[:, i].sum())
+                recall = matrix[i, i] / support
+                precision = matrix[i, i] / predicted if predicted else None
+                f1 = (2 * precision * recall / (precision + recall)) if precision and recall else 0.0
+                scores.append(ClassScore(i, confusion.names[i], support, float(recall),
+                                         None if precision is None else float(precision), float(recall), float(f1)))
+    scores.sort(key=lambda s: (s.accuracy, s.class_id))
+    note = None if scores else "The test report has no per-class scores."
+    return PerClassInfo(scores, finite(report.get("macro_f1")), finite(report.get("test_accuracy")), note)
+
+
+def _draw_per_class(info: PerClassInfo) -> go.Figure:
+    title = "Per-class test accuracy, worst first"
+    if not info.scores:
+        return note_figure(title, info.note or NO_REPORT)
+    labels = [f"{s.class_id} {short(s.name, 28)}" for s in info.scores]
+    values = [s.accuracy for s in info.scores]
+    colors = ["#d62728" if v < 0.9 else "#ff7f0e" if v < 0.97 else "#2ca02c" for v in values]
+    hover = [
+        f"{s.class_id}: {s.name}<br>accuracy {s.accuracy:.4f} on {s.support} images"
+        + (f"<br>precision {s.precision:.3f}" if s.precision is not None else "")
+        + (f"<br>F1 {s.f1:.3f}" if s.f1 is not None else "")
+        for s in info.scores
+    ]
+    fig = go.Figure(go.Bar(x=labels, y=values, marker=dict(color=colors), hovertext=hover, hoverinfo="text"))
+    extra = []
+    if info.accuracy is not None:
+        extra.append(f"overall {info.accuracy:.4f}")
+        fig.add_hline(y=info.accuracy, line=dict(color="#555", dash="dash"))
+    if info.macro_f1 is not None:
+        extra.append(f"macro F1 {info.macro_f1:.4f}")
+    fig.update_layout(
+        title=dict(text=title + (f" ({', '.join(extra)})" if extra else "")), template="plotly_white",
+        height=520, yaxis=dict(title="accuracy (recall)", range=[min(0.0, min(values)), 1.02]),
+        xaxis=dict(tickangle=-60, tickfont=dict(size=9), categoryorder="array", categoryarray=labels),
+        margin=dict(b=200),
+    )
+    return fig
+
+
+def plot_per_class(report: Mapping[str, Any] | None) -> go.Figure:
+    """Bars of per-class test accuracy sorted worst first, overall accuracy as a line."""
+    return _draw_per_class(_per_class_info(report))
+
+
+class ImageGridInfo(NamedTuple):
+    """Small images with a short label under each and a longer hover text."""
+
+    images: list[np.ndarray | None]
+    labels: list[str]
+    hovers: list[str]
+    cols: int
+    title: str
+    note: str | None
+
+
+def _misclassified_info(misclassified: Mapping[str, Any] | None, class_names: Sequence[str] | None = None,
+                        cols: int = 8) -> ImageGridInfo:
+    title = "Misclassified test images (true → predicted)"
+    if misclassified is None:
+        return ImageGridInfo([], [], [], cols, title, "No misclassified.npz (no test set, or not written yet).")
+    try:
+        images = np.asarray(misclassified["images"])
+        true = np.asarray(misclassified["true"]).astype(int).tolist()
+        pred = np.asarray(misclassified["pred"]).astype(int).tolist()
+    except (KeyError, TypeError, ValueError):
+        return ImageGridInfo([], [], [], cols, title, "misclassified.npz lacks images/true/pred arrays.")
+    k = min(len(images), len(true), len(pred))
+    if k == 0 or images.ndim not in (3, 4):
+        return ImageGridInfo([], [], [], cols, title, "The final model misclassified no test image shown here.")
+    highest = max(true[:k] + pred[:k]) + 1
+    names = _names({"class_names": class_names} if class_names is not None else None, highest)
+    labels = [f"{t} → {p}" for t, p in zip(true[:k], pred[:k])]
+    hovers = [f"true {t}: {names[t]}<br>predicted {p}: {names[p]}" for t, p in zip(true[:k], pred[:k])]
+    return ImageGridInfo([images[i] for i in range(k)], labels, hovers, cols, title, None)
+
+
+def _draw_image_grid(info: ImageGridInfo, label_size: int = 10) -> go.Figure:
+    """One PNG mosaic plus invisible markers for hover, labels as annotations."""
+    if not info.images:
+        return note_figure(info.title, info.note or "No images.")
+    label_height = 14
+    canvas, centres = mosaic(info.images, info.cols, pad=4, label_height=label_height)
+    height, width = canvas.shape[:2]
+    fig = go.Figure(go.Image(source=png_data_uri(canvas), x0=0, y0=0, dx=1, dy=1, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(
+        x=[c[0] for c in centres], y=[c[1] for c in centres], mode="markers",
+        marker=dict(size=28, color="rgba(0,0,0,0)"), hovertext=info.hovers, hoverinfo="text", showlegend=False,
+    ))
+    for (cx, _, ly), label in zip(centres, info.labels):
+        fig.add_annotation(x=cx, y=ly, text=label, showarrow=False, font=dict(size=label_size))
+    assumed_width = 1000  # the dashboard column width; the image keeps its aspect ratio
+    fig.update_layout(
+        title=dict(text=info.title), template="plotly_white",
+        height=int(min(1400, max(220, assumed_width * height / width + 70))),
+        xaxis=dict(visible=False, range=[0, width]), yaxis=dict(visible=False, range=[height, 0]),
+        margin=dict(l=10, r=10, t=50, b=10),
+    )
+    return fig
+
+
+def plot_misclassified(misclassified: Mapping[str, Any] | None, class_names: Sequence[str] | None = None) -> go.Figure:
+    """Grid of misclassified test images labelled "true → predicted" (names on hover)."""
+    return _draw_image_grid(_misclassified_info(misclassified, class_names))

@@ -1,0 +1,387 @@
+"""Figures over trials: optimisation history, learning curves, timeline, Pareto front.
+
+``plot_x(study)`` = ``_draw_x(_x_info(study))``; the info NamedTuples are what tests check.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import NamedTuple
+
+import plotly.graph_objects as go
+from optuna.study import Study
+from optuna.trial import TrialState
+
+from ._common import (
+    BEST_COLOR,
+    POINT_COLOR,
+    STATE_COLORS,
+    best_trial,
+    complete_trials,
+    curve_of,
+    family_of,
+    finite,
+    fmt_count,
+    fmt_seconds,
+    fmt_value,
+    is_multi_objective,
+    maximizes,
+    note_figure,
+    objective_names,
+    point_of,
+    primary_value,
+    trials,
+)
+
+
+class HistoryPoint(NamedTuple):
+    number: int
+    value: float
+    state: str
+    point: str | None
+    family: str | None
+
+
+class HistoryInfo(NamedTuple):
+    """Values by trial number; pruned trials carry their last reported accuracy."""
+
+    objective: str
+    maximize: bool
+    complete: list[HistoryPoint]
+    pruned: list[HistoryPoint]
+    best_so_far: list[tuple[int, float]]
+    named: list[HistoryPoint]
+    n_failed: int
+    note: str | None
+
+
+def _history_info(study: Study) -> HistoryInfo:
+    maximize = maximizes(study)
+    complete = [
+        HistoryPoint(t.number, primary_value(t), "COMPLETE", point_of(t), family_of(t))  # type: ignore[arg-type]
+        for t in complete_trials(study)
+    ]
+    pruned = []
+    for trial in trials(study, TrialState.PRUNED):
+        _, values = curve_of(trial)
+        if values:
+            pruned.append(HistoryPoint(trial.number, values[-1], "PRUNED", point_of(trial), family_of(trial)))
+    best_so_far: list[tuple[int, float]] = []
+    best: float | None = None
+    for p in sorted(complete):
+        if best is None or (p.value > best if maximize else p.value < best):
+            best = p.value
+        best_so_far.append((p.number, best))
+    named = sorted([p for p in complete + pruned if p.point], key=lambda p: p.number)
+    n_failed = len(trials(study, TrialState.FAIL))
+    note = None
+    if not complete and not pruned:
+        note = "No trial has finished yet." if not n_failed else f"All {n_failed} finished trials failed."
+    elif not complete:
+        note = "No trial has completed; grey crosses are pruned trials' last validation accuracy."
+    return HistoryInfo(objective_names(study)[0], maximize, sorted(complete), sorted(pruned),
+                       best_so_far, named, n_failed, note)
+
+
+def _draw_history(info: HistoryInfo) -> go.Figure:
+    title = "Optimisation history"
+    if not info.complete and not info.pruned:
+        return note_figure(title, info.note or "No trial has finished yet.")
+    fig = go.Figure()
+    if info.complete:
+        fig.add_trace(go.Scatter(
+            x=[p.number for p in info.complete], y=[p.value for p in info.complete], mode="markers",
+            name="complete", marker=dict(color=STATE_COLORS["COMPLETE"], size=8),
+            hovertext=[f"trial {p.number} ({p.family or '?'})" for p in info.complete],
+        ))
+    if info.pruned:
+        fig.add_trace(go.Scatter(
+            x=[p.number for p in info.pruned], y=[p.value for p in info.pruned], mode="markers",
+            name="pruned (last epoch)", marker=dict(color=STATE_COLORS["PRUNED"], symbol="x", size=7),
+            hovertext=[f"trial {p.number} pruned ({p.family or '?'})" for p in info.pruned],
+        ))
+    if info.best_so_far:
+        fig.add_trace(go.Scatter(
+            x=[n for n, _ in info.best_so_far], y=[v for _, v in info.best_so_far], mode="lines",
+            name="best so far", line=dict(color=BEST_COLOR, shape="hv", width=2),
+        ))
+    if info.named:
+        fig.add_trace(go.Scatter(
+            x=[p.number for p in info.named], y=[p.value for p in info.named], mode="markers+text",
+            name="named points", text=[p.point for p in info.named], textposition="top center",
+            marker=dict(color=POINT_COLOR, symbol="star", size=15, line=dict(color="black", width=1)),
+            hovertext=[f"trial {p.number}: {p.point} ({p.state.lower()})" for p in info.named],
+        ))
+    subtitle = f" ({info.n_failed} failed trials not shown)" if info.n_failed else ""
+    fig.update_layout(
+        title=dict(text=title + subtitle), xaxis_title="trial", yaxis_title=info.objective,
+        template="plotly_white", height=450, legend=dict(orientation="h", y=-0.2),
+    )
+    return fig
+
+
+def plot_history(study: Study) -> go.Figure:
+    """Every finished trial's value vs trial number, best-so-far line, named points starred."""
+    return _draw_history(_history_info(study))
+
+
+class Curve(NamedTuple):
+    number: int
+    state: str
+    epochs: list[int]
+    values: list[float]
+    family: str | None
+    point: str | None
+    stop_reason: str | None
+    is_best: bool
+
+
+class CurvesInfo(NamedTuple):
+    """One validation-accuracy curve per trial that reported at least one epoch."""
+
+    curves: list[Curve]
+    objective: str
+    note: str | None
+
+    def by_state(self, state: str) -> list[Curve]:
+        return [c for c in self.curves if c.state == state]
+
+
+def _curves_info(study: Study) -> CurvesInfo:
+    best = best_trial(study)
+    curves = []
+    for trial in trials(study):
+        epochs, values = curve_of(trial)
+        if not epochs:
+            continue
+        reason = trial.user_attrs.get("stop_reason")
+        curves.append(Curve(
+            trial.number, trial.state.name, epochs, values, family_of(trial), point_of(trial),
+            str(reason) if reason is not None else None, best is not None and trial.number == best.number,
+        ))
+    note = None if curves else "No trial has reported a validation accuracy yet."
+    return CurvesInfo(curves, objective_names(study)[0], note)
+
+
+_CURVE_STYLE = {
+    "COMPLETE": dict(color=STATE_COLORS["COMPLETE"], width=1.5, dash="solid"),
+    "PRUNED": dict(color=STATE_COLORS["PRUNED"], width=1, dash="dash"),
+    "FAIL": dict(color=STATE_COLORS["FAIL"], width=1, dash="dot"),
+    "RUNNING": dict(color=STATE_COLORS["RUNNING"], width=2, dash="solid"),
+    "WAITING": dict(color=STATE_COLORS["WAITING"], width=1, dash="dot"),
+}
+
+
+def _draw_curves(info: CurvesInfo) -> go.Figure:
+    title = "Learning curves (validation accuracy per epoch)"
+    if not info.curves:
+        return note_figure(title, info.note or "No curves yet.")
+    fig = go.Figure()
+    shown: set[str] = set()
+    # Pruned first so complete curves are drawn on top of the grey ones.
+    order = {"PRUNED": 0, "FAIL": 1, "WAITING": 2, "COMPLETE": 3, "RUNNING": 4}
+    for curve in sorted(info.curves, key=lambda c: (c.is_best, order.get(c.state, 0), c.number)):
+        group = "best trial" if curve.is_best else curve.state.lower()
+        line = dict(_CURVE_STYLE.get(curve.state, _CURVE_STYLE["COMPLETE"]))
+        if curve.is_best:
+            line.update(color=BEST_COLOR, width=3.5)
+        label = f"trial {curve.number} ({curve.state.lower()}"
+        label += f", {curve.family}" if curve.family else ""
+        label += f", {curve.point}" if curve.point else ""
+        label += f", stopped: {curve.stop_reason})" if curve.stop_reason else ")"
+        symbols = ["circle"] * len(curve.epochs)
+        if curve.state == "PRUNED":
+            symbols[-1] = "x"
+        fig.add_trace(go.Scatter(
+            x=curve.epochs, y=curve.values, mode="lines+markers", name=group, legendgroup=group,
+            showlegend=group not in shown, line=line,
+            marker=dict(size=[3] * (len(symbols) - 1) + [8], symbol=symbols, color=line["color"]),
+            hovertemplate=f"{label}<br>epoch %{{x}}: %{{y:.4f}}<extra></extra>",
+            opacity=0.6 if curve.state == "PRUNED" else 1.0,
+        ))
+        shown.add(group)
+    fig.update_layout(
+        title=dict(text=title), xaxis_title="epoch", yaxis_title=info.objective, template="plotly_white",
+        height=480, legend=dict(orientation="h", y=-0.2), hovermode="closest",
+    )
+    fig.update_xaxes(dtick=1 if max(max(c.epochs) for c in info.curves) <= 20 else None)
+    return fig
+
+
+def plot_learning_curves(study: Study) -> go.Figure:
+    """Validation accuracy per epoch for every trial; pruned dashed grey, failed dotted red."""
+    return _draw_curves(_curves_info(study))
+
+
+class TimelineBar(NamedTuple):
+    number: int
+    state: str
+    start: dt.datetime
+    end: dt.datetime
+    lane: str
+    value: float | None
+    family: str | None
+
+
+class TimelineInfo(NamedTuple):
+    """Start and end of every started trial; running ones end at ``now``."""
+
+    bars: list[TimelineBar]
+    lane_kind: str
+    max_parallel: int
+    note: str | None
+
+
+def _timeline_info(study: Study, now: dt.datetime | None = None) -> TimelineInfo:
+    bars = []
+    started = [t for t in trials(study) if t.datetime_start is not None]
+    use_workers = any(t.user_attrs.get("worker") for t in started)
+    for trial in started:
+        end = trial.datetime_complete
+        if end is None:
+            if trial.state != TrialState.RUNNING:
+                continue
+            end = now or _now_like(trial.datetime_start)
+        if end < trial.datetime_start:
+            continue
+        lane = str(trial.user_attrs.get("worker") or "unknown worker") if use_workers else f"trial {trial.number}"
+        bars.append(TimelineBar(trial.number, trial.state.name, trial.datetime_start, end, lane,
+                                primary_value(trial) if trial.values else None, family_of(trial)))
+    bars.sort(key=lambda b: (b.start, b.number))
+    note = None if bars else "No trial has started yet."
+    return TimelineInfo(bars, "worker" if use_workers else "trial", _max_overlap(bars), note)
+
+
+def _now_like(reference: dt.datetime) -> dt.datetime:
+    """Now, naive or aware to match Optuna's timestamps (it stores naive local time)."""
+    return dt.datetime.now(reference.tzinfo) if reference.tzinfo else dt.datetime.now()
+
+
+def _max_overlap(bars: list[TimelineBar]) -> int:
+    """Most trials running at the same moment (how parallel the workers really were)."""
+    events = sorted([(b.start, 1) for b in bars] + [(b.end, -1) for b in bars], key=lambda e: (e[0], e[1]))
+    running = peak = 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    return peak
+
+
+def _draw_timeline(info: TimelineInfo) -> go.Figure:
+    title = "Timeline of trials"
+    if not info.bars:
+        return note_figure(title, info.note or "No trial has started yet.")
+    fig = go.Figure()
+    for state in STATE_COLORS:
+        bars = [b for b in info.bars if b.state == state]
+        if not bars:
+            continue
+        fig.add_trace(go.Bar(
+            name=state.lower(), orientation="h", y=[b.lane for b in bars],
+            base=[b.start.isoformat() for b in bars],
+            x=[(b.end - b.start).total_seconds() * 1000.0 for b in bars],
+            marker=dict(color=STATE_COLORS[state], line=dict(color="white", width=0.5)),
+            hovertext=[
+                f"trial {b.number} ({b.state.lower()}{', ' + b.family if b.family else ''})<br>"
+                f"{b.start:%H:%M:%S} – {b.end:%H:%M:%S} ({fmt_seconds((b.end - b.start).total_seconds())})"
+                f"<br>value {fmt_value(b.value)}" for b in bars
+            ],
+            hoverinfo="text",
+        ))
+    lanes = sorted({b.lane for b in info.bars}, key=_lane_key)
+    fig.update_layout(
+        title=dict(text=f"{title} — up to {info.max_parallel} at once"),
+        barmode="overlay", template="plotly_white", xaxis=dict(type="date", title="time"),
+        yaxis=dict(title=info.lane_kind, categoryorder="array", categoryarray=lanes[::-1]),
+        height=max(260, min(900, 120 + 22 * len(lanes))), legend=dict(orientation="h", y=-0.25),
+    )
+    return fig
+
+
+def _lane_key(lane: str) -> tuple[str, int]:
+    head, _, tail = lane.rpartition(" ")
+    return (head, int(tail)) if tail.isdigit() else (lane, 0)
+
+
+def plot_timeline(study: Study) -> go.Figure:
+    """Start/end of each trial per worker (or per trial), coloured by state."""
+    return _draw_timeline(_timeline_info(study))
+
+
+class ParetoPoint(NamedTuple):
+    number: int
+    values: tuple[float, float]
+    is_pareto: bool
+    family: str | None
+    point: str | None
+
+
+class ParetoInfo(NamedTuple):
+    """Complete trials of a two-objective study with their Pareto membership."""
+
+    objectives: list[str]
+    directions: list[str]
+    points: list[ParetoPoint]
+    note: str | None
+
+    @property
+    def front(self) -> list[ParetoPoint]:
+        return sorted((p for p in self.points if p.is_pareto), key=lambda p: p.values[1])
+
+
+def _pareto_info(study: Study) -> ParetoInfo:
+    names = objective_names(study)
+    directions = [d.name.lower() for d in study.directions]
+    if not is_multi_objective(study):
+        return ParetoInfo(names, directions, [], "Single-objective study: there is no Pareto front.")
+    try:
+        front_ids = {t.number for t in study.best_trials}
+    except (ValueError, RuntimeError):
+        front_ids = set()
+    points = []
+    for trial in complete_trials(study):
+        second = finite(trial.values[1]) if len(trial.values) > 1 else None
+        if second is None:
+            continue
+        points.append(ParetoPoint(trial.number, (primary_value(trial), second),  # type: ignore[arg-type]
+                                  trial.number in front_ids, family_of(trial), point_of(trial)))
+    note = None if points else "No trial has completed yet."
+    return ParetoInfo(names, directions, points, note)
+
+
+def _draw_pareto(info: ParetoInfo) -> go.Figure:
+    title = "Pareto front"
+    if not info.points:
+        return note_figure(title, info.note or "Nothing to show.")
+    fig = go.Figure()
+    others = [p for p in info.points if not p.is_pareto]
+    front = info.front
+    is_params = info.objectives[1] == "params"
+
+    def hover(p: ParetoPoint) -> str:
+        second = fmt_count(p.values[1]) if is_params else fmt_value(p.values[1])
+        extra = ", ".join(x for x in (p.family, p.point) if x)
+        return f"trial {p.number}{' (' + extra + ')' if extra else ''}<br>{info.objectives[0]} {p.values[0]:.4f}<br>{info.objectives[1]} {second}"
+
+    if others:
+        fig.add_trace(go.Scatter(
+            x=[p.values[1] for p in others], y=[p.values[0] for p in others], mode="markers",
+            name="dominated", marker=dict(color="#c7c7c7", size=7), hovertext=[hover(p) for p in others],
+            hoverinfo="text",
+        ))
+    fig.add_trace(go.Scatter(
+        x=[p.values[1] for p in front], y=[p.values[0] for p in front], mode="lines+markers",
+        name="Pareto front", line=dict(color="#d62728", shape="hv"), marker=dict(size=10),
+        hovertext=[hover(p) for p in front], hoverinfo="text",
+    ))
+    positive = all(p.values[1] > 0 for p in info.points)
+    fig.update_layout(
+        title=dict(text=title), template="plotly_white", height=450,
+        xaxis=dict(title=f"{info.objectives[1]} ({info.directions[1]})", type="log" if is_params and positive else None),
+        yaxis=dict(title=f"{info.objectives[0]} ({info.directions[0]})"),
+    )
+    return fig
+
+
+def plot_pareto(study: Study) -> go.Figure:
+    """Validation accuracy vs parameter count, Pareto-optimal trials joined (multi-objective)."""
+    return _draw_pareto(_pareto_info(study))

