@@ -35,7 +35,7 @@ def _examples_info(overview: Mapping[str, Any] | None, cols: int = 11) -> ImageG
     has = np.pad(has, (0, max(0, n - len(has))))[:n]
     names = _class_names(overview, n)
     images = [examples[i] if has[i] else None for i in range(n)]
-    labels = [f"{i} {short(names[i], 15)}" for i in range(n)]
+    labels = [f"{i}<br>{short(names[i], 20)}" for i in range(n)]
     hovers = [f"class {i}: {names[i]}" + ("" if has[i] else "<br>(no example in the data)") for i in range(n)]
     note = None
     if not has.all():

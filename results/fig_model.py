@@ -74,7 +74,7 @@ def _draw_confusion(info: ConfusionInfo) -> go.Figure:
         title=dict(text=title + accuracy), template="plotly_white", height=max(450, 220 + 17 * n),
         xaxis=dict(title="predicted", tickfont=dict(size=9), tickangle=-60),
         yaxis=dict(title="true", tickfont=dict(size=9), autorange="reversed"),
-        margin=dict(l=190, b=190),
+        margin=dict(l=170, b=150),
     )
     return fig
 
@@ -163,7 +163,7 @@ def _draw_per_class(info: PerClassInfo) -> go.Figure:
         title=dict(text=title + (f" ({', '.join(extra)})" if extra else "")), template="plotly_white",
         height=520, yaxis=dict(title="accuracy (recall)", range=[min(0.0, min(values)), 1.02]),
         xaxis=dict(tickangle=-60, tickfont=dict(size=9), categoryorder="array", categoryarray=labels),
-        margin=dict(b=200),
+        margin=dict(b=140),
     )
     return fig
 
@@ -209,7 +209,8 @@ def _draw_image_grid(info: ImageGridInfo, label_size: int = 10) -> go.Figure:
     """One PNG mosaic plus invisible markers for hover, labels as annotations."""
     if not info.images:
         return note_figure(info.title, info.note or "No images.")
-    label_height = 14
+    lines = max(label.count("<br>") + 1 for label in info.labels) if info.labels else 1
+    label_height = 8 + 8 * lines  # mosaic pixels; a 32 px tile shows ~90 px wide
     canvas, centres = mosaic(info.images, info.cols, pad=4, label_height=label_height)
     height, width = canvas.shape[:2]
     fig = go.Figure(go.Image(source=png_data_uri(canvas), x0=0, y0=0, dx=1, dy=1, hoverinfo="skip"))

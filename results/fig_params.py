@@ -181,26 +181,36 @@ def _parallel_info(study: Study, params: list[str] | None = None, max_params: in
 _NA_POS = -0.12
 
 
+_COLOR_BINS = 12
+
+
 def _draw_parallel(info: ParallelInfo) -> go.Figure:
+    """Lines binned into a dozen colours, one trace per bin (fast for big studies)."""
     title = "Parallel coordinates (best trials in dark colours)"
     if not info.axes:
         return note_figure(title, info.note or "Nothing to show.")
     low, high = min(info.values), max(info.values)
     span = (high - low) or 1.0
+    bins: dict[int, list[int]] = {}
+    for i, value in enumerate(info.values):
+        quality = (value - low) / span if info.maximize else (high - value) / span
+        bins.setdefault(min(int(quality * _COLOR_BINS), _COLOR_BINS - 1), []).append(i)
     fig = go.Figure()
-    order = sorted(range(len(info.numbers)), key=lambda i: info.values[i] if info.maximize else -info.values[i])
-    for i in order:  # best drawn last, on top
-        quality = (info.values[i] - low) / span if info.maximize else (high - info.values[i]) / span
-        color = sample_colorscale("Viridis_r", [quality])[0]
-        ys = [_NA_POS if a.positions[i] is None else a.positions[i] for a in info.axes]
-        fig.add_trace(go.Scatter(
-            x=list(range(len(info.axes))), y=ys, mode="lines", line=dict(color=color, width=1.5),
-            opacity=0.75, showlegend=False, hoverinfo="text",
-            hovertext=f"trial {info.numbers[i]}: {info.values[i]:.4f}",
-        ))
+    n_axes = len(info.axes)
+    for b in sorted(bins):  # best bin drawn last, on top
+        xs: list[int | None] = []
+        ys: list[float | None] = []
+        hover: list[str] = []
+        for i in bins[b]:
+            xs += [*range(n_axes), None]
+            ys += [_NA_POS if a.positions[i] is None else a.positions[i] for a in info.axes] + [None]
+            hover += [f"trial {info.numbers[i]}: {info.values[i]:.4f}"] * n_axes + [""]
+        color = sample_colorscale("Viridis_r", [(b + 0.5) / _COLOR_BINS])[0]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=color, width=1.5), opacity=0.75,
+                                 showlegend=False, hovertext=hover, hoverinfo="text", connectgaps=False))
     fig.add_trace(go.Scatter(  # carries the colour bar only
         x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
-        marker=dict(colorscale="Viridis", cmin=low, cmax=high, color=[low], showscale=True,
+        marker=dict(colorscale="Viridis_r", cmin=low, cmax=high, color=[low], showscale=True,
                     reversescale=not info.maximize, colorbar=dict(title=dict(text="value"))),
     ))
     for x, axis in enumerate(info.axes):
@@ -213,8 +223,8 @@ def _draw_parallel(info: ParallelInfo) -> go.Figure:
                                font=dict(size=10, color="#888"))
     fig.update_layout(
         title=dict(text=title), template="plotly_white", height=480,
-        xaxis=dict(tickvals=list(range(len(info.axes))), ticktext=[short(a.name, 20) for a in info.axes],
-                   range=[-0.2, len(info.axes) - 0.4], showgrid=False, zeroline=False),
+        xaxis=dict(tickvals=list(range(n_axes)), ticktext=[short(a.name, 20) for a in info.axes],
+                   range=[-0.2, n_axes - 0.4], showgrid=False, zeroline=False),
         yaxis=dict(visible=False, range=[_NA_POS - 0.08, 1.05]), hovermode="closest",
     )
     return fig

@@ -179,9 +179,9 @@ def _top_trials_info(study: Study, n: int = 25) -> TopTrialsInfo:
     param_names: list[str] = []
     for trial in top:
         for name in trial.params:
-            if name not in param_names:
+            if name not in param_names and name != "family":  # already the "family" column
                 param_names.append(name)
-    param_names.sort(key=lambda p: (p != "family", p))
+    param_names.sort()
     columns = ["trial", *value_cols, "family", "point", "epochs", "seconds", "parameters", *param_names]
     rows = []
     for trial in top:

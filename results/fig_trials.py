@@ -171,34 +171,50 @@ _CURVE_STYLE = {
 }
 
 
+def _curve_label(curve: Curve) -> str:
+    label = f"trial {curve.number} ({curve.state.lower()}"
+    label += f", {curve.family}" if curve.family else ""
+    label += f", {curve.point}" if curve.point else ""
+    return label + (f", stopped: {curve.stop_reason})" if curve.stop_reason else ")")
+
+
 def _draw_curves(info: CurvesInfo) -> go.Figure:
+    """One trace per group (pruned, failed, complete, ... best), curves split by gaps.
+
+    Grouping keeps the figure fast for studies with thousands of trials; hover text
+    still names each trial and epoch.
+    """
     title = "Learning curves (validation accuracy per epoch)"
     if not info.curves:
         return note_figure(title, info.note or "No curves yet.")
+    groups: dict[str, list[Curve]] = {}
+    for curve in info.curves:
+        groups.setdefault("best trial" if curve.is_best else curve.state.lower(), []).append(curve)
+    # Pruned first so complete curves are drawn on top of the grey ones, best last.
+    order = ["pruned", "fail", "waiting", "complete", "running", "best trial"]
     fig = go.Figure()
-    shown: set[str] = set()
-    # Pruned first so complete curves are drawn on top of the grey ones.
-    order = {"PRUNED": 0, "FAIL": 1, "WAITING": 2, "COMPLETE": 3, "RUNNING": 4}
-    for curve in sorted(info.curves, key=lambda c: (c.is_best, order.get(c.state, 0), c.number)):
-        group = "best trial" if curve.is_best else curve.state.lower()
-        line = dict(_CURVE_STYLE.get(curve.state, _CURVE_STYLE["COMPLETE"]))
-        if curve.is_best:
+    for group in sorted(groups, key=lambda g: order.index(g) if g in order else 0):
+        curves = sorted(groups[group], key=lambda c: c.number)
+        line = dict(_CURVE_STYLE.get(curves[0].state, _CURVE_STYLE["COMPLETE"]))
+        if group == "best trial":
             line.update(color=BEST_COLOR, width=3.5)
-        label = f"trial {curve.number} ({curve.state.lower()}"
-        label += f", {curve.family}" if curve.family else ""
-        label += f", {curve.point}" if curve.point else ""
-        label += f", stopped: {curve.stop_reason})" if curve.stop_reason else ")"
-        symbols = ["circle"] * len(curve.epochs)
-        if curve.state == "PRUNED":
-            symbols[-1] = "x"
+        xs: list[int | None] = []
+        ys: list[float | None] = []
+        hover: list[str] = []
+        sizes: list[int] = []
+        symbols: list[str] = []
+        for curve in curves:
+            label = _curve_label(curve)
+            xs += [*curve.epochs, None]
+            ys += [*curve.values, None]
+            hover += [f"{label}<br>epoch {e}: {v:.4f}" for e, v in zip(curve.epochs, curve.values)] + [""]
+            sizes += [3] * (len(curve.epochs) - 1) + [8, 0]
+            symbols += ["circle"] * (len(curve.epochs) - 1) + ["x" if curve.state == "PRUNED" else "circle"] * 2
         fig.add_trace(go.Scatter(
-            x=curve.epochs, y=curve.values, mode="lines+markers", name=group, legendgroup=group,
-            showlegend=group not in shown, line=line,
-            marker=dict(size=[3] * (len(symbols) - 1) + [8], symbol=symbols, color=line["color"]),
-            hovertemplate=f"{label}<br>epoch %{{x}}: %{{y:.4f}}<extra></extra>",
-            opacity=0.6 if curve.state == "PRUNED" else 1.0,
+            x=xs, y=ys, mode="lines+markers", name=f"{group} ({len(curves)})", line=line,
+            marker=dict(size=sizes, symbol=symbols, color=line["color"]), hovertext=hover, hoverinfo="text",
+            opacity=0.6 if group == "pruned" else 1.0, connectgaps=False,
         ))
-        shown.add(group)
     fig.update_layout(
         title=dict(text=title), xaxis_title="epoch", yaxis_title=info.objective, template="plotly_white",
         height=480, legend=dict(orientation="h", y=-0.2), hovermode="closest",
@@ -220,6 +236,7 @@ class TimelineBar(NamedTuple):
     lane: str
     value: float | None
     family: str | None
+    stale: bool = False
 
 
 class TimelineInfo(NamedTuple):
@@ -235,25 +252,49 @@ def _timeline_info(study: Study, now: dt.datetime | None = None) -> TimelineInfo
     bars = []
     started = [t for t in trials(study) if t.datetime_start is not None]
     use_workers = any(t.user_attrs.get("worker") for t in started)
+    finished = [t for t in started if t.datetime_complete is not None]
+    last_activity = max((t.datetime_complete or t.datetime_start for t in started), default=None)
+    longest = max(((t.datetime_complete - t.datetime_start) for t in finished), default=dt.timedelta(0))
     for trial in started:
         end = trial.datetime_complete
+        stale = False
         if end is None:
             if trial.state != TrialState.RUNNING:
                 continue
-            end = now or _now_like(trial.datetime_start)
+            end, stale = _running_end(trial.datetime_start, now or _now_like(trial.datetime_start),
+                                      last_activity, longest)
         if end < trial.datetime_start:
             continue
         lane = str(trial.user_attrs.get("worker") or "unknown worker") if use_workers else f"trial {trial.number}"
         bars.append(TimelineBar(trial.number, trial.state.name, trial.datetime_start, end, lane,
-                                primary_value(trial) if trial.values else None, family_of(trial)))
+                                primary_value(trial) if trial.values else None, family_of(trial), stale))
     bars.sort(key=lambda b: (b.start, b.number))
     note = None if bars else "No trial has started yet."
+    if any(b.stale for b in bars):
+        note = ("Some RUNNING trials have not changed for a long time while nothing else happened: their "
+                "worker probably died. They are drawn up to the study's last activity.")
     return TimelineInfo(bars, "worker" if use_workers else "trial", _max_overlap(bars), note)
 
 
 def _now_like(reference: dt.datetime) -> dt.datetime:
     """Now, naive or aware to match Optuna's timestamps (it stores naive local time)."""
     return dt.datetime.now(reference.tzinfo) if reference.tzinfo else dt.datetime.now()
+
+
+def _running_end(start: dt.datetime, now: dt.datetime, last_activity: dt.datetime | None,
+                 longest: dt.timedelta) -> tuple[dt.datetime, bool]:
+    """Where a RUNNING trial's bar ends: now, unless the whole study went quiet long ago.
+
+    A worker killed without cleanup leaves its trial RUNNING forever; drawing it up
+    to "now" would squash months of timeline, so such (stale) bars stop at the
+    study's last activity instead.
+    """
+    quiet = now - (last_activity or start)
+    if quiet > max(3 * longest, dt.timedelta(hours=1)):
+        # At least a sliver, so the stale trial stays visible and hoverable.
+        sliver = max(longest / 20, dt.timedelta(seconds=1))
+        return max(start + sliver, last_activity or start), True
+    return now, False
 
 
 def _max_overlap(bars: list[TimelineBar]) -> int:
@@ -283,7 +324,8 @@ def _draw_timeline(info: TimelineInfo) -> go.Figure:
             hovertext=[
                 f"trial {b.number} ({b.state.lower()}{', ' + b.family if b.family else ''})<br>"
                 f"{b.start:%H:%M:%S} – {b.end:%H:%M:%S} ({fmt_seconds((b.end - b.start).total_seconds())})"
-                f"<br>value {fmt_value(b.value)}" for b in bars
+                f"<br>value {fmt_value(b.value)}" + ("<br>stale: no sign of life" if b.stale else "")
+                for b in bars
             ],
             hoverinfo="text",
         ))

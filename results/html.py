@@ -7,6 +7,7 @@ dashboard copied off a cluster opens offline.
 from __future__ import annotations
 
 import html
+import json
 import logging
 import os
 import tempfile
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from ._common import NOTE_META
@@ -89,15 +91,24 @@ def is_note(fig: go.Figure) -> bool:
 
 
 def figure_html(fig: go.Figure, div_id: str) -> str:
-    """The figure's div and JSON only; plotly.js itself is inlined once in the page head."""
+    """The figure's div and JSON only; plotly.js itself is inlined once in the page head.
+
+    Built by hand rather than with ``fig.to_html`` so the div gets the figure's own
+    height (plotly's wrapper uses ``height:100%``, which collapses in a flowing page).
+    """
     if is_note(fig):
         texts = [a.text for a in fig.layout.annotations or ()]
         return note_html(" ".join(t for t in texts if t))
-    body = fig.to_html(
-        full_html=False, include_plotlyjs=False, div_id=div_id,
-        config={"displaylogo": False, "responsive": True},
+    height = fig.layout.height or 450
+    div_id = "fig-" + div_id  # never collide with section anchors
+    data = pio.to_json(fig, validate=False, pretty=False).replace("</", "<\\/")
+    config = json.dumps({"displaylogo": False, "responsive": True})
+    return (
+        f'<div class="figure" data-figure="{esc(div_id)}">'
+        f'<div id="{esc(div_id)}" class="plotly-graph-div" style="height:{int(height)}px;width:100%"></div>'
+        f"<script>(function(){{var f={data};Plotly.newPlot({json.dumps(div_id)},f.data,f.layout,{config});}})();</script>"
+        "</div>"
     )
-    return f'<div class="figure" data-figure="{esc(div_id)}">{body}</div>'
 
 
 def guarded(label: str, build: Callable[[], str]) -> str:

@@ -43,13 +43,13 @@ def arch_params(hp: Any) -> dict[str, Any]:
             lo, hi = FILTER_RANGES[i]
             p["filters"].append(hp.Int(f"filters_{i}", lo, hi, step=2, sampling="log",
                                        default=FILTER_DEFAULTS[i]))
-            p["dropout"].append(hp.Float(f"dropout_{i}", 0.0, 0.5, step=0.1, default=0.2))
+            p["dropout"].append(hp.Float(f"dropout_{i}", 0.0, 0.5, step=0.1, default=0.0))
     p["head"] = hp.Choice("head", ["flatten", "global_avg"], default="flatten")
     p["dense_layers"] = hp.Int("dense_layers", 0, MAX_DENSE, default=1)
     for j in range(MAX_DENSE):
         with hp.conditional_scope("dense_layers", list(range(j + 1, MAX_DENSE + 1))):
             p["units"].append(hp.Int(f"units_{j}", 64, 256, step=2, sampling="log", default=256))
-            p["dense_dropout"].append(hp.Float(f"dense_dropout_{j}", 0.0, 0.5, step=0.1, default=0.5))
+            p["dense_dropout"].append(hp.Float(f"dense_dropout_{j}", 0.0, 0.5, step=0.1, default=0.0))
     return p
 
 
@@ -110,7 +110,7 @@ POINTS: dict[str, dict[str, Any]] = {
         "conv_blocks": 3, "convs_per_block": 2, "kernel_size": 3, "padding": "same", "pooling": "max",
         "batch_norm": True, "activation": "relu",
         "filters_0": 32, "filters_1": 64, "filters_2": 128,
-        "dropout_0": 0.1, "dropout_1": 0.2, "dropout_2": 0.3,
-        "head": "flatten", "dense_layers": 1, "units_0": 256, "dense_dropout_0": 0.5,
+        "dropout_0": 0.0, "dropout_1": 0.0, "dropout_2": 0.0,
+        "head": "flatten", "dense_layers": 1, "units_0": 256, "dense_dropout_0": 0.0,
     },
 }
