@@ -169,6 +169,27 @@ def _quiet_backends() -> None:
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 
+def _import_backend_quietly() -> None:
+    """Import Keras and touch a device with file descriptor 2 pointed at /dev/null.
+
+    TensorFlow's C++ start-up writes log lines (CUDA probing, absl notices) straight to fd 2, past
+    every Python logging setting; they would bury the one-line errors and progress this tool
+    prints. Python-level import errors still raise and are reported after stderr is restored.
+    """
+    if "keras" in sys.modules:
+        return
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import keras
+
+        keras.ops.convert_to_numpy(keras.ops.zeros((1,)))
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _sigterm_as_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -178,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_backends()
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    if args.command != "data":
+        _import_backend_quietly()
     from . import commands
 
     resume = None

@@ -37,6 +37,7 @@ def search(cfg: SearchConfig) -> int:
     else:
         outcome = run_search(cfg, progress=progress)
     print_summary(outcome.study, progress)
+    _say_best(outcome.study, progress)
     progress.say(f"search stopped ({outcome.stop_reason}) after {format_duration(time.monotonic() - start)}")
     if cfg.retrain:
         from .final import retrain_best
@@ -46,6 +47,17 @@ def search(cfg: SearchConfig) -> int:
     if path:
         progress.say(f"dashboard: {path}")
     return 0
+
+
+def _say_best(study, progress: Progress) -> None:  # noqa: ANN001
+    from .final import best_trial
+
+    try:
+        best = best_trial(study)
+    except UserError:
+        progress.say("best trial: none completed")
+        return
+    progress.say(f"best trial: #{best.number} val_acc {best.values[0]:.4f}")
 
 
 def default_job(argv: Sequence[str]) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import socket
+import time
 import warnings
 from collections.abc import Iterable
 
@@ -23,6 +24,7 @@ from .config import PRUNERS, SAMPLERS, SearchConfig
 from .errors import UserError
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+STORAGE_ATTEMPTS = 4
 
 
 def worker_id() -> str:
@@ -80,16 +82,26 @@ def make_storage(cfg: SearchConfig) -> optuna.storages.BaseStorage:
     if url.startswith("sqlite:///"):
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(url, engine_kwargs=engine_kwargs,
-                              heartbeat_interval=max(int(cfg.heartbeat), 1),
-                              grace_period=max(int(cfg.heartbeat * 3), 2),
-                              heartbeat_stale_trial_callback=retry_once)
-    except Exception as exc:  # SQLAlchemy raises many types for a bad URL or unreachable server
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot open storage {redact(url)}: {first}") from None
+    for attempt in range(STORAGE_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, engine_kwargs=engine_kwargs,
+                                  heartbeat_interval=max(int(cfg.heartbeat), 1),
+                                  grace_period=max(int(cfg.heartbeat * 3), 2),
+                                  heartbeat_stale_trial_callback=retry_once)
+        except ModuleNotFoundError as exc:
+            raise UserError(f"storage {redact(url)} needs the driver {exc.name!r}: pip install "
+                            f"{'psycopg[binary]' if exc.name and 'psycopg' in exc.name else exc.name}") from None
+        except Exception as exc:  # SQLAlchemy raises many types for a bad URL or unreachable server
+            # Workers starting together on an empty database race to create Optuna's tables;
+            # the loser sees a duplicate-key error and simply tries again.
+            if attempt + 1 < STORAGE_ATTEMPTS and "duplicate" in str(exc).lower():
+                time.sleep(1.0 + attempt)
+                continue
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"cannot open storage {redact(url)}: {first}") from None
+    raise AssertionError("unreachable")
 
 
 def redact(url: str) -> str:

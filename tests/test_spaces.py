@@ -285,7 +285,7 @@ def test_keras_tuner_random_search(tmp_path: Any) -> None:
     hp.Fixed("batch_size", 8)  # keep the one trial tiny; everything else comes from the space
     tuner = keras_tuner.RandomSearch(hypermodel, objective="val_accuracy", max_trials=1, hyperparameters=hp,
                                      directory=str(tmp_path), project_name="kt", seed=3, overwrite=True)
-    names = set(tuner.oracle.hyperparameters.get_config()["values"])
+    names = {h.name for h in tuner.oracle.hyperparameters.space}
     assert {"family", "cnn/conv_blocks", "lenet/filters_3", "learning_rate", "augment"} <= names
     x, y = images(24), labels(24)
     tuner.search(x, y, epochs=1, validation_data=(x[:8], y[:8]), verbose=0)
