@@ -159,9 +159,16 @@ def gpu_names() -> list[str]:
 
 
 def keras_backend() -> str:
-    import keras
-
-    return keras.backend.backend()
+    """The Keras backend, without importing Keras (and TensorFlow) just to ask."""
+    if "keras" in sys.modules:
+        return sys.modules["keras"].backend.backend()
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    config = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "keras.json"
+    try:
+        return str(json.loads(config.read_text()).get("backend", "tensorflow"))
+    except (OSError, ValueError):
+        return "tensorflow"
 
 
 def machine_info() -> dict[str, Any]:

@@ -19,8 +19,7 @@ from spaces.layers import conv_unit, dropout, pool
 NAME = "lenet"
 # (min, max, default) per conv; conv3 stays <= 128 so the flatten (at most 8x8x128) is bounded.
 FILTERS = ((4, 32, 16), (8, 64, 32), (16, 128, 64), (32, 128, 128))
-PADDING_DEFAULTS = ("same", "same", "same", "same")
-PARAM_CEILING = 4_000_000
+PARAM_CEILING = 4_000_000  # largest layout: 32-64-128-128 5x5 same convs, no 3rd pool, 384-192 head
 
 
 def arch_params(hp: Any) -> dict[str, Any]:
@@ -29,7 +28,7 @@ def arch_params(hp: Any) -> dict[str, Any]:
     for i, (lo, hi, default) in enumerate(FILTERS):
         p["filters"].append(hp.Int(f"filters_{i}", lo, hi, default=default))
         p["kernel"].append(hp.Choice(f"kernel_{i}", [3, 5], default=3))
-        p["padding"].append(hp.Choice(f"padding_{i}", ["same", "valid"], default=PADDING_DEFAULTS[i]))
+        p["padding"].append(hp.Choice(f"padding_{i}", ["same", "valid"], default="same"))
     p["conv_dropout_0"] = hp.Float("conv_dropout_0", 0.0, 0.5, step=0.1, default=0.0)
     p["conv_dropout_1"] = hp.Float("conv_dropout_1", 0.0, 0.5, step=0.1, default=0.0)
     p["pool_3"] = hp.Boolean("pool_3", default=True)
