@@ -76,11 +76,15 @@ class Objective:
     def _hooks(self, trial: optuna.Trial) -> list[EpochHook]:
         if self.cfg.multi_objective:
             return []  # Optuna cannot prune multi-objective studies
+        # Named points are the study's anchors (the tutorial's models, a known strong model): they
+        # report their curves, which the pruner judges other trials by, but always run to the end,
+        # so a search never ends without knowing how the tutorial's models do.
+        anchor = "point" in trial.user_attrs
 
         def report(epoch: int, val_accuracy: float) -> bool:
             if math.isfinite(val_accuracy):
                 trial.report(val_accuracy, epoch)
-            return trial.should_prune()
+            return not anchor and trial.should_prune()
 
         return [EpochHook(report)]
 

@@ -84,13 +84,16 @@ def _config(data: Path, out: Path, **kw: object) -> SearchConfig:
     return SearchConfig(**base)  # type: ignore[arg-type]
 
 
-def test_deterministic_pruner_prunes(tiny_data: Path, tmp_path: Path) -> None:
-    cfg = _config(tiny_data, tmp_path, trials=2)
-    outcome = run_search(cfg, pruner=optuna.pruners.ThresholdPruner(lower=2.0), progress=Progress(2))
-    trials = outcome.study.get_trials(deepcopy=False, states=(TrialState.PRUNED, TrialState.COMPLETE))
-    assert [t.state for t in trials] == [TrialState.PRUNED, TrialState.PRUNED]
-    assert all(t.user_attrs["stop_reason"] == "pruned" and t.user_attrs["epochs"] == 1 for t in trials)
-    assert all(t.intermediate_values.keys() == {1} for t in trials)
+def test_deterministic_pruner_prunes_sampled_trials_not_anchors(tiny_data: Path, tmp_path: Path) -> None:
+    cfg = _config(tiny_data, tmp_path, space="lenet", trials=3, epochs=1)
+    outcome = run_search(cfg, pruner=optuna.pruners.ThresholdPruner(lower=2.0), progress=Progress(3))
+    trials = outcome.study.get_trials(deepcopy=False)
+    anchors, sampled = trials[:2], trials[2]
+    assert [t.user_attrs.get("point") for t in anchors] == ["tutorial", "modern"]
+    assert all(t.state == TrialState.COMPLETE for t in anchors)  # named points always finish
+    assert sampled.state == TrialState.PRUNED and "point" not in sampled.user_attrs
+    assert sampled.user_attrs["stop_reason"] == "pruned" and sampled.user_attrs["epochs"] == 1
+    assert sampled.intermediate_values.keys() == {1}
 
 
 def _nan_space() -> types.ModuleType:
