@@ -106,8 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     shown = [s for s in samples if s["trial_count"] in (1, a, b) or s["trial_count"] % every == 0]
     trace = _bench.table(["after trial", "number", "state", "params", "elapsed s", "RSS MiB", "peak MiB",
                           "gc objects"],
-                         [[s["trial_count"], s["number"], s["state"].lower(), f"{s['params']:,}" if s["params"] else "-",
-                           s["elapsed"], s["rss_mb"], s["peak_rss_mb"], s["gc_objects"]] for s in shown],
+                         [[s["trial_count"], s["number"], s["state"].lower(),
+                           f"{s['params']:,}" if s["params"] else "-", s["elapsed"], s["rss_mb"], s["peak_rss_mb"],
+                           s["gc_objects"]] for s in shown],
                          title="RSS after finished trials (every trial is in the JSON)")
     result = _bench.table(["space", "trials", f"RSS after {a}", f"RSS after {b}", "growth", "MiB / trial",
                            "peak MiB", f"target < {TARGET_GROWTH:.0%}"],

@@ -1,7 +1,7 @@
 """Per-trial overhead of a real search: trial start to first training batch, and the gap between trials.
 
-    python benchmarks/overhead.py                      # 12 one-epoch lenet trials on 2,000 real images
-    python benchmarks/overhead.py --trials 20 --max-train 0    # all 10,000 training images
+    python benchmarks/overhead.py                      # 10 one-epoch lenet trials on the real data
+    python benchmarks/overhead.py --trials 20 --pruner threshold --epochs 3
 
 Smoke run on synthetic data (about a minute on 2 cores):
 
@@ -9,12 +9,15 @@ Smoke run on synthetic data (about a minute on 2 cores):
 
 It runs ``search.runner.run_search`` (the code behind ``run_search.py search``: SQLite storage, TPE,
 the named points first, a dashboard every ``--dashboard-every`` trials) with short trials: the lenet
-space, one epoch, a subset of the data. A probe callback inside each trial's ``fit`` records
+space and one epoch (or ``--pruner threshold``, which prunes every trial after its first epoch). The
+data is the real size by default, since Keras' preparation of the arrays is part of the start-up
+cost; ``--max-train`` makes trials shorter. A probe callback inside each trial's ``fit`` records
 
 * start -> first batch: ``Objective.__call__`` entered -> first ``on_train_batch_begin``. It splits
   into *setup* (clear_session, gc, sampling the parameters, building and compiling the model, up to
   ``on_train_begin``) and *fit prep* (Keras wrapping the arrays, up to the first batch).
-* first batch: its duration, i.e. tracing and compiling the train step.
+* first batch: its duration, i.e. tracing and compiling the train step (with the search's
+  ``steps_per_execution`` of 4, one "batch" callback covers 4 steps).
 * gap: the objective's return -> the next trial's ``Objective.__call__``. It splits into *tell*
   (Optuna stores the result; the runner counts states and prints the line) and *loop+ask* (dashboard
   every N trials, the runner's checks, ``study.optimize`` creating the next trial).
@@ -38,8 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     _bench.add_common_args(p)
-    p.set_defaults(max_train=2000, max_valid=1000)
-    p.add_argument("--trials", type=int, default=12, help="trials to run (default 12)")
+    p.add_argument("--trials", type=int, default=10, help="trials to run (default 10)")
     p.add_argument("--space", default="lenet", choices=("lenet", "cnn", "all"), help="(default lenet)")
     p.add_argument("--epochs", type=int, default=1, help="epochs per trial (default 1)")
     p.add_argument("--pruner", default="none", choices=("none", "threshold", "hyperband"),
@@ -50,12 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="run folder (default: a temporary one)")
     p.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
-    args = p.parse_args(argv)
-    if args.max_train == 0:
-        args.max_train = None
-    if args.max_valid == 0:
-        args.max_valid = None
-    return args
+    return p.parse_args(argv)
 
 
 def _pruner(name: str):
@@ -137,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         [[r["number"], (r["state"] or "-").lower() + (f" [{r['point']}]" if r["point"] else ""),
           f"{r['params']:,}" if r["params"] else "-", r["start_to_first_batch"], r["setup"], r["fit_prep"],
           r["first_batch"], r["train_seconds"],
-          "-" if r["gap_to_next"] is None else f"{r['gap_to_next']:.2f}" + (" (dashboard)" if r["number"] in dash else ""),
+          "-" if r["gap_to_next"] is None
+          else f"{r['gap_to_next']:.2f}" + (" (dashboard)" if r["number"] in dash else ""),
           r["tell"], r["loop_ask"]] for r in rows],
         title="Per trial (seconds)")
     first_vs_later = _bench.table(

@@ -93,6 +93,8 @@ def _add_search_args(p: argparse.ArgumentParser) -> None:
                    help="consecutive failed trials that stop the search")
     p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--no-retrain", action="store_true", help="skip the final retrain and test score")
+    p.add_argument("--no-named-points", action="store_true",
+                   help="do not start a new study with the space's named points (tutorial models...)")
     p.add_argument("--dashboard-every", type=int, default=5,
                    help="regenerate the dashboard after every N finished trials (0: only at the end)")
 
@@ -151,7 +153,8 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> SearchCon
         storage=args.storage, sampler=args.sampler, pruner=args.pruner, seed=args.seed, out=args.out,
         objectives=args.objective, workers=args.workers, precision=args.precision,
         n_classes=args.n_classes, valid_fraction=args.valid_fraction, heartbeat=args.heartbeat,
-        max_failures=args.max_failures, retrain=not args.no_retrain, dashboard_every=args.dashboard_every,
+        max_failures=args.max_failures, retrain=not args.no_retrain, named_points=not args.no_named_points,
+        dashboard_every=args.dashboard_every,
         worker_index=args.worker_index, command=command_line(argv), extra={"argv": list(argv)})
 
 
@@ -164,7 +167,6 @@ def _quiet_backends() -> None:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 

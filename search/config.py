@@ -25,6 +25,7 @@ class SearchConfig:
     seed: int = 0
     out: Path = Path("runs")
     objectives: tuple[str, ...] = ("accuracy",)
+    named_points: bool = True  # run the space's named points (the tutorial's models...) first
     retrain: bool = True  # retrain the best configuration and score it on test.p afterwards
     final_epochs: int | None = None  # default: 2 x epochs
     n_classes: int | None = None

@@ -75,7 +75,7 @@ def run_search(cfg: SearchConfig, *, dataset: Dataset | None = None,
     finished0 = sum(count_states(study.get_trials(deepcopy=False))[s] for s in FINISHED)
     progress.say(f"study {cfg.study_name!r}: {finished0} finished trials, target {target}; space "
                  f"{cfg.space}, sampler {cfg.sampler}, pruner "
-                 f"{'none (multi-objective)' if cfg.multi_objective else cfg.pruner}, up to {cfg.epochs} "
+                 f"{_pruner_name(cfg, pruner)}, up to {cfg.epochs} "
                  f"epochs per trial" + (f", {cfg.timeout:.0f}s budget" if cfg.timeout else ""))
     deadline = time.monotonic() + cfg.timeout if cfg.timeout else None
     objective = Objective(dataset, space, cfg, target=target, deadline=deadline)
@@ -112,6 +112,12 @@ def run_search(cfg: SearchConfig, *, dataset: Dataset | None = None,
             since_dashboard = 0
             write_dashboard_safely(study, cfg.run_dir, progress)
     return SearchOutcome(study=study, dataset=dataset, stop_reason=stop_reason, finished=finished)
+
+
+def _pruner_name(cfg: SearchConfig, pruner: optuna.pruners.BasePruner | None) -> str:
+    if cfg.multi_objective:
+        return "none (multi-objective)"
+    return type(pruner).__name__ if pruner is not None else cfg.pruner
 
 
 def _run_one(study: optuna.Study, objective: Objective, errors_log: Path) -> FrozenTrial | None:

@@ -152,6 +152,8 @@ def _initialise(study: optuna.Study, cfg: SearchConfig, data_hash: str, space: o
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
     }.items():
         study.set_user_attr(key, value)
+    if not cfg.named_points:
+        return
     for name, values in space.POINTS.items():  # type: ignore[attr-defined]
         study.enqueue_trial(values, user_attrs={"point": name}, skip_if_exists=True)
 
@@ -166,14 +168,20 @@ def count_states(trials: Iterable[FrozenTrial]) -> dict[TrialState, int]:
 def settle_target(study: optuna.Study, trials: int) -> int:
     """The study's target of finished trials for this run.
 
-    Workers joining a study that has not reached its target share that target (``--trials`` is
-    the study's total, not a number per worker); a study that already reached it is extended by
-    ``trials``, so running the same command again adds trials.
+    A study's trials come in campaigns: a campaign starts when a command finds the study at (or
+    past) its target, and aims at ``finished then + trials``. Workers joining an unfinished
+    campaign share its target (``--trials`` is a total, not a number per worker); a rerun of the
+    same command after the target was reached starts a new campaign, so it adds trials; a rerun
+    with another ``--trials`` while a campaign is unfinished moves that campaign's target.
     """
     finished = sum(count_states(study.get_trials(deepcopy=False))[s] for s in FINISHED)
     target = int(study.user_attrs.get("target_trials") or 0)
+    start = int(study.user_attrs.get("campaign_start") or 0)
     if target <= finished:  # a new study, or one whose last campaign reached its target
-        target = finished + trials
+        start = finished
+        study.set_user_attr("campaign_start", start)
+    if start + trials != target:
+        target = start + trials
         study.set_user_attr("target_trials", target)
     return target
 
