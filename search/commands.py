@@ -41,8 +41,15 @@ def search(cfg: SearchConfig) -> int:
     progress.say(f"search stopped ({outcome.stop_reason}) after {format_duration(time.monotonic() - start)}")
     if cfg.retrain:
         from .final import retrain_best
+        from .study import redact
 
-        retrain_best(outcome.study, outcome.dataset, cfg, progress)
+        try:
+            retrain_best(outcome.study, outcome.dataset, cfg, progress)
+        except KeyboardInterrupt:
+            progress.say(f"\nretrain interrupted; the search itself is saved. Retrain later with:\n"
+                         f"  python run_search.py retrain --study {cfg.study_name} --out {cfg.out}"
+                         + (f" --storage {redact(cfg.storage)}" if cfg.storage else ""))
+            return 130
     path = write_dashboard_safely(outcome.study, cfg.run_dir, progress)
     if path:
         progress.say(f"dashboard: {path}")
