@@ -69,8 +69,10 @@ def test_two_postgres_workers_share_the_target(tiny_data: Path, tmp_path: Path) 
 @needs_pg
 def test_killed_worker_trial_fails_and_is_retried(tiny_data: Path, tmp_path: Path) -> None:
     name = f"pg-kill-{uuid.uuid4().hex[:8]}"
-    args = _worker_args(tiny_data, tmp_path, name, PG_URL, trials=5)
-    args[args.index("--epochs") + 1] = "3"
+    args = _worker_args(tiny_data, tmp_path, name, PG_URL, trials=3)
+    # Long trials (no early stop), so that the victim is surely mid-trial when it is killed.
+    args[args.index("--epochs") + 1] = "12"
+    args += ["--patience", "12"]
     victim = _start(args, tmp_path / "victim.log")
     storage = PG_URL
     deadline = time.monotonic() + 240
@@ -83,7 +85,7 @@ def test_killed_worker_trial_fails_and_is_retried(tiny_data: Path, tmp_path: Pat
             continue
         running = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING
                    and t.user_attrs.get("worker", "").endswith(f":{victim.pid}")]
-        if running and _finished(study):
+        if running and _finished(study) and running[0].intermediate_values:
             victim_trial = running[0].number
     assert victim_trial is not None, (tmp_path / "victim.log").read_text()
     victim.send_signal(signal.SIGKILL)
@@ -96,7 +98,7 @@ def test_killed_worker_trial_fails_and_is_retried(tiny_data: Path, tmp_path: Pat
     retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim_trial]
     assert len(retries) == 1 and retries[0].params == killed.params
     assert retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
-    assert len(_finished(study)) == 5
+    assert len(_finished(study)) == 3
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
 
 
