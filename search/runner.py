@@ -26,8 +26,8 @@ from .objective import Objective, TrialFailed
 from .overview import data_overview, save_overview
 from .progress import Progress, summary_table
 from .sanity import sanity_report
-from .study import (FINISHED, count_states, fail_dead_local_trials, make_storage, open_study,
-                    settle_target)
+from .study import (FINISHED, count_finished, count_states, fail_dead_local_trials, make_storage,
+                    open_study, settle_target)
 
 POLL_SECONDS = 2.0
 
@@ -72,7 +72,7 @@ def run_search(cfg: SearchConfig, *, dataset: Dataset | None = None,
         progress.say(f"marked trials {revived} failed: their worker process had died (retried once)")
     target = settle_target(study, cfg.trials)
     progress.target = target
-    finished0 = sum(count_states(study.get_trials(deepcopy=False))[s] for s in FINISHED)
+    finished0 = count_finished(study)
     progress.say(f"study {cfg.study_name!r}: {finished0} finished trials, target {target}; space "
                  f"{cfg.space}, sampler {cfg.sampler}, pruner "
                  f"{_pruner_name(cfg, pruner)}, up to {cfg.epochs} "

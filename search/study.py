@@ -165,6 +165,12 @@ def count_states(trials: Iterable[FrozenTrial]) -> dict[TrialState, int]:
     return counts
 
 
+def count_finished(study: optuna.Study) -> int:
+    """Completed plus pruned trials: what the study's target counts."""
+    counts = count_states(study.get_trials(deepcopy=False))
+    return sum(counts[s] for s in FINISHED)
+
+
 def settle_target(study: optuna.Study, trials: int) -> int:
     """The study's target of finished trials for this run.
 
@@ -174,7 +180,7 @@ def settle_target(study: optuna.Study, trials: int) -> int:
     same command after the target was reached starts a new campaign, so it adds trials; a rerun
     with another ``--trials`` while a campaign is unfinished moves that campaign's target.
     """
-    finished = sum(count_states(study.get_trials(deepcopy=False))[s] for s in FINISHED)
+    finished = count_finished(study)
     target = int(study.user_attrs.get("target_trials") or 0)
     start = int(study.user_attrs.get("campaign_start") or 0)
     if target <= finished:  # a new study, or one whose last campaign reached its target

@@ -20,7 +20,7 @@ import optuna
 from .config import SearchConfig
 from .progress import Progress
 from .runner import SearchOutcome, prepare_data
-from .study import FINISHED, count_states, make_storage, open_study, settle_target
+from .study import count_finished, make_storage, open_study, settle_target
 
 RUN_SEARCH = Path(__file__).resolve().parent.parent / "run_search.py"
 
@@ -88,7 +88,7 @@ def run_workers(cfg: SearchConfig, progress: Progress) -> SearchOutcome:
     if any(codes):
         progress.say(f"warning: worker exit codes {codes}")
     study = optuna.load_study(study_name=cfg.study_name, storage=make_storage(cfg))
-    finished = sum(count_states(study.get_trials(deepcopy=False))[s] for s in FINISHED)
+    finished = count_finished(study)
     reason = "target" if finished >= target else "timeout"
     if all(code != 0 for code in codes) and finished < target:
         reason = "failures"
