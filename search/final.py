@@ -25,6 +25,7 @@ from .files import write_json
 from .overview import add_test_counts
 from .progress import Progress, format_duration, key_params
 from .sanity import count_shared_images
+from .session import fresh_session
 from .trainer import count_params, train_model
 
 MAX_MISCLASSIFIED = 64
@@ -52,7 +53,7 @@ def retrain_best(study: optuna.Study, dataset: Dataset, cfg: SearchConfig,
     epochs = cfg.final_epochs or 2 * cfg.epochs
     progress.say(f"retraining trial {trial.number} (val_acc {trial.values[0]:.4f}) from scratch for up "
                  f"to {epochs} epochs: {key_params(trial.params, 10)}")
-    keras.backend.clear_session()
+    fresh_session()
     keras.utils.set_random_seed(cfg.seed)
     hp = ValuesHyperParameters(dict(trial.params))
     model = space.build(hp, dataset.input_shape, dataset.n_classes)

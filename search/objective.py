@@ -6,7 +6,6 @@ dashboards and summaries never need to re-run anything.
 """
 from __future__ import annotations
 
-import gc
 import math
 import time
 from types import ModuleType
@@ -18,6 +17,7 @@ from optuna.trial import TrialState
 from .config import SearchConfig
 from .data import Dataset
 from .hp_adapter import OptunaHyperParameters
+from .session import fresh_session
 from .study import FINISHED, worker_id
 from .trainer import EpochHook, count_params, train_model
 
@@ -39,8 +39,7 @@ class Objective:
         self.target, self.deadline = target, deadline
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
-        keras.backend.clear_session()
-        gc.collect()
+        fresh_session()
         trial.set_user_attr("worker", worker_id())
         self._refuse_surplus(trial)
         keras.utils.set_random_seed((self.cfg.seed * 100_003 + trial.number) % 2**31)
