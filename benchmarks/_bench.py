@@ -115,6 +115,20 @@ def _version(package: str) -> str | None:
         return None
 
 
+def _cpu_vector_flags() -> list[str]:
+    """The SIMD extensions that decide CPU training speed (the same "AMD EPYC" came with and without AVX-512)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return sorted(f for f in flags if f in {"avx", "avx2", "fma", "avx512f", "avx512_bf16",
+                                                            "avx512_vnni", "amx_tile"})
+    except OSError:
+        pass
+    return []
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as fh:
@@ -178,6 +192,7 @@ def machine_info() -> dict[str, Any]:
         usable = os.cpu_count()
     return {
         "cpu_count": os.cpu_count(), "cpus_usable": usable, "cpu_model": _cpu_model(),
+        "cpu_vector_flags": _cpu_vector_flags(),
         "mem_total_gb": _mem_total_gb(), "load_average": [round(x, 2) for x in os.getloadavg()],
         "platform": platform.platform(), "python": platform.python_version(),
         "hostname": platform.node(), "keras_backend": keras_backend(),

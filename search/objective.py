@@ -11,6 +11,7 @@ import time
 from types import ModuleType
 
 import keras
+import numpy as np
 import optuna
 from optuna.trial import TrialState
 
@@ -20,6 +21,26 @@ from .hp_adapter import OptunaHyperParameters
 from .session import fresh_session
 from .study import FINISHED, worker_id
 from .trainer import EpochHook, count_params, train_model
+
+
+# A model still at chance level after this many epochs has diverged or cannot learn at its settings
+# (a too-high learning rate, say); Hyperband's later brackets would otherwise train it 3 or 9 epochs
+# before their first judgement. "Chance" is always answering the most common validation class
+# (5.8% on GTSRB's unbalanced classes); healthy models are far above it after one epoch.
+STALL_EPOCH = 2
+STALL_FACTOR = 1.5
+
+
+def majority_share(labels: np.ndarray) -> float:
+    """Accuracy of always predicting the most common label."""
+    return float(np.bincount(labels).max() / len(labels)) if len(labels) else 0.0
+
+
+def stalled(epoch: int, val_accuracy: float, chance: float, max_epochs: int) -> bool:
+    """True when a trial should stop now because it has learned nothing (and has epochs left)."""
+    if epoch < STALL_EPOCH or epoch >= max_epochs:
+        return False
+    return not math.isfinite(val_accuracy) or val_accuracy <= STALL_FACTOR * chance
 
 
 class TrialFailed(Exception):
@@ -54,10 +75,11 @@ class Objective:
         result = train_model(model, self.dataset, hp.values, epochs=self.cfg.epochs,
                              patience=self.cfg.patience, deadline=self._trial_deadline(),
                              hooks=self._hooks(trial), steps_per_execution=self.cfg.steps_per_execution)
+        stop_reason = trial.user_attrs.get("stop_reason") or result.stop_reason
         for key, value in {
             "epochs": result.epochs_run, "best_epoch": result.best_epoch,
             "seconds": round(result.seconds, 3), "val_curve": result.val_curve,
-            "train_curve": result.train_curve, "stop_reason": result.stop_reason,
+            "train_curve": result.train_curve, "stop_reason": stop_reason,
             "seconds_per_epoch": round(result.seconds / max(result.epochs_run, 1), 3),
         }.items():
             trial.set_user_attr(key, value)
@@ -79,11 +101,17 @@ class Objective:
         # report their curves, which the pruner judges other trials by, but always run to the end,
         # so a search never ends without knowing how the tutorial's models do.
         anchor = "point" in trial.user_attrs
+        chance = majority_share(self.dataset.valid.labels)
 
         def report(epoch: int, val_accuracy: float) -> bool:
             if math.isfinite(val_accuracy):
                 trial.report(val_accuracy, epoch)
-            return not anchor and trial.should_prune()
+            if anchor:
+                return False
+            if stalled(epoch, val_accuracy, chance, self.cfg.epochs):
+                trial.set_user_attr("stop_reason", "no_learning")
+                return True
+            return trial.should_prune()
 
         return [EpochHook(report)]
 

@@ -128,6 +128,45 @@ def test_nan_trial_fails_and_search_continues(tiny_data: Path, tmp_path: Path,
     assert second.state == TrialState.COMPLETE
 
 
+def _blind_space() -> types.ModuleType:
+    """A space whose only model sees blank images, so it cannot beat chance (a sampled trial)."""
+    module = types.ModuleType("blind_space")
+
+    def build(hp, input_shape, n_classes):  # noqa: ANN001, ANN202
+        hp.Choice("width", [8])
+        inputs = keras.Input(input_shape)
+        x = keras.layers.Flatten()(keras.layers.Rescaling(0.0)(inputs))
+        model = keras.Model(inputs, keras.layers.Dense(n_classes, activation="softmax")(x))
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    module.NAME = "blind_space"
+    module.build = build
+    module.POINTS = {}
+    module.family_of = lambda values: "blind_space"
+    return module
+
+
+def test_trial_that_learns_nothing_stops_after_two_epochs(tiny_data: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(spaces.SPACES, "blind_space", _blind_space())
+    cfg = _config(tiny_data, tmp_path, space="blind_space", trials=1, epochs=5, pruner="none")
+    trial = run_search(cfg, progress=Progress(1)).study.get_trials(deepcopy=False)[0]
+    assert trial.state == TrialState.PRUNED
+    assert trial.user_attrs["stop_reason"] == "no_learning" and trial.user_attrs["epochs"] == 2
+
+
+def test_stall_rule_spares_early_epochs_the_last_epoch_and_learning_models() -> None:
+    from search.objective import majority_share, stalled
+
+    chance = majority_share(np.array([0, 0, 1, 2]))
+    assert chance == 0.5
+    assert stalled(2, 0.7, chance, max_epochs=10) and stalled(2, float("nan"), chance, max_epochs=10)
+    assert not stalled(1, 0.0, chance, max_epochs=10)  # one epoch is too early to judge
+    assert not stalled(10, 0.0, chance, max_epochs=10)  # nothing left to save at the last epoch
+    assert not stalled(2, 0.8, chance, max_epochs=10)
+
+
 def test_multi_objective_gives_pareto_values_without_pruning(tiny_data: Path, tmp_path: Path) -> None:
     cfg = _config(tiny_data, tmp_path, space="lenet", trials=1, epochs=1, objectives=("accuracy", "params"))
     outcome = run_search(cfg, progress=Progress(1))
