@@ -137,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{dataset.n_classes} classes; {args.epochs} epochs x {args.repeat} repeats per path; "
           f"tool steps_per_execution={spe}", flush=True)
 
-    results = []
+    results: list[dict] = []
+    out: Path | None = None
+    text = ""
     for name, space, values in models:
         runs: dict[str, list[list[dict]]] = {"tool": [], "plain": []}
         params = 0
@@ -164,7 +166,19 @@ def main(argv: list[str] | None = None) -> int:
         row["overhead_train"] = row["tool"]["train_s_median"] / row["plain"]["train_s_median"]
         row["overhead_epoch"] = row["tool"]["epoch_s_median"] / row["plain"]["epoch_s_median"]
         results.append(row)
+        # Written after every model, so that a run cut short keeps what it measured.
+        text = _summary(results, args)
+        out = _bench.write_results("throughput", args.results_dir, results=results, table=text,
+                                   settings={**vars(args), "steps_per_execution": spe, "complete": False},
+                                   started=started, path=out)
+    out = _bench.write_results("throughput", args.results_dir, results=results, table=text,
+                               settings={**vars(args), "steps_per_execution": spe, "complete": True},
+                               started=started, path=out)
+    print(f"\nresults: {out}\n{text}")
+    return 0
 
+
+def _summary(results: list[dict], args: argparse.Namespace) -> str:
     headers = ["model", "params", "batch", "tool img/s", "plain img/s", "overhead (train)",
                "tool epoch s", "plain epoch s", "overhead (epoch+val)", "1st epoch tool/plain s"]
     rows = [[r["model"], f"{r['params']:,}", r["batch_size"], f"{r['tool']['images_per_s']:.0f}",
@@ -172,12 +186,8 @@ def main(argv: list[str] | None = None) -> int:
              r["tool"]["epoch_s_median"], r["plain"]["epoch_s_median"], f"{r['overhead_epoch']:.3f}",
              f"{r['tool']['first_epoch_s_median']:.1f} / {r['plain']['first_epoch_s_median']:.1f}"]
             for r in results]
-    text = _bench.table(headers, rows, title=f"Training throughput, median of epochs 2..{args.epochs} over "
+    return _bench.table(headers, rows, title=f"Training throughput, median of epochs 2..{args.epochs} over "
                                              f"{args.repeat} repeat(s); overhead = tool / plain seconds")
-    out = _bench.write_results("throughput", args.results_dir, settings={**vars(args), "steps_per_execution": spe},
-                               results=results, table=text, started=started)
-    print(f"\nresults: {out}\n{text}")
-    return 0
 
 
 if __name__ == "__main__":
