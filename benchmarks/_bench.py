@@ -115,29 +115,26 @@ def _version(package: str) -> str | None:
         return None
 
 
-def _cpu_vector_flags() -> list[str]:
-    """The SIMD extensions that decide CPU training speed (the same "AMD EPYC" came with and without AVX-512)."""
+def _cpuinfo_field(name: str) -> str | None:
+    """The first value of ``name`` in /proc/cpuinfo (None where there is no such file or field)."""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return sorted(f for f in flags if f in {"avx", "avx2", "fma", "avx512f", "avx512_bf16",
-                                                            "avx512_vnni", "amx_tile"})
-    except OSError:
-        pass
-    return []
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
+                if line.startswith(name):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor()
+    return None
+
+
+def _cpu_vector_flags() -> list[str]:
+    """The SIMD extensions that decide CPU training speed (the same "AMD EPYC" came with and without AVX-512)."""
+    flags = set((_cpuinfo_field("flags") or "").split())
+    return sorted(flags & {"avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile"})
+
+
+def _cpu_model() -> str:
+    return _cpuinfo_field("model name") or platform.processor()
 
 
 def _mem_total_gb() -> float | None:

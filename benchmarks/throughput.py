@@ -131,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         models.append((item, space, space.POINTS[point]))
+    if not models:
+        print("error: --models names no model (give space:point, e.g. lenet:tutorial)", file=sys.stderr)
+        return 2
     dataset = _bench.load_data(args.data_dir, max_train=args.max_train, max_valid=args.max_valid)
     n_train = len(dataset.train)
     print(f"data: {n_train} train / {len(dataset.valid)} valid images {dataset.input_shape}, "
@@ -139,7 +142,6 @@ def main(argv: list[str] | None = None) -> int:
 
     results: list[dict] = []
     out: Path | None = None
-    text = ""
     for name, space, values in models:
         runs: dict[str, list[list[dict]]] = {"tool": [], "plain": []}
         params = 0
@@ -168,12 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         results.append(row)
         # Written after every model, so that a run cut short keeps what it measured.
         text = _summary(results, args)
+        complete = len(results) == len(models)
         out = _bench.write_results("throughput", args.results_dir, results=results, table=text,
-                                   settings={**vars(args), "steps_per_execution": spe, "complete": False},
+                                   settings={**vars(args), "steps_per_execution": spe, "complete": complete},
                                    started=started, path=out)
-    out = _bench.write_results("throughput", args.results_dir, results=results, table=text,
-                               settings={**vars(args), "steps_per_execution": spe, "complete": True},
-                               started=started, path=out)
     print(f"\nresults: {out}\n{text}")
     return 0
 

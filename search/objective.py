@@ -58,6 +58,7 @@ class Objective:
                  deadline: float | None) -> None:
         self.dataset, self.space, self.cfg = dataset, space, cfg
         self.target, self.deadline = target, deadline
+        self.chance = majority_share(dataset.valid.labels)
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         fresh_session()
@@ -101,14 +102,13 @@ class Objective:
         # report their curves, which the pruner judges other trials by, but always run to the end,
         # so a search never ends without knowing how the tutorial's models do.
         anchor = "point" in trial.user_attrs
-        chance = majority_share(self.dataset.valid.labels)
 
         def report(epoch: int, val_accuracy: float) -> bool:
             if math.isfinite(val_accuracy):
                 trial.report(val_accuracy, epoch)
             if anchor:
                 return False
-            if stalled(epoch, val_accuracy, chance, self.cfg.epochs):
+            if stalled(epoch, val_accuracy, self.chance, self.cfg.epochs):
                 trial.set_user_attr("stop_reason", "no_learning")
                 return True
             return trial.should_prune()
