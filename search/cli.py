@@ -211,7 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return commands.default_job(argv)
         if args.command == "search":
             cfg = config_from_args(args, argv)
-            resume = cfg.command
+            # A worker started by --workers leaves the resume command to its parent.
+            resume = None if "--worker-index" in argv else cfg.command
             return commands.search(cfg)
         handler = getattr(commands, (args.data_command if args.command == "data" else args.command)
                           .replace("-", "_"))

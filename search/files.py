@@ -16,9 +16,16 @@ def _jsonable(value: object) -> object:
     return str(value)
 
 
+def private_tmp(path: Path) -> Path:
+    """A temporary name beside ``path`` that no other process uses: several workers on one study
+    write the same run files, and a shared temporary name lets one rename the other's file away.
+    The name ends like ``path`` so that writers which add a suffix (``.npz``, ``.keras``) keep it."""
+    return path.with_name(f".tmp-{os.getpid()}-{path.name}")
+
+
 def write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    tmp = private_tmp(path)
     tmp.write_text(text)
     os.replace(tmp, path)
 

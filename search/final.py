@@ -21,7 +21,8 @@ from spaces.hp import ValuesHyperParameters
 from .config import SearchConfig
 from .data import Dataset, Split
 from .errors import UserError
-from .files import write_json
+from .files import private_tmp, write_json
+from .interrupt import deferred_interrupts
 from .overview import add_test_counts
 from .progress import Progress, format_duration, key_params
 from .sanity import count_shared_images
@@ -57,8 +58,9 @@ def retrain_best(study: optuna.Study, dataset: Dataset, cfg: SearchConfig,
     keras.utils.set_random_seed(cfg.seed)
     hp = ValuesHyperParameters(dict(trial.params))
     model = space.build(hp, dataset.input_shape, dataset.n_classes)
-    result = train_model(model, dataset, hp.values, epochs=epochs, patience=max(2 * cfg.patience, 4),
-                         steps_per_execution=cfg.steps_per_execution)
+    with deferred_interrupts():
+        result = train_model(model, dataset, hp.values, epochs=epochs, patience=max(2 * cfg.patience, 4),
+                             steps_per_execution=cfg.steps_per_execution)
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     _save_model(model, run_dir / "best_model.keras")
@@ -93,7 +95,7 @@ def retrain_best(study: optuna.Study, dataset: Dataset, cfg: SearchConfig,
 
 
 def _save_model(model: keras.Model, path: Path) -> None:
-    tmp = path.with_name(".tmp-" + path.name)
+    tmp = private_tmp(path)
     model.save(tmp)
     os.replace(tmp, path)
 

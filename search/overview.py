@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import Dataset, Split
+from .files import private_tmp
 
 
 def data_overview(dataset: Dataset, test: Split | None = None, *, seed: int = 0) -> dict[str, np.ndarray]:
@@ -33,7 +34,7 @@ def data_overview(dataset: Dataset, test: Split | None = None, *, seed: int = 0)
 
 
 def save_overview(overview: dict[str, np.ndarray], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
+    tmp = private_tmp(path)
     np.savez_compressed(tmp, **overview)
     os.replace(tmp, path)
 

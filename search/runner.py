@@ -22,6 +22,7 @@ from .config import SearchConfig
 from .data import Dataset, load_dataset
 from .errors import UserError
 from .files import write_json
+from .interrupt import deferred_interrupts
 from .objective import Objective, TrialFailed
 from .overview import data_overview, save_overview
 from .progress import Progress, summary_table
@@ -82,35 +83,37 @@ def run_search(cfg: SearchConfig, *, dataset: Dataset | None = None,
     errors_log = cfg.run_dir / "errors.log"
     consecutive_failures = 0
     since_dashboard = 0
-    while True:
-        counts = count_states(study.get_trials(deepcopy=False))
-        finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
-        if finished >= target:
-            stop_reason = "target"
-            break
-        if deadline is not None and time.monotonic() >= deadline:
-            stop_reason = "timeout"
-            break
-        if finished + counts[TrialState.RUNNING] >= target and not counts[TrialState.WAITING]:
-            time.sleep(POLL_SECONDS)  # other workers hold the last trials; wait for them (or their death)
-            fail_dead_local_trials(study)
-            continue
-        trial = _run_one(study, objective, errors_log)
-        if trial is None:
-            continue
-        if trial.user_attrs.get("surplus"):
-            continue
-        finished += trial.state in FINISHED
-        progress.trial_line(trial, finished, _best_value(study))
-        consecutive_failures = consecutive_failures + 1 if trial.state == TrialState.FAIL else 0
-        if consecutive_failures >= cfg.max_failures:
-            raise SearchStopped(f"stopping: {consecutive_failures} trials in a row failed (last: "
-                                f"{trial.user_attrs.get('fail_reason', 'see ' + str(errors_log))}); "
-                                f"completed trials are kept in {cfg.storage_url}")
-        since_dashboard += trial.state in FINISHED
-        if cfg.dashboard_every and since_dashboard >= cfg.dashboard_every:
-            since_dashboard = 0
-            write_dashboard_safely(study, cfg.run_dir, progress)
+    with deferred_interrupts() as stop:
+        while True:
+            stop.raise_if_requested()  # a Ctrl-C between trials
+            counts = count_states(study.get_trials(deepcopy=False))
+            finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+            if finished >= target:
+                stop_reason = "target"
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                stop_reason = "timeout"
+                break
+            if finished + counts[TrialState.RUNNING] >= target and not counts[TrialState.WAITING]:
+                time.sleep(POLL_SECONDS)  # other workers hold the last trials; wait for them (or their death)
+                fail_dead_local_trials(study)
+                continue
+            trial = _run_one(study, objective, errors_log)
+            if trial is None:
+                continue
+            if trial.user_attrs.get("surplus"):
+                continue
+            finished += trial.state in FINISHED
+            progress.trial_line(trial, finished, _best_value(study))
+            consecutive_failures = consecutive_failures + 1 if trial.state == TrialState.FAIL else 0
+            if consecutive_failures >= cfg.max_failures:
+                raise SearchStopped(f"stopping: {consecutive_failures} trials in a row failed (last: "
+                                    f"{trial.user_attrs.get('fail_reason', 'see ' + str(errors_log))}); "
+                                    f"completed trials are kept in {cfg.storage_url}")
+            since_dashboard += trial.state in FINISHED
+            if cfg.dashboard_every and since_dashboard >= cfg.dashboard_every:
+                since_dashboard = 0
+                write_dashboard_safely(study, cfg.run_dir, progress)
     return SearchOutcome(study=study, dataset=dataset, stop_reason=stop_reason, finished=finished)
 
 

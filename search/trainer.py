@@ -17,6 +17,7 @@ import numpy as np
 from spaces import common
 
 from .data import Dataset
+from .interrupt import StopOnRequest
 
 EVAL_BATCH_SIZE = 1024
 
@@ -93,7 +94,7 @@ def train_model(model: keras.Model, dataset: Dataset, values: dict, *, epochs: i
     early = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience,
                                           restore_best_weights=True)
     cap, nan = _WallClockCap(deadline), _NaNGuard()
-    callbacks: list[keras.callbacks.Callback] = [nan, cap, early, *hooks]
+    callbacks: list[keras.callbacks.Callback] = [StopOnRequest(), nan, cap, early, *hooks]
     schedule = common.lr_callback(settings, epochs)
     if schedule is not None:
         callbacks.append(schedule)

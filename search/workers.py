@@ -74,8 +74,10 @@ def run_workers(cfg: SearchConfig, progress: Progress) -> SearchOutcome:
         raise ValueError("run_workers needs the command-line arguments in cfg.extra['argv']")
     progress.say(f"starting {cfg.workers} workers on study {cfg.study_name!r} (target {target} trials"
                  + (f", {n_gpus} GPUs" if n_gpus else ", CPU") + ")")
+    # Own session: a Ctrl-C in the terminal reaches only this process, which passes exactly
+    # one SIGINT on; a second one would make the workers stop at once instead of after a batch.
     procs = [subprocess.Popen([sys.executable, str(RUN_SEARCH), *worker_argv(argv, i)],
-                              env=worker_env(i, n_gpus)) for i in range(cfg.workers)]
+                              env=worker_env(i, n_gpus), start_new_session=True) for i in range(cfg.workers)]
     try:
         codes = [p.wait() for p in procs]
     except KeyboardInterrupt:

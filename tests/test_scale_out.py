@@ -44,8 +44,18 @@ def _start(args: list[str], log: Path) -> subprocess.Popen:
     return subprocess.Popen([*RUN, *args], cwd=ROOT, stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
 
+def _finished_in(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+
+
 def _finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    return _finished_in(study.get_trials(deepcopy=False))
+
+
+def _table(trials: list[optuna.trial.FrozenTrial]) -> str:
+    """One line per trial, for failure messages."""
+    return "\n".join(f"#{t.number} {t.state.name} worker={t.user_attrs.get('worker')} "
+                     f"epochs={len(t.intermediate_values)} {t.system_attrs}" for t in trials)
 
 
 @needs_pg
@@ -83,10 +93,14 @@ def test_killed_worker_trial_fails_and_is_retried(tiny_data: Path, tmp_path: Pat
             study = optuna.load_study(study_name=name, storage=storage)
         except KeyError:
             continue
-        running = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING
+        # One snapshot for both checks: with two reads, a trial that ended between them looked
+        # both running (first read) and finished (second), and the victim was killed after it.
+        trials = study.get_trials(deepcopy=False)
+        running = [t for t in trials if t.state == TrialState.RUNNING
                    and t.user_attrs.get("worker", "").endswith(f":{victim.pid}")]
-        if running and _finished(study) and running[0].intermediate_values:
+        if running and _finished_in(trials) and running[0].intermediate_values:
             victim_trial = running[0].number
+            seen = _table(trials)
     assert victim_trial is not None, (tmp_path / "victim.log").read_text()
     victim.send_signal(signal.SIGKILL)
     victim.wait()
@@ -94,7 +108,8 @@ def test_killed_worker_trial_fails_and_is_retried(tiny_data: Path, tmp_path: Pat
     assert survivor.wait(timeout=400) == 0, (tmp_path / "survivor.log").read_text()
     study = optuna.load_study(study_name=name, storage=storage)
     killed = study.trials[victim_trial]
-    assert killed.state == TrialState.FAIL
+    logs = "\n".join((tmp_path / f"{who}.log").read_text()[-3000:] for who in ("victim", "survivor"))
+    assert killed.state == TrialState.FAIL, f"seen when killed:\n{seen}\nnow:\n{_table(study.trials)}\n{logs}"
     retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim_trial]
     assert len(retries) == 1 and retries[0].params == killed.params
     assert retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
@@ -117,14 +132,37 @@ def test_worker_with_different_data_is_refused(tiny_data: Path, tmp_path: Path) 
     assert second.stderr.count("\n") == 1
 
 
-def test_workers_flag_on_sqlite(tiny_data: Path, tmp_path: Path) -> None:
-    result = subprocess.run([*RUN, "search", "--data-dir", str(tiny_data), "--space", "lenet", "--trials", "4",
-                             "--epochs", "1", "--pruner", "none", "--study", "local2", "--out", str(tmp_path),
-                             "--workers", "2", "--no-retrain"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=400)
+def test_workers_flag_on_sqlite_stops_on_ctrl_c_and_resumes(tiny_data: Path, tmp_path: Path) -> None:
+    args = [*RUN, "search", "--data-dir", str(tiny_data), "--space", "lenet", "--trials", "40", "--epochs", "1",
+            "--pruner", "none", "--study", "local2", "--out", str(tmp_path), "--workers", "2", "--no-retrain"]
+    db = tmp_path / "local2" / "study.db"
+    storage = f"sqlite:///{db}"
+    parent = subprocess.Popen(args, cwd=ROOT, stdout=open(tmp_path / "first.log", "w"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    workers: set[str] = set()
+    while time.monotonic() < deadline and len(workers) < 2:
+        time.sleep(0.5)
+        try:
+            study = optuna.load_study(study_name="local2", storage=storage) if db.exists() else None
+        except KeyError:
+            study = None
+        workers = {t.user_attrs.get("worker") for t in _finished(study)} if study else set()
+    parent.send_signal(signal.SIGINT)  # as a terminal's Ctrl-C would, to the parent only
+    parent.wait(timeout=120)
+    first = (tmp_path / "first.log").read_text()
+    assert parent.returncode == 130, first[-3000:]
+    assert "starting 2 workers" in first and first.count("resume with") == 1, first[-3000:]
+    study = optuna.load_study(study_name="local2", storage=storage)
+    assert len({t.user_attrs.get("worker") for t in _finished(study)}) == 2  # both processes ran trials
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    requeued = [t for t in study.trials if t.state == TrialState.WAITING]
+    assert requeued and all("requeued_from" in t.user_attrs for t in requeued)
+    # Resume in one process: the requeued configurations run first and the study reaches its target.
+    target = len(_finished(study)) + len(requeued)
+    args[args.index("40")] = str(target)
+    args[args.index("--workers") + 1] = "1"
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    study = optuna.load_study(study_name="local2", storage=f"sqlite:///{tmp_path / 'local2' / 'study.db'}")
-    assert len(_finished(study)) == 4
-    workers = {t.user_attrs.get("worker") for t in _finished(study)}
-    assert len(workers) == 2  # both processes ran trials
-    assert "starting 2 workers" in result.stdout
+    study = optuna.load_study(study_name="local2", storage=storage)
+    assert len(_finished(study)) == target
+    assert not [t for t in study.trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
