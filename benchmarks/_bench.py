@@ -55,6 +55,15 @@ def add_common_args(parser: Any, *, results: bool = True) -> None:
                             help="where the JSON results go (default benchmarks/results/)")
 
 
+def begin(data_dir: Path) -> float:
+    """Every benchmark's start: its clock, quiet libraries, and an early exit when there is no
+    data (before TensorFlow is imported, so a wrong path costs no seconds). Returns the start time."""
+    started = time.time()
+    setup_env()
+    require_data(data_dir)
+    return started
+
+
 def require_data(data_dir: Path) -> Path:
     """Exit with one clear line when ``data_dir`` has no training file."""
     from search.data import find_split_file

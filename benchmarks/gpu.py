@@ -350,9 +350,7 @@ def tables(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    started = time.time()
-    _bench.setup_env()
-    _bench.require_data(args.data_dir)
+    started = _bench.begin(args.data_dir)
     out_dir = args.out_dir or _bench.RESULTS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     backend = _bench.keras_backend()

@@ -20,7 +20,6 @@ import argparse
 import gc
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -65,9 +64,7 @@ def slope(xs: list[float], ys: list[float]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    started = time.time()
-    _bench.setup_env()
-    _bench.require_data(args.data_dir)
+    started = _bench.begin(args.data_dir)
     from benchmarks._probes import RecordingProgress
     from search.config import SearchConfig
     from search.runner import run_search

@@ -74,9 +74,7 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    started = time.time()
-    _bench.setup_env()
-    _bench.require_data(args.data_dir)
+    started = _bench.begin(args.data_dir)
     from benchmarks._probes import RecordingProgress, instrument_objective
     from search.config import SearchConfig
     from search.runner import run_search

@@ -115,9 +115,7 @@ def fit_once(path: str, space, values: dict, dataset, *, epochs: int, spe: int) 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    started = time.time()
-    _bench.setup_env()
-    _bench.require_data(args.data_dir)
+    started = _bench.begin(args.data_dir)
     import spaces
     from search.config import SearchConfig
 

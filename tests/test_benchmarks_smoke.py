@@ -1,13 +1,15 @@
-"""The benchmark scripts answer ``--help`` (they import nothing heavy before parsing arguments)."""
+"""The benchmark scripts answer ``--help`` (they import nothing heavy before parsing arguments);
+the quick ones also run end to end on tiny data."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ("throughput.py", "overhead.py", "memory.py", "versus.py", "gpu.py", "gpu.sh")
+SCRIPTS = ("throughput.py", "overhead.py", "memory.py", "versus.py", "gpu.py", "gpu.sh", "space_health.py")
 
 
 def test_every_benchmark_script_answers_help() -> None:
@@ -19,3 +21,15 @@ def test_every_benchmark_script_answers_help() -> None:
                               cwd=ROOT, env=env)
         assert done.returncode == 0, f"{name} --help failed:\n{done.stderr}"
         assert "usage:" in done.stdout, f"{name} --help printed no usage:\n{done.stdout}"
+
+
+def test_space_health_runs_and_reports_the_guard(tiny_data: Path, tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "space_health.py"), "--data-dir", str(tiny_data),
+                           "--space", "lenet", "--points", "2", "--epochs", "3", "--max-train", "200",
+                           "--max-valid", "100", "--results-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "no-learning guard: would stop" in done.stdout and "optimizer=" in done.stdout
+    results = json.loads(next(tmp_path.glob("space_health-*.json")).read_text())["results"]
+    assert len(results["points"]) == 2
+    assert all(len(p["val_curve"]) <= 3 and 0 <= p["guard_epoch"] <= 3 for p in results["points"])
