@@ -47,6 +47,13 @@ def lr_decade(lr: float) -> str:
     return f"{low:.0e}..{low * 10:.0e}"
 
 
+def guard_epoch(curve: list[float], chance: float) -> int:
+    """First epoch at which the search (``SEARCH_EPOCHS`` per trial) would stop this curve; 0: never."""
+    from search.objective import stalled
+
+    return next((e for e, v in enumerate(curve, 1) if stalled(e, v, chance, SEARCH_EPOCHS)), 0)
+
+
 def _scoped(values: dict[str, Any], name: str) -> Any:
     """``name`` whether top-level or inside a family's scope (``cnn/batch_norm`` in ``all``)."""
     hits = [v for k, v in values.items() if k == name or k.endswith("/" + name)]
@@ -75,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import spaces
     from search.hp_adapter import OptunaHyperParameters
-    from search.objective import STALL_FACTOR, majority_share, stalled
+    from search.objective import STALL_FACTOR, majority_share
     from search.session import fresh_session
     from search.trainer import train_model
 
@@ -83,15 +90,11 @@ def main(argv: list[str] | None = None) -> int:
                                seed=args.seed)
     chance = majority_share(dataset.valid.labels)
     threshold = STALL_FACTOR * chance
-
-    def guard_epoch(curve: list[float], chance: float) -> int:
-        """First epoch at which the search (``SEARCH_EPOCHS`` per trial) would stop this curve; 0: never."""
-        return next((e for e, v in enumerate(curve, 1) if stalled(e, v, chance, SEARCH_EPOCHS)), 0)
     space = spaces.get_space(args.space)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=args.seed))
     print(f"data: {len(dataset.train)} train / {len(dataset.valid)} valid images; chance "
-          f"{chance:.4f}, dead at <= {STALL_FACTOR * chance:.4f}", flush=True)
+          f"{chance:.4f}, dead at <= {threshold:.4f}", flush=True)
     rows: list[dict[str, Any]] = []
     for i in range(args.points):
         trial = study.ask()
@@ -134,10 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     text2 = _bench.table(["group", "points", "dead", "dead share", "median best acc"], by_opt_lr,
                          title="by optimiser and learning-rate decade")
     print(text2)
-    path = _bench.write_results("space_health", args.results_dir, settings=vars(args),
-                                results={"chance": chance, "guard_stops": len(guarded),
-                                         "guard_stops_that_learned_later": len(recovered), "points": rows}, table=text + "\n\n" + text2,
-                                started=started)
+    results = {"chance": chance, "guard_stops": len(guarded), "guard_stops_that_learned_later": len(recovered),
+               "points": rows}
+    path = _bench.write_results("space_health", args.results_dir, settings=vars(args), results=results,
+                                table=text + "\n\n" + text2, started=started)
     print(f"results: {path}")
     return 0
 
