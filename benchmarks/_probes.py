@@ -2,10 +2,10 @@
 
 ``run_search`` accepts a ``progress`` object, and calls ``progress.trial_line`` after every trial it
 counts; :class:`RecordingProgress` uses that to time trials and sample memory. The time to the first
-training batch needs a callback inside the trial's ``fit``; ``run_search`` has no parameter for extra
-callbacks, so :func:`instrument_objective` swaps ``search.runner.Objective`` for a subclass that adds
-one through ``Objective._hooks`` (the method that supplies the pruning callback) and times
-``__call__``. Everything else about the search is the tool's own code path.
+training batch needs a callback inside the trial's ``fit``: :func:`timed_objective` makes an
+``Objective`` subclass that adds one through ``Objective.epoch_hooks`` and times ``__call__``;
+``run_search(objective_type=...)`` takes it. Everything else about the search is the tool's own
+code path.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ class RecordingProgress(Progress):
             "value": trial.values[0] if trial.values else None,
             "observed": max(curve) if curve else None, "best_complete": best,
             "epochs": ua.get("epochs"), "seconds": ua.get("seconds"), "params": ua.get("params"),
-            "stop_reason": ua.get("stop_reason"), "point": ua.get("point"),
+            "stop_reason": ua.get("stop_reason"), "point": ua.get("point"), "near": ua.get("near"),
         }
         self.trials.append(rec)
         if self.on_trial is not None:
@@ -48,14 +48,14 @@ class RecordingProgress(Progress):
             super().trial_line(trial, finished, best)
 
 
-def instrument_objective(records: list[dict[str, Any]]) -> type:
-    """Make ``run_search`` use an ``Objective`` that appends one timing record per trial to ``records``.
+def timed_objective(records: list[dict[str, Any]]) -> type:
+    """An ``Objective`` subclass for ``run_search(objective_type=...)`` that appends one timing
+    record per trial to ``records``.
 
     Record keys (``time.time()`` seconds): ``enter``/``exit`` of the objective, ``train_begin``
     (``fit`` set up its callbacks: the model is sampled, built and compiled), ``first_batch_begin``
     and ``first_batch_end`` (the first batch includes tracing and compiling the train step).
     """
-    import search.runner
     from search.objective import Objective
     from search.trainer import EpochHook
 
@@ -82,8 +82,7 @@ def instrument_objective(records: list[dict[str, Any]]) -> type:
             finally:
                 rec["exit"] = time.time()
 
-        def _hooks(self, trial: Any) -> list:
-            return [*super()._hooks(trial), FirstBatchProbe(records[-1])]
+        def epoch_hooks(self, trial: Any) -> list:
+            return [*super().epoch_hooks(trial), FirstBatchProbe(records[-1])]
 
-    search.runner.Objective = TimedObjective  # type: ignore[misc]
     return TimedObjective

@@ -75,7 +75,7 @@ def _summary(values: list[float]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = _bench.begin(args.data_dir)
-    from benchmarks._probes import RecordingProgress, instrument_objective
+    from benchmarks._probes import RecordingProgress, timed_objective
     from search.config import SearchConfig
     from search.runner import run_search
 
@@ -86,7 +86,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data: {len(dataset.train)} train / {len(dataset.valid)} valid images, loaded in {load_s:.1f}s",
           flush=True)
     records: list[dict] = []
-    instrument_objective(records)
     tmp = tempfile.TemporaryDirectory(prefix="bench-overhead-") if args.out is None else None
     out = Path(tmp.name) if tmp else args.out
     cfg = SearchConfig(data_dir=args.data_dir, space=args.space, trials=args.trials, epochs=args.epochs,
@@ -95,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
                        dashboard_every=args.dashboard_every, command=_bench.command())
     progress = RecordingProgress(args.trials, quiet=args.quiet)
     search_call = time.time()
-    outcome = run_search(cfg, dataset=dataset, pruner=_pruner(args.pruner), progress=progress)
+    outcome = run_search(cfg, dataset=dataset, pruner=_pruner(args.pruner), progress=progress,
+                         objective_type=timed_objective(records))
     search_s = time.time() - search_call
 
     lines = {p["number"]: p for p in progress.trials}

@@ -18,6 +18,8 @@ just before the search object is created.
   (the tutorial models, the hand-tuned ``strong`` net) enqueued first. Dashboards are off.
 * ``optuna-nopoints``: the same without the named points (this process empties ``space.POINTS``),
   to compare the search algorithms alone.
+* ``optuna-nolocal``: the same without local search (``--local-share 0``: TPE picks every sampled
+  trial), the search as it was before local search.
 * ``random``, ``hyperband``, ``bayesian``: KerasTuner's RandomSearch, Hyperband (``max_epochs`` =
   ``--epochs``, factor 3, iterating until stopped) and BayesianOptimization (its default
   ``num_initial_points``: 3 per dimension) driving the space through ``SpaceHyperModel``, objective
@@ -27,8 +29,9 @@ just before the search object is created.
 A trial's score is its best validation accuracy over its epochs (KerasTuner's own rule; for Optuna
 also for pruned and time-capped trials, whose models were trained that far). A trial counts if it
 ended by ``budget + --grace`` seconds (the validation pass of a trial stopped at the deadline).
-Reported: the best-so-far trace, the best at 25/50/75/100% of the budget, and the time to first
-reach each ``--thresholds`` accuracy.
+Reported: the best-so-far trace, the best at 25/50/75/100% of the budget, the time to first
+reach each ``--thresholds`` accuracy, and (``versus_report.py``, which also reads several result
+files together) whether ours met the target in each run and the means over seeds.
 """
 from __future__ import annotations
 
@@ -43,9 +46,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import _bench  # noqa: E402
+from benchmarks import _bench, versus_report  # noqa: E402
 
-METHODS = ("optuna", "optuna-nopoints", "random", "hyperband", "bayesian")
+METHODS = ("optuna", "optuna-nopoints", "optuna-nolocal", "random", "hyperband", "bayesian")
 DEFAULT_METHODS = "optuna,random,hyperband,bayesian"
 CHECKPOINTS = (0.25, 0.5, 0.75, 1.0)
 UNLIMITED_TRIALS = 1_000_000
@@ -139,12 +142,13 @@ def _run_optuna(args: argparse.Namespace, dataset, space, work: Path, record) ->
         space.POINTS = {}  # this process only: the study starts without the named points
     cfg = SearchConfig(data_dir=args.data_dir, space=args.space, trials=UNLIMITED_TRIALS, timeout=args.budget,
                        epochs=args.epochs, patience=args.patience, out=work, study="versus", seed=args.seed,
-                       sampler="tpe", pruner="hyperband", retrain=False, dashboard_every=0,
+                       sampler="tpe", local_share=0.0 if args.method == "optuna-nolocal" else 0.5,
+                       pruner="hyperband", retrain=False, dashboard_every=0,
                        max_failures=MAX_CONSECUTIVE_FAILURES, command=_bench.command())
 
     def on_trial(trial, rec: dict) -> None:
-        record(rec["state"], rec["observed"], rec["epochs"],
-               f"[{rec['point']}]" if rec["point"] else (rec["stop_reason"] or ""))
+        origin = f"[{rec['point']}] " if rec["point"] else f"[near #{rec['near']}] " if rec["near"] is not None else ""
+        record(rec["state"], rec["observed"], rec["epochs"], origin + (rec["stop_reason"] or ""))
 
     progress = RecordingProgress(UNLIMITED_TRIALS, timeout=args.budget, quiet=True, on_trial=on_trial)
     try:
@@ -312,13 +316,6 @@ def main(argv: list[str] | None = None) -> int:
                      *(cell(v) for v in s["checkpoints"].values()),
                      *("not reached" if v is None else f"{v:.0f}s" for v in s["time_to"].values()),
                      s["stop_reason"]])
-    if len(args.seed_list) > 1:
-        for method in args.method_list:
-            mine = [s for s in summaries if s["method"] == method]
-            finals = [s["final_best"] for s in mine if s["final_best"] is not None]
-            if finals:
-                rows.append([method, "mean", f"{len(mine)} runs", *("" for _ in CHECKPOINTS[1:]),
-                             cell(sum(finals) / len(finals)), *("" for _ in args.threshold_list), ""])
     for err in errors:
         why = "skipped (needs scikit-learn)" if "scikit-learn" in err.get("skipped", "") else (
             err.get("skipped") or f"failed (exit {err.get('exit')})")
@@ -332,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     path = _bench.write_results("versus", args.results_dir, settings={k: v for k, v in vars(args).items()
                                                                        if k not in ("method", "json_out", "seed")},
                                 results=results, table=text, started=started, path=args.out)
-    print(f"\nresults: {path}\n{text}")
+    print(f"\nresults: {path}\n{text}\n\n{versus_report.render(versus_report.load_runs([path]))}")
     return 1 if any("exit" in err for err in errors) else 0
 
 

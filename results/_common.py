@@ -127,6 +127,16 @@ def point_of(trial: FrozenTrial) -> str | None:
     return str(point) if point not in (None, "") else None
 
 
+def origin_of(trial: FrozenTrial) -> str | None:
+    """Where the trial's configuration came from: a named point, or "near #N" for a local-search
+    neighbour of trial N; None for the sampler's own picks."""
+    point = point_of(trial)
+    if point:
+        return point
+    near = trial.user_attrs.get("near")
+    return f"near #{near}" if near is not None else None
+
+
 def curve_of(trial: FrozenTrial) -> tuple[list[int], list[float]]:
     """Validation accuracy per epoch: intermediate values, else the "val_curve" attr."""
     steps: list[int] = []

@@ -23,7 +23,7 @@ from ._common import (
     maximizes,
     note_figure,
     objective_names,
-    point_of,
+    origin_of,
     primary_value,
     state_counts,
     trials,
@@ -182,14 +182,14 @@ def _top_trials_info(study: Study, n: int = 25) -> TopTrialsInfo:
             if name not in param_names and name != "family":  # already the "family" column
                 param_names.append(name)
     param_names.sort()
-    columns = ["trial", *value_cols, "family", "point", "epochs", "seconds", "parameters", *param_names]
+    columns = ["trial", *value_cols, "family", "origin", "epochs", "seconds", "parameters", *param_names]
     rows = []
     for trial in top:
         values = list(trial.values or [])
         row: list[Any] = [trial.number]
         row += [finite(values[i]) if i < len(values) else None for i in range(len(value_cols))]
         row += [
-            family_of(trial), point_of(trial), trial.user_attrs.get("epochs"),
+            family_of(trial), origin_of(trial), trial.user_attrs.get("epochs"),
             finite(trial.user_attrs.get("seconds")), trial.user_attrs.get("params"),
         ]
         row += [trial.params.get(p) for p in param_names]

@@ -49,6 +49,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
+    return value
+
+
 def _objectives(text: str) -> tuple[str, ...]:
     parts = tuple(p.strip() for p in text.split(",") if p.strip())
     if not parts or parts[0] != "accuracy" or any(p not in OBJECTIVES for p in parts) or len(set(parts)) != len(parts):
@@ -77,6 +84,9 @@ def _add_search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study", help="study name (default <space>-<data folder name>)")
     _add_storage(p)
     p.add_argument("--sampler", default="tpe", choices=SAMPLERS)
+    p.add_argument("--local-share", type=_share, default=0.5,
+                   help="share of sampled trials that try a neighbour of the best trial so far, one or "
+                        "two settings changed (default 0.5; 0: the sampler alone)")
     p.add_argument("--pruner", default="hyperband", choices=PRUNERS)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--objective", type=_objectives, default=("accuracy",),
@@ -150,7 +160,8 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> SearchCon
     return SearchConfig(
         data_dir=args.data_dir, space=args.space, trials=args.trials, timeout=args.timeout,
         epochs=args.epochs, patience=args.patience, final_epochs=args.final_epochs, study=args.study,
-        storage=args.storage, sampler=args.sampler, pruner=args.pruner, seed=args.seed, out=args.out,
+        storage=args.storage, sampler=args.sampler, local_share=args.local_share, pruner=args.pruner,
+        seed=args.seed, out=args.out,
         objectives=args.objective, workers=args.workers, precision=args.precision,
         n_classes=args.n_classes, valid_fraction=args.valid_fraction, heartbeat=args.heartbeat,
         max_failures=args.max_failures, retrain=not args.no_retrain, named_points=not args.no_named_points,

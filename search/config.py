@@ -21,6 +21,7 @@ class SearchConfig:
     study: str | None = None  # default: "<space>-<data folder name>"
     storage: str | None = None  # default: sqlite:///<out>/<study>/study.db
     sampler: str = "tpe"
+    local_share: float = 0.5  # share of sampled trials that try a neighbour of the best (0: off)
     pruner: str = "hyperband"
     seed: int = 0
     out: Path = Path("runs")

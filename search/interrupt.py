@@ -37,8 +37,8 @@ class StopRequest:
         if self.count > 1:
             raise KeyboardInterrupt
         # os.write, not print: the handler may run in the middle of a print to the same stream.
-        os.write(2, f"\n{signal.Signals(signum).name}: stopping after the current batch; "
-                    "completed trials are kept (press Ctrl-C again to stop at once)\n".encode())
+        os.write(2, f"\n{signal.Signals(signum).name}: stopping at the end of the current batch, or before "
+                    "the next trial; completed trials are kept (press Ctrl-C again to stop at once)\n".encode())
 
     def raise_if_requested(self) -> None:
         if self.requested:

@@ -75,7 +75,7 @@ class Objective:
         trial.set_user_attr("params", params)
         result = train_model(model, self.dataset, hp.values, epochs=self.cfg.epochs,
                              patience=self.cfg.patience, deadline=self._trial_deadline(),
-                             hooks=self._hooks(trial), steps_per_execution=self.cfg.steps_per_execution)
+                             hooks=self.epoch_hooks(trial), steps_per_execution=self.cfg.steps_per_execution)
         stop_reason = trial.user_attrs.get("stop_reason") or result.stop_reason
         for key, value in {
             "epochs": result.epochs_run, "best_epoch": result.best_epoch,
@@ -95,7 +95,9 @@ class Objective:
             return result.best_val_accuracy, float(params)
         return result.best_val_accuracy
 
-    def _hooks(self, trial: optuna.Trial) -> list[EpochHook]:
+    def epoch_hooks(self, trial: optuna.Trial) -> list[EpochHook]:
+        """The callbacks that judge ``trial`` after each epoch (pruning, the no-learning guard);
+        subclasses may add their own (``benchmarks/_probes.py`` times the first batch)."""
         if self.cfg.multi_objective:
             return []  # Optuna cannot prune multi-objective studies
         # Named points are the study's anchors (the tutorial's models, a known strong model): they

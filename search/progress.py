@@ -57,7 +57,7 @@ class Progress:
             value = f"{max(ua['val_curve']):.4f}"
         elapsed = time.monotonic() - self.start
         clock = format_duration(elapsed) + (f"/{format_duration(self.timeout)}" if self.timeout else "")
-        point = f" [{ua['point']}]" if ua.get("point") else ""
+        point = f" [{ua['point']}]" if ua.get("point") else f" [near #{ua['near']}]" if "near" in ua else ""
         cost = f"{ua.get('epochs', 0)}ep {ua.get('seconds', 0):.0f}s {ua.get('params', 0) / 1e3:.0f}k"
         best_txt = f"best {best:.4f}" if best is not None else "best -"
         line = (f"{bar(finished, self.target)} trial {trial.number:>3} {state:<8} val_acc {value} "
@@ -79,6 +79,11 @@ def summary_table(trials: Sequence[FrozenTrial], *, top: int = 5) -> str:
              "  trials: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())),
              f"  training time: {format_duration(seconds)} in all, "
              f"{format_duration(seconds / max(len(trials), 1))} per trial"]
+    near = [t for t in trials if "near" in t.user_attrs and t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    if near:
+        value = {t.number: t.values[0] for t in done}
+        better = sum(1 for t in near if t.values and t.values[0] > value.get(t.user_attrs["near"], 1.0))
+        lines.append(f"  local search: {len(near)} neighbours of the best trial tried, {better} beat it")
     if done:
         lines.append(f"  {'trial':>5} {'val_acc':>8} {'epochs':>6} {'seconds':>8} {'params':>9}  parameters")
         for t in done[:top]:

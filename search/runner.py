@@ -61,8 +61,13 @@ def prepare_data(cfg: SearchConfig, progress: Progress) -> Dataset:
 
 def run_search(cfg: SearchConfig, *, dataset: Dataset | None = None,
                pruner: optuna.pruners.BasePruner | None = None,
-               progress: Progress | None = None) -> SearchOutcome:
-    """Run (or resume, or join) the study described by ``cfg``; returns when it should stop."""
+               progress: Progress | None = None,
+               objective_type: type[Objective] = Objective) -> SearchOutcome:
+    """Run (or resume, or join) the study described by ``cfg``; returns when it should stop.
+
+    ``objective_type`` is the seam for instruments: the benchmarks pass an ``Objective`` subclass
+    that times each trial and adds a callback through ``Objective.epoch_hooks``.
+    """
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     progress = progress or Progress(cfg.trials, timeout=cfg.timeout)
     space = spaces.get_space(cfg.space)
@@ -79,7 +84,7 @@ def run_search(cfg: SearchConfig, *, dataset: Dataset | None = None,
                  f"{_pruner_name(cfg, pruner)}, up to {cfg.epochs} "
                  f"epochs per trial" + (f", {cfg.timeout:.0f}s budget" if cfg.timeout else ""))
     deadline = time.monotonic() + cfg.timeout if cfg.timeout else None
-    objective = Objective(dataset, space, cfg, target=target, deadline=deadline)
+    objective = objective_type(dataset, space, cfg, target=target, deadline=deadline)
     errors_log = cfg.run_dir / "errors.log"
     consecutive_failures = 0
     since_dashboard = 0
@@ -152,8 +157,9 @@ def _run_one(study: optuna.Study, objective: Objective, errors_log: Path) -> Fro
 def _requeue(study: optuna.Study, trial: optuna.Trial) -> None:
     """An interrupted configuration is run again first when the study resumes."""
     attrs = {"requeued_from": trial.number}
-    if "point" in trial.user_attrs:
-        attrs["point"] = trial.user_attrs["point"]
+    for key in ("point", "near"):  # where the configuration came from
+        if key in trial.user_attrs:
+            attrs[key] = trial.user_attrs[key]
     study.enqueue_trial(dict(trial.params), user_attrs=attrs)
 
 

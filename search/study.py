@@ -22,6 +22,7 @@ import spaces
 
 from .config import PRUNERS, SAMPLERS, SearchConfig
 from .errors import UserError
+from .local_search import LocalSearchSampler
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 STORAGE_ATTEMPTS = 4
@@ -31,8 +32,18 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def make_sampler(name: str, seed: int, *, multi_objective: bool = False) -> optuna.samplers.BaseSampler:
-    """The sampler for ``--sampler``; TPE is grouped and multivariate for the conditional spaces."""
+def make_sampler(name: str, seed: int, *, multi_objective: bool = False,
+                 local_share: float = 0.0) -> optuna.samplers.BaseSampler:
+    """The sampler for ``--sampler``, with ``local_share`` of its trials given to local search
+    around the best trial (single objective only: a Pareto front has no single best)."""
+    base = _base_sampler(name, seed, multi_objective=multi_objective)
+    if local_share > 0 and not multi_objective:
+        return LocalSearchSampler(base, share=local_share, seed=seed)
+    return base
+
+
+def _base_sampler(name: str, seed: int, *, multi_objective: bool) -> optuna.samplers.BaseSampler:
+    """TPE is grouped and multivariate for the conditional spaces."""
     if name == "tpe":
         # n_startup_trials kept small: the named points already cover the cheap, known-good region,
         # and random start-up points are the most likely to be expensive.
@@ -124,7 +135,7 @@ def open_study(cfg: SearchConfig, storage: optuna.storages.BaseStorage, data_has
     elif pruner is None:
         pruner = make_pruner(cfg.pruner, cfg.epochs)
     sampler = make_sampler(cfg.sampler, cfg.seed + 7919 * cfg.worker_index,
-                           multi_objective=cfg.multi_objective)
+                           multi_objective=cfg.multi_objective, local_share=cfg.local_share)
     study = optuna.create_study(storage=storage, study_name=cfg.study_name, directions=directions,
                                 sampler=sampler, pruner=pruner, load_if_exists=True)
     attrs = study.user_attrs

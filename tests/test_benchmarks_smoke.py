@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ("throughput.py", "overhead.py", "memory.py", "versus.py", "gpu.py", "gpu.sh", "space_health.py")
+SCRIPTS = ("throughput.py", "overhead.py", "memory.py", "versus.py", "versus_report.py", "gpu.py", "gpu.sh",
+           "space_health.py")
 
 
 def test_every_benchmark_script_answers_help() -> None:
@@ -33,3 +34,15 @@ def test_space_health_runs_and_reports_the_guard(tiny_data: Path, tmp_path: Path
     results = json.loads(next(tmp_path.glob("space_health-*.json")).read_text())["results"]
     assert len(results["points"]) == 2
     assert all(len(p["val_curve"]) <= 3 and 0 <= p["guard_epoch"] <= 3 for p in results["points"])
+
+
+def test_overhead_times_every_trial_through_the_objective_seam(tiny_data: Path, tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "overhead.py"), "--data-dir", str(tiny_data),
+                           "--trials", "3", "--max-train", "200", "--max-valid", "100", "--quiet",
+                           "--results-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(next(tmp_path.glob("overhead-*.json")).read_text())["results"]
+    assert [r["number"] for r in results["trials"]] == [0, 1, 2]
+    for row in results["trials"]:  # the probe saw each trial's fit: its numbers are real, in order
+        assert 0 < row["setup"] < row["start_to_first_batch"] < row["objective_seconds"], row

@@ -96,6 +96,23 @@ def test_deterministic_pruner_prunes_sampled_trials_not_anchors(tiny_data: Path,
     assert sampled.intermediate_values.keys() == {1}
 
 
+def test_every_second_sampled_trial_is_a_neighbour_of_the_best(tiny_data: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture) -> None:
+    cfg = _config(tiny_data, tmp_path, space="lenet", trials=4, epochs=1, pruner="none")
+    outcome = run_search(cfg, progress=Progress(4))
+    trials = outcome.study.get_trials(deepcopy=False)
+    assert [t.user_attrs.get("point") for t in trials[:2]] == ["tutorial", "modern"]
+    assert "near" not in trials[2].user_attrs  # the first sampled trial is the sampler's own
+    local = trials[3]
+    start = trials[local.user_attrs["near"]]
+    assert start.value == max(t.value for t in trials[:3])
+    changed = {k for k in set(local.params) & set(start.params) if local.params[k] != start.params[k]}
+    assert 1 <= len(changed) <= 2, (local.params, start.params)
+    assert f"[near #{start.number}]" in capsys.readouterr().out
+    from search.progress import summary_table
+    assert "local search: 1 neighbours of the best trial tried" in summary_table(trials)
+
+
 def _nan_space() -> types.ModuleType:
     """A space whose 'nan' point trains into NaN losses and whose 'ok' point trains normally."""
     module = types.ModuleType("nan_space")
