@@ -86,6 +86,11 @@ class EpochHook(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def supported_steps_per_execution(requested: int) -> int:
+    """Keras' PyTorch trainer runs one step per call and refuses more; the others take ``requested``."""
+    return 1 if keras.backend.backend() == "torch" else max(1, int(requested))
+
+
 def train_model(model: keras.Model, dataset: Dataset, values: dict, *, epochs: int, patience: int,
                 deadline: float | None = None, hooks: Sequence[EpochHook] = (),
                 steps_per_execution: int = 1, verbose: int = 0) -> TrainResult:
@@ -98,7 +103,7 @@ def train_model(model: keras.Model, dataset: Dataset, values: dict, *, epochs: i
     schedule = common.lr_callback(settings, epochs)
     if schedule is not None:
         callbacks.append(schedule)
-    model.steps_per_execution = max(1, int(steps_per_execution))
+    model.steps_per_execution = supported_steps_per_execution(steps_per_execution)
     start = time.monotonic()
     history = model.fit(dataset.train.features, dataset.train.labels, batch_size=settings.batch_size,
                         epochs=epochs, validation_data=(dataset.valid.features, dataset.valid.labels),
