@@ -1,11 +1,9 @@
-"""Instruments for a real ``run_search``: per-trial timestamps and a hook after every finished trial.
+"""Instruments for a real ``run_search``: per-trial records and timings, through the engine's callbacks.
 
-``run_search`` accepts a ``progress`` object, and calls ``progress.trial_line`` after every trial it
-counts; :class:`RecordingProgress` uses that to time trials and sample memory. The time to the first
-training batch needs a callback inside the trial's ``fit``: :func:`timed_objective` makes an
-``Objective`` subclass that adds one through ``Objective.epoch_hooks`` and times ``__call__``;
-``run_search(objective_type=...)`` takes it. Everything else about the search is the tool's own
-code path.
+The benchmarks run the search exactly as ``run_search.py search`` does: the same ``SearchEvents``
+the command line builds (progress lines, dashboard refresh), with a :class:`TrialRecorder` added
+after every finished trial, and optionally a first-batch timing probe inside each trial's ``fit``
+(``SearchEvents.on_trial_start`` and ``trial_callbacks``). No engine class is subclassed.
 """
 from __future__ import annotations
 
@@ -13,76 +11,89 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from search.progress import Progress
+import keras
+
+from search.config import SearchConfig
+from search.engine.events import SearchEvents
+from search.schema import TrialKey, best_trial, count_finished
 
 
-class RecordingProgress(Progress):
-    """A ``Progress`` that records every finished trial (and optionally prints as usual)."""
+class TrialRecorder:
+    """Records every finished trial; ``on_trial(trial, record)`` is called after each."""
 
-    def __init__(self, target: int, *, timeout: float | None = None, quiet: bool = False,
-                 on_trial: Callable[[Any, dict], None] | None = None) -> None:
-        super().__init__(target, timeout=timeout)
-        self.quiet, self.on_trial = quiet, on_trial
+    def __init__(self, on_trial: Callable[[Any, dict], None] | None = None) -> None:
+        self.on_trial = on_trial
         self.t0 = time.monotonic()
         self.trials: list[dict[str, Any]] = []
 
-    def say(self, text: str) -> None:
-        if not self.quiet:
-            super().say(text)
-
-    def trial_line(self, trial: Any, finished: int, best: float | None) -> None:
+    def __call__(self, study: Any, trial: Any) -> None:
         ua = trial.user_attrs
-        curve = [v for v in ua.get("val_curve", []) if v == v]
+        curve = [v for v in ua.get(TrialKey.VAL_CURVE, []) if v == v]
+        best = best_trial(study)
         rec = {
-            "number": trial.number, "state": trial.state.name, "finished": finished,
+            "number": trial.number, "state": trial.state.name,
+            "finished": count_finished(study.get_trials(deepcopy=False)),
             "elapsed": time.monotonic() - self.t0, "wall": time.time(),
             "value": trial.values[0] if trial.values else None,
-            "observed": max(curve) if curve else None, "best_complete": best,
-            "epochs": ua.get("epochs"), "seconds": ua.get("seconds"), "params": ua.get("params"),
-            "stop_reason": ua.get("stop_reason"), "point": ua.get("point"), "near": ua.get("near"),
+            "observed": max(curve) if curve else None, "best_complete": best.values[0] if best else None,
+            "epochs": ua.get(TrialKey.EPOCHS), "seconds": ua.get(TrialKey.SECONDS),
+            "params": ua.get(TrialKey.PARAMS), "stop_reason": ua.get(TrialKey.STOP_REASON),
+            "point": ua.get(TrialKey.POINT),
         }
         self.trials.append(rec)
         if self.on_trial is not None:
             self.on_trial(trial, rec)
-        if not self.quiet:
-            super().trial_line(trial, finished, best)
 
 
-def timed_objective(records: list[dict[str, Any]]) -> type:
-    """An ``Objective`` subclass for ``run_search(objective_type=...)`` that appends one timing
-    record per trial to ``records``.
+class _FirstBatchProbe(keras.callbacks.Callback):
+    def __init__(self, rec: dict[str, Any]) -> None:
+        super().__init__()
+        self.rec = rec
 
-    Record keys (``time.time()`` seconds): ``enter``/``exit`` of the objective, ``train_begin``
-    (``fit`` set up its callbacks: the model is sampled, built and compiled), ``first_batch_begin``
-    and ``first_batch_end`` (the first batch includes tracing and compiling the train step).
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.rec.setdefault("train_begin", time.time())
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        self.rec.setdefault("first_batch_begin", time.time())
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.rec.setdefault("first_batch_end", time.time())
+
+
+def add_timing(events: SearchEvents, records: list[dict[str, Any]]) -> None:
+    """Append one timing record per trial to ``records``.
+
+    Record keys (``time.time()`` seconds): ``enter``/``exit`` of the objective (``exit`` when the
+    loop hears the trial ended), ``train_begin`` (``fit`` set up its callbacks: the model is
+    sampled, built and compiled), ``first_batch_begin`` and ``first_batch_end`` (the first batch
+    includes tracing and compiling the train step).
     """
-    from search.objective import Objective
-    from search.trainer import EpochHook
+    def start(trial: Any) -> None:
+        records.append({"number": trial.number, "enter": time.time()})
 
-    class FirstBatchProbe(EpochHook):
-        def __init__(self, rec: dict[str, Any]) -> None:
-            super().__init__(lambda epoch, val: False)
-            self.rec = rec
+    def callbacks(trial: Any) -> list[keras.callbacks.Callback]:
+        return [_FirstBatchProbe(records[-1])]
 
-        def on_train_begin(self, logs: dict | None = None) -> None:
-            self.rec.setdefault("train_begin", time.time())
+    def end(study: Any, trial: Any) -> None:
+        for rec in reversed(records):
+            if rec["number"] == trial.number:
+                rec.setdefault("exit", time.time())
+                break
 
-        def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-            self.rec.setdefault("first_batch_begin", time.time())
+    events.on_trial_start, events.trial_callbacks = start, callbacks
+    events.on_trial_end.insert(0, end)
 
-        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-            self.rec.setdefault("first_batch_end", time.time())
 
-    class TimedObjective(Objective):
-        def __call__(self, trial: Any) -> Any:
-            rec: dict[str, Any] = {"number": trial.number, "enter": time.time()}
-            records.append(rec)
-            try:
-                return super().__call__(trial)
-            finally:
-                rec["exit"] = time.time()
+def instrumented_events(cfg: SearchConfig, *, quiet: bool, recorder: TrialRecorder,
+                        timeout: float | None = None) -> SearchEvents:
+    """The command line's own callbacks (printing unless ``quiet``), then ``recorder``."""
+    from search.cli.reporting import search_events
+    from search.progress import Progress
 
-        def epoch_hooks(self, trial: Any) -> list:
-            return [*super().epoch_hooks(trial), FirstBatchProbe(records[-1])]
-
-    return TimedObjective
+    progress = Progress(cfg.trials, timeout=timeout)
+    events = search_events(cfg, progress)
+    if quiet:
+        events.say = lambda text: None
+        events.on_trial_end = [cb for cb in events.on_trial_end if cb != progress.trial_end]
+    events.on_trial_end.append(recorder)
+    return events

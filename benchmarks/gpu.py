@@ -151,7 +151,7 @@ class GpuSampler:
     def __init__(self, path: Path) -> None:
         self.path, self.proc = path, None
         if shutil.which("nvidia-smi"):
-            self.fh = open(path, "w")
+            self.fh = open(path, "w")  # noqa: SIM115 - nvidia-smi writes to it until stop() closes it
             self.proc = subprocess.Popen(["nvidia-smi", "--query-gpu=utilization.gpu,memory.used",
                                           "--format=csv,noheader,nounits", "-lms", "500"], stdout=self.fh,
                                          stderr=subprocess.DEVNULL)

@@ -6,7 +6,7 @@ Smoke run on synthetic data (about a minute on 2 cores):
 
     python benchmarks/memory.py --data-dir /tmp/bsynth --trials 8 --check-at 2,8 --max-train 300 --max-valid 100
 
-It runs ``search.runner.run_search`` in this process, as ``run_search.py search`` does (SQLite storage,
+It runs ``search.engine.loop.run_search`` in this process, as ``run_search.py search`` does (SQLite storage,
 TPE, hyperband, the named points first, the dashboard every 5 trials), with small data and one epoch
 per trial so that 40 trials take a few minutes, and reads VmRSS from /proc/self/status after every
 trial (when the runner reports it, before the next trial's ``clear_session``). Growth is
@@ -65,9 +65,9 @@ def slope(xs: list[float], ys: list[float]) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = _bench.begin(args.data_dir)
-    from benchmarks._probes import RecordingProgress
+    from benchmarks._probes import TrialRecorder, instrumented_events
     from search.config import SearchConfig
-    from search.runner import run_search
+    from search.engine.loop import run_search
 
     dataset = _bench.load_data(args.data_dir, max_train=args.max_train, max_valid=args.max_valid,
                                seed=args.seed)
@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = SearchConfig(data_dir=args.data_dir, space=args.space, trials=args.trials, epochs=args.epochs,
                        out=out, study=f"memory-{args.space}", seed=args.seed, retrain=False,
                        dashboard_every=args.dashboard_every, command=_bench.command())
-    progress = RecordingProgress(args.trials, quiet=args.quiet, on_trial=sample)
-    outcome = run_search(cfg, dataset=dataset, progress=progress)
+    events = instrumented_events(cfg, quiet=args.quiet, recorder=TrialRecorder(on_trial=sample))
+    outcome = run_search(cfg, dataset=dataset, events=events)
 
     a, b = args.check
     if len(samples) < b:

@@ -7,7 +7,7 @@ Smoke run on synthetic data (about a minute on 2 cores):
 
     python benchmarks/overhead.py --data-dir /tmp/bsynth --trials 4 --max-train 500 --max-valid 200
 
-It runs ``search.runner.run_search`` (the code behind ``run_search.py search``: SQLite storage, TPE,
+It runs ``search.engine.loop.run_search`` (the code behind ``run_search.py search``: SQLite storage, TPE,
 the named points first, a dashboard every ``--dashboard-every`` trials) with short trials: the lenet
 space and one epoch (or ``--pruner threshold``, which prunes every trial after its first epoch). The
 data is the real size by default, since Keras' preparation of the arrays is part of the start-up
@@ -75,9 +75,9 @@ def _summary(values: list[float]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = _bench.begin(args.data_dir)
-    from benchmarks._probes import RecordingProgress, timed_objective
+    from benchmarks._probes import TrialRecorder, add_timing, instrumented_events
     from search.config import SearchConfig
-    from search.runner import run_search
+    from search.engine.loop import run_search
 
     t = time.time()
     dataset = _bench.load_data(args.data_dir, max_train=args.max_train, max_valid=args.max_valid,
@@ -92,10 +92,11 @@ def main(argv: list[str] | None = None) -> int:
                        pruner="none" if args.pruner == "none" else "hyperband", out=out,
                        study=f"overhead-{args.space}", seed=args.seed, retrain=False,
                        dashboard_every=args.dashboard_every, command=_bench.command())
-    progress = RecordingProgress(args.trials, quiet=args.quiet)
+    progress = TrialRecorder()
+    events = instrumented_events(cfg, quiet=args.quiet, recorder=progress)
+    add_timing(events, records)
     search_call = time.time()
-    outcome = run_search(cfg, dataset=dataset, pruner=_pruner(args.pruner), progress=progress,
-                         objective_type=timed_objective(records))
+    outcome = run_search(cfg, dataset=dataset, pruner=_pruner(args.pruner), events=events)
     search_s = time.time() - search_call
 
     lines = {p["number"]: p for p in progress.trials}

@@ -49,7 +49,7 @@ def lr_decade(lr: float) -> str:
 
 def guard_epoch(curve: list[float], chance: float) -> int:
     """First epoch at which the search (``SEARCH_EPOCHS`` per trial) would stop this curve; 0: never."""
-    from search.objective import stalled
+    from search.engine.objective import stalled
 
     return next((e for e, v in enumerate(curve, 1) if stalled(e, v, chance, SEARCH_EPOCHS)), 0)
 
@@ -81,10 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     import optuna
 
     import spaces
-    from search.hp_adapter import OptunaHyperParameters
-    from search.objective import STALL_FACTOR, majority_share
-    from search.session import fresh_session
-    from search.trainer import train_model
+    from search.engine.hp_adapter import OptunaHyperParameters
+    from search.engine.objective import STALL_FACTOR, majority_share
+    from search.engine.session import fresh_session
+    from search.engine.trainer import train_model
 
     dataset = _bench.load_data(args.data_dir, max_train=args.max_train, max_valid=args.max_valid,
                                seed=args.seed)

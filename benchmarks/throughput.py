@@ -1,4 +1,4 @@
-"""Training throughput: the tool's trial path (``search.trainer.train_model``) against plain ``model.fit``.
+"""Training throughput: the tool's trial path (``search.engine.trainer.train_model``) against plain ``model.fit``.
 
     python benchmarks/throughput.py
     python benchmarks/throughput.py --models cnn:tutorial,lenet:tutorial --epochs 5 --repeat 3
@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _timer_class():  # the callback needs keras, which is imported late
-    from search.trainer import EpochHook
+    from search.engine.trainer import EpochHook
 
     class EpochTimer(EpochHook):
         """Per-epoch clock: training phase (begin -> validation starts) and whole epoch."""
@@ -92,7 +92,7 @@ def fit_once(path: str, space, values: dict, dataset, *, epochs: int, spe: int) 
     """One fresh model trained by ``path`` ("tool" or "plain"); per-epoch timings and the params."""
     import keras
 
-    from search.trainer import train_model
+    from search.engine.trainer import train_model
     from spaces import ValuesHyperParameters, training_settings
 
     keras.backend.clear_session()

@@ -13,10 +13,10 @@ early-stopping patience, and runs in its own subprocess (fresh TensorFlow state 
 script re-invokes itself with ``--method M --json-out F``). The clock starts after the data is loaded,
 just before the search object is created.
 
-* ``optuna``: ``search.runner.run_search`` as ``run_search.py search`` runs it: TPE, hyperband
+* ``optuna``: ``search.engine.loop.run_search`` as ``run_search.py search`` runs it: TPE, hyperband
   pruning, ``timeout=budget`` (a trial may use at most a quarter of it), and the space's named points
   (the tutorial models, the hand-tuned ``strong`` net) enqueued first. Dashboards are off.
-* ``optuna-nopoints``: the same without the named points (this process empties ``space.POINTS``),
+* ``optuna-nopoints``: the same without the named points (``named_points=False``),
   to compare the search algorithms alone.
 * ``optuna-nolocal``: the same without local search (``--local-share 0``: TPE picks every sampled
   trial), the search as it was before local search.
@@ -134,25 +134,26 @@ def run_child(args: argparse.Namespace) -> int:
 
 
 def _run_optuna(args: argparse.Namespace, dataset, space, work: Path, record) -> str:
-    from benchmarks._probes import RecordingProgress
+    from benchmarks._probes import TrialRecorder, instrumented_events
     from search.config import SearchConfig
-    from search.runner import SearchStopped, run_search
+    from search.engine.loop import SearchStopped, run_search
+    from search.schema import origin_of
 
-    if args.method == "optuna-nopoints":
-        space.POINTS = {}  # this process only: the study starts without the named points
     cfg = SearchConfig(data_dir=args.data_dir, space=args.space, trials=UNLIMITED_TRIALS, timeout=args.budget,
                        epochs=args.epochs, patience=args.patience, out=work, study="versus", seed=args.seed,
-                       sampler="tpe", local_share=0.0 if args.method == "optuna-nolocal" else 0.5,
+                       sampler="tpe", local_share=0.0 if args.method == "optuna-nolocal" else SearchConfig.local_share,
                        pruner="hyperband", retrain=False, dashboard_every=0,
-                       max_failures=MAX_CONSECUTIVE_FAILURES, command=_bench.command())
+                       named_points=args.method != "optuna-nopoints", max_failures=MAX_CONSECUTIVE_FAILURES,
+                       command=_bench.command())
 
     def on_trial(trial, rec: dict) -> None:
-        origin = f"[{rec['point']}] " if rec["point"] else f"[near #{rec['near']}] " if rec["near"] is not None else ""
-        record(rec["state"], rec["observed"], rec["epochs"], origin + (rec["stop_reason"] or ""))
+        origin = origin_of(trial.user_attrs)
+        record(rec["state"], rec["observed"], rec["epochs"],
+               (f"[{origin}] " if origin else "") + (rec["stop_reason"] or ""))
 
-    progress = RecordingProgress(UNLIMITED_TRIALS, timeout=args.budget, quiet=True, on_trial=on_trial)
+    events = instrumented_events(cfg, quiet=True, recorder=TrialRecorder(on_trial=on_trial), timeout=args.budget)
     try:
-        return run_search(cfg, dataset=dataset, progress=progress).stop_reason
+        return run_search(cfg, dataset=dataset, events=events).stop_reason
     except SearchStopped as exc:
         print(f"  [{args.method}] {exc}", flush=True)
         return "failures"

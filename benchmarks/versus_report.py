@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import _bench  # noqa: E402
 
 OURS = "optuna"
-KERASTUNER = ("random", "hyperband", "bayesian")  # the peers the target names; optuna-nopoints is ours
+KERASTUNER = ("random", "hyperband", "bayesian")  # the peers the target names; optuna-* variants are ours
 
 
 class BadResults(ValueError):
@@ -79,9 +79,9 @@ def load_runs(paths: Sequence[Path], host_flag: str | None = None) -> list[Run]:
                 continue
             budget = float(doc["settings"]["budget"])
             for s in doc["results"]["summaries"]:
-                runs.append(Run(source=path.name, group=path.name, budget=budget, seed=int(s["seed"]), method=s["method"],
-                                checkpoints=dict(s["checkpoints"]), time_to=dict(s["time_to"]),
-                                trials=int(s["trials"])))
+                runs.append(Run(source=path.name, group=path.name, budget=budget, seed=int(s["seed"]),
+                                method=s["method"], checkpoints=dict(s["checkpoints"]),
+                                time_to=dict(s["time_to"]), trials=int(s["trials"])))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise BadResults(f"{path}: {exc}") from None
     return runs

@@ -1,7 +1,9 @@
 """Reading finished or running searches: figures, the HTML dashboard, config export.
 
-Only Optuna, plotly, numpy and PyYAML are used here; nothing imports TensorFlow,
-so results can be inspected on any machine that can reach the study storage.
+Only Optuna, plotly, numpy and PyYAML are used here, plus ``search.schema`` (the keys,
+file names and best-trial rule shared with the search; it needs only Optuna and numpy).
+Nothing imports TensorFlow or the rest of ``search``, so results can be inspected on any
+machine that can reach the study storage.
 """
 from __future__ import annotations
 

@@ -1,12 +1,15 @@
 """Small helpers shared by the figure modules: trial access, formatting, note figures.
 
 Everything here reads a study through Optuna's public API only, so a study that
-is still being written by a running search can be shown at any moment.
+is still being written by a running search can be shown at any moment. Which keys a
+trial or study carries, which trial is the best and how trials are ranked or counted
+come from ``search.schema``, the contract with the search; nothing here redefines them.
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import plotly.graph_objects as go
 from optuna.distributions import (
@@ -17,6 +20,8 @@ from optuna.distributions import (
 )
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
+
+from search.schema import StudyKey, TrialKey, count_states, rankable
 
 #: One colour per trial state, used by every figure so the legend reads the same everywhere.
 STATE_COLORS: dict[str, str] = {
@@ -39,8 +44,8 @@ def trials(study: Study, *states: TrialState) -> list[FrozenTrial]:
 
 
 def complete_trials(study: Study) -> list[FrozenTrial]:
-    """COMPLETE trials whose first value is finite: the ones that can be ranked."""
-    return [t for t in trials(study, TrialState.COMPLETE) if primary_value(t) is not None]
+    """COMPLETE trials whose first value is finite: the ones that can be ranked (``schema.rankable``)."""
+    return rankable(trials(study, TrialState.COMPLETE))
 
 
 def primary_value(trial: FrozenTrial) -> float | None:
@@ -71,8 +76,8 @@ def maximizes(study: Study) -> bool:
 
 
 def objective_names(study: Study) -> list[str]:
-    """Objective names from the study's "objectives" attr, padded to the number of directions."""
-    raw = study.user_attrs.get("objectives")
+    """Objective names from the study's objectives attr, padded to the number of directions."""
+    raw = study.user_attrs.get(StudyKey.OBJECTIVES)
     names = [str(n) for n in raw] if isinstance(raw, (list, tuple)) else []
     defaults = ["val_accuracy", "params"] if len(study.directions) > 1 else ["val_accuracy"]
     while len(names) < len(study.directions):
@@ -81,64 +86,30 @@ def objective_names(study: Study) -> list[str]:
     return names[: len(study.directions)]
 
 
-def best_trial(study: Study) -> FrozenTrial | None:
-    """The trial the tool calls best, or None.
-
-    Single objective: Optuna's best trial. Multi-objective: the Pareto trial with the
-    best first objective (validation accuracy), ties broken by the second (fewer params).
-    """
-    ranked = complete_trials(study)
-    if not ranked:
-        return None
-    sign = 1.0 if maximizes(study) else -1.0
-    if is_multi_objective(study):
-        try:
-            pareto = [t for t in study.best_trials if primary_value(t) is not None]
-        except (ValueError, RuntimeError):
-            pareto = []
-        ranked = pareto or ranked
-        second_sign = 1.0 if study.directions[1] == StudyDirection.MINIMIZE else -1.0
-
-        def key(t: FrozenTrial) -> tuple[float, float]:
-            second = finite(t.values[1]) if len(t.values) > 1 else None
-            return (-sign * (primary_value(t) or 0.0), second_sign * (second or 0.0))
-
-        return min(ranked, key=key)
-    return max(ranked, key=lambda t: sign * (primary_value(t) or 0.0))
-
-
 def state_counts(study: Study) -> dict[str, int]:
-    """Trial counts for every state name, zeros included, in a fixed order."""
-    counts = {name: 0 for name in STATE_ORDER}
-    for trial in trials(study):
-        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
-    return counts
+    """Trial counts by state name (``schema.count_states``), zeros included, in ``STATE_ORDER``."""
+    counts = {state.name: n for state, n in count_states(trials(study)).items()}
+    return {name: counts.pop(name, 0) for name in STATE_ORDER} | counts
 
 
 def family_of(trial: FrozenTrial) -> str | None:
     """Model family: the user attr, else the "family" param, else None."""
-    family = trial.user_attrs.get("family", trial.params.get("family"))
+    family = trial.user_attrs.get(TrialKey.FAMILY, trial.params.get("family"))
     return str(family) if family is not None else None
 
 
 def point_of(trial: FrozenTrial) -> str | None:
-    """Name of the hand-written point this trial evaluated (e.g. "cnn_tutorial"), if any."""
-    point = trial.user_attrs.get("point")
+    """Name of the hand-written point this trial evaluated (e.g. "cnn_tutorial"), if any.
+
+    Only named points (the stars of the history plot); where any configuration came from,
+    local-search neighbours included, is ``schema.origin_of(trial.user_attrs)``.
+    """
+    point = trial.user_attrs.get(TrialKey.POINT)
     return str(point) if point not in (None, "") else None
 
 
-def origin_of(trial: FrozenTrial) -> str | None:
-    """Where the trial's configuration came from: a named point, or "near #N" for a local-search
-    neighbour of trial N; None for the sampler's own picks."""
-    point = point_of(trial)
-    if point:
-        return point
-    near = trial.user_attrs.get("near")
-    return f"near #{near}" if near is not None else None
-
-
 def curve_of(trial: FrozenTrial) -> tuple[list[int], list[float]]:
-    """Validation accuracy per epoch: intermediate values, else the "val_curve" attr."""
+    """Validation accuracy per epoch: intermediate values, else the ``TrialKey.VAL_CURVE`` attr."""
     steps: list[int] = []
     values: list[float] = []
     if trial.intermediate_values:
@@ -148,7 +119,7 @@ def curve_of(trial: FrozenTrial) -> tuple[list[int], list[float]]:
                 steps.append(int(step))
                 values.append(value)
         return steps, values
-    curve = trial.user_attrs.get("val_curve")
+    curve = trial.user_attrs.get(TrialKey.VAL_CURVE)
     if isinstance(curve, (list, tuple)):
         for epoch, raw in enumerate(curve, start=1):
             value = finite(raw)

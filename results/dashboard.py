@@ -6,21 +6,22 @@ search runs (a browser refresh never sees half a file) and opened offline anywhe
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import optuna
 import plotly.graph_objects as go
 
-from . import fig_data, fig_model, fig_params, fig_summary, fig_trials
+from search.schema import RunFile, StudyKey, write_text
+
+from . import fig_data, fig_model, fig_params, fig_pareto, fig_summary, fig_trials
 from ._common import fmt_count, fmt_value, is_multi_objective, state_counts
-from .html import Section, figure_html, guarded, note_html, page, sortable_table, write_atomic
+from .html import Section, figure_html, guarded, note_html, page, sortable_table
 from .runfiles import RunFiles, load_run_files
 from .storage import load_study, snapshot
 
 __all__ = ["load_study", "write_dashboard", "write_data_report"]
-
-DASHBOARD_NAME = "dashboard.html"
 
 
 def _figure_block(name: str, info_fn: Callable[[], Any], draw_fn: Callable[[Any], go.Figure]) -> str:
@@ -52,8 +53,9 @@ def _top_trials_block(study: optuna.Study) -> str:
                     "" if value is None else str(value))
                 cells.append((text, key))
             rows.append(cells)
-        caption = (f'<p class="explain">Top {len(info.rows)} of {info.n_complete} complete trials. '
-                   "Click a column header to sort; \u2014 marks a parameter the trial did not use.</p>")
+        caption = (f'<p class="explain">Top {len(info.rows)} of {info.n_complete} complete trials, best first. '
+                   "Click a column header to sort; \u2014 marks a parameter the trial did not use or a value "
+                   "it did not record (val_loss: validation loss at the best epoch, older trials lack it).</p>")
         return caption + sortable_table(info.columns, rows)
 
     return guarded("top trials", build)
@@ -83,7 +85,8 @@ def _sections(study: optuna.Study, files: RunFiles) -> list[Section]:
                 [_figure_block("summary", lambda: fig_summary._summary_info(study, files), fig_summary._draw_summary)]),
         Section("history", "Optimisation history",
                 "Validation accuracy of every finished trial in the order it ran. The green step line is the best "
-                "so far; stars are the hand-written named points (e.g. the tutorial network) that the sampler started from.",
+                "so far; stars are the hand-written named points (e.g. the tutorial network) that the sampler "
+                "started from.",
                 [_figure_block("history", lambda: fig_trials._history_info(study), fig_trials._draw_history)]),
         Section("curves", "Learning curves",
                 "Validation accuracy after each epoch. Grey dashed curves were stopped early by the pruner (the cross "
@@ -105,17 +108,21 @@ def _sections(study: optuna.Study, files: RunFiles) -> list[Section]:
         sections.append(Section(
             "pareto", "Pareto front",
             "Validation accuracy against parameter count: red trials are not beaten on both at once.",
-            [_figure_block("pareto", lambda: fig_trials._pareto_info(study), fig_trials._draw_pareto)]))
+            [_figure_block("pareto", lambda: fig_pareto._pareto_info(study), fig_pareto._draw_pareto)]))
     names = files.class_names
     sections += [
         Section("model", "Final model on the test set",
                 "The best configuration retrained and evaluated once on the held-out test set: which classes it "
                 "confuses, per-class accuracy (worst first) and some of the images it got wrong.",
-                [_figure_block("confusion", lambda: fig_model._confusion_info(files.test_report), fig_model._draw_confusion),
-                 _figure_block("per-class", lambda: fig_model._per_class_info(files.test_report), fig_model._draw_per_class),
+                [_figure_block("confusion", lambda: fig_model._confusion_info(files.test_report),
+                               fig_model._draw_confusion),
+                 _figure_block("per-class", lambda: fig_model._per_class_info(files.test_report),
+                               fig_model._draw_per_class),
                  _figure_block("misclassified", lambda: fig_model._misclassified_info(files.misclassified, names),
                                fig_model._draw_image_grid)]),
-        Section("trials", "Top trials", "The best complete trials with all their hyperparameters.",
+        Section("trials", "Top trials",
+                "The best complete trials with all their hyperparameters, ranked as the search ranks them: "
+                "validation accuracy, equal accuracies by the lower validation loss, then the earlier trial.",
                 [_top_trials_block(study)]),
         Section("data", "The data",
                 "One training image per class and how many images each class has in every split; strongly "
@@ -128,7 +135,7 @@ def _sections(study: optuna.Study, files: RunFiles) -> list[Section]:
 def _subtitle(study: optuna.Study, files: RunFiles) -> str:
     attrs = study.user_attrs
     counts = state_counts(study)
-    bits = [f"space {attrs.get('space', '?')}", f"data {attrs.get('data_dir', '?')}",
+    bits = [f"space {attrs.get(StudyKey.SPACE, '?')}", f"data {attrs.get(StudyKey.DATA_DIR, '?')}",
             f"{sum(counts.values())} trials"]
     if counts.get("RUNNING"):
         bits.append(f"search running ({counts['RUNNING']} trials in progress)")
@@ -146,7 +153,7 @@ def write_dashboard(study: optuna.Study, run_dir: Path, out: Path | None = None)
     Defaults to ``run_dir/dashboard.html``; returns the path written.
     """
     run_dir = Path(run_dir)
-    out = Path(out) if out is not None else run_dir / DASHBOARD_NAME
+    out = Path(out) if out is not None else run_dir / RunFile.DASHBOARD
     study = snapshot(study)
     files = load_run_files(run_dir)
     generated = dt.datetime.now().astimezone().isoformat(timespec="seconds")
@@ -156,7 +163,7 @@ def write_dashboard(study: optuna.Study, run_dir: Path, out: Path | None = None)
         sections=_sections(study, files),
         footer=f"Generated {generated} from {run_dir} — self-contained, works offline.",
     )
-    return write_atomic(out, text)
+    return write_text(out, text)
 
 
 def write_data_report(overview: Mapping[str, Any], out: Path, title: str) -> Path:
@@ -171,5 +178,5 @@ def write_data_report(overview: Mapping[str, Any], out: Path, title: str) -> Pat
     section = Section("data", "The data",
                       "One image per class, and how many images each class has in every split.",
                       _data_blocks(overview))
-    return write_atomic(Path(out), page(title, subtitle, [section], footer=f"{title} — self-contained, works offline."))
+    return write_text(Path(out), page(title, subtitle, [section], footer=f"{title} — self-contained, works offline."))
 

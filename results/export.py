@@ -14,8 +14,10 @@ import numpy as np
 import optuna
 import yaml
 
+from search.schema import RunFile, StudyKey, TrialKey, best_trial, redact
+
 from ._common import (
-    best_trial,
+    STATE_ORDER,
     family_of,
     finite,
     fmt_count,
@@ -26,8 +28,8 @@ from ._common import (
     primary_value,
     state_counts,
 )
-from .runfiles import BEST_CONFIG, read_json
-from .storage import load_study, redact, resolve_storage, study_names
+from .runfiles import read_json
+from .storage import load_study, resolve_storage, study_names
 
 FORMATS = ("json", "yaml")
 
@@ -35,11 +37,12 @@ FORMATS = ("json", "yaml")
 def best_config(study: optuna.Study, run_dir: Path | None) -> dict[str, Any]:
     """The best configuration: ``run_dir/best_config.json`` if readable, else the best trial.
 
-    Multi-objective studies: the Pareto trial with the highest validation accuracy.
+    The best trial is ``schema.best_trial``, the one rule both sides use (highest validation
+    accuracy, ties to the lower validation loss; multi-objective: on the Pareto front).
     Raises ValueError when the study has no complete trial yet.
     """
     if run_dir is not None:
-        saved = read_json(Path(run_dir) / BEST_CONFIG)
+        saved = read_json(Path(run_dir) / RunFile.BEST_CONFIG)
         if saved is not None and saved.get("study", study.study_name) == study.study_name:
             return saved
     trial = best_trial(study)
@@ -48,18 +51,18 @@ def best_config(study: optuna.Study, run_dir: Path | None) -> dict[str, Any]:
     attrs = study.user_attrs
     cfg: dict[str, Any] = {
         "study": study.study_name,
-        "space": attrs.get("space"),
+        "space": attrs.get(StudyKey.SPACE),
         "family": family_of(trial),
         "hyperparameters": dict(trial.params),
         "val_accuracy": primary_value(trial),
         "test_accuracy": None,
         "trial_number": trial.number,
-        "params": trial.user_attrs.get("params"),
-        "epochs": trial.user_attrs.get("epochs"),
-        "command": attrs.get("command"),
+        "params": trial.user_attrs.get(TrialKey.PARAMS),
+        "epochs": trial.user_attrs.get(TrialKey.EPOCHS),
+        "command": attrs.get(StudyKey.COMMAND),
     }
-    if trial.user_attrs.get("best_epoch") is not None:
-        cfg["best_epoch"] = trial.user_attrs["best_epoch"]
+    if trial.user_attrs.get(TrialKey.BEST_EPOCH) is not None:
+        cfg["best_epoch"] = trial.user_attrs[TrialKey.BEST_EPOCH]
     if is_multi_objective(study):
         cfg["objectives"] = dict(zip(objective_names(study), trial.values))
     point = point_of(trial)
@@ -118,8 +121,8 @@ def studies_table(storage: str) -> str:
         study = load_study(name, url)
         counts = state_counts(study)
         rows.append([
-            name, str(study.user_attrs.get("space", "—")), "+".join(objective_names(study)),
-            *(str(counts[s]) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")),
+            name, str(study.user_attrs.get(StudyKey.SPACE, "—")), "+".join(objective_names(study)),
+            *(str(counts[s]) for s in STATE_ORDER),
             _best_text(study),
         ])
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]

@@ -5,15 +5,18 @@ same figures serve the dashboard and ``run_search.py data check DIR --html FILE`
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 import plotly.graph_objects as go
 
+from search.schema import RunFile
+
 from ._common import note_figure, short
 from .fig_model import ImageGridInfo, _draw_image_grid
 
-NO_OVERVIEW = "No data_overview.npz in the run folder."
+NO_OVERVIEW = f"No {RunFile.DATA_OVERVIEW} in the run folder."
 SPLITS = (("train", "counts_train"), ("valid", "counts_valid"), ("test", "counts_test"))
 
 

@@ -5,15 +5,19 @@ model is evaluated once after the search; None means the file is not there.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, NamedTuple, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import plotly.graph_objects as go
 
+from search.schema import RunFile
+
 from ._common import finite, note_figure, short
 from .images import mosaic, png_data_uri
 
-NO_REPORT = "No test report: the final model was not evaluated on a test set (no test.p, or the search is still running)."
+NO_REPORT = ("No test report: the final model was not evaluated on a test set (no test.p, or the search is "
+             "still running).")
 
 
 def _names(report: Mapping[str, Any] | None, n: int, fallback: Sequence[str] | None = None) -> list[str]:
@@ -188,13 +192,13 @@ def _misclassified_info(misclassified: Mapping[str, Any] | None, class_names: Se
                         cols: int = 8) -> ImageGridInfo:
     title = "Misclassified test images (true → predicted)"
     if misclassified is None:
-        return ImageGridInfo([], [], [], cols, title, "No misclassified.npz (no test set, or not written yet).")
+        return ImageGridInfo([], [], [], cols, title, f"No {RunFile.MISCLASSIFIED} (no test set, or not written yet).")
     try:
         images = np.asarray(misclassified["images"])
         true = np.asarray(misclassified["true"]).astype(int).tolist()
         pred = np.asarray(misclassified["pred"]).astype(int).tolist()
     except (KeyError, TypeError, ValueError):
-        return ImageGridInfo([], [], [], cols, title, "misclassified.npz lacks images/true/pred arrays.")
+        return ImageGridInfo([], [], [], cols, title, f"{RunFile.MISCLASSIFIED} lacks images/true/pred arrays.")
     k = min(len(images), len(true), len(pred))
     if k == 0 or images.ndim not in (3, 4):
         return ImageGridInfo([], [], [], cols, title, "The final model misclassified no test image shown here.")

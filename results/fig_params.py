@@ -159,7 +159,8 @@ def _parallel_info(study: Study, params: list[str] | None = None, max_params: in
     ranked = complete_trials(study)
     maximize = maximizes(study)
     if len(ranked) < 2:
-        return ParallelInfo([], [], [], maximize, f"Parallel coordinates need at least 2 complete trials (have {len(ranked)}).")
+        return ParallelInfo([], [], [], maximize,
+                            f"Parallel coordinates need at least 2 complete trials (have {len(ranked)}).")
     names = _param_order(study, ranked, params)[:max_params]
     if not names:
         return ParallelInfo([], [], [], maximize, "The trials have no hyperparameters.")

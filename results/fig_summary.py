@@ -11,24 +11,25 @@ from typing import Any, NamedTuple
 import plotly.graph_objects as go
 from optuna.study import Study
 
+from search.schema import StudyKey, TrialKey, best_trial, best_val_loss, origin_of, ranked_trials
+
 from ._common import (
-    best_trial,
-    complete_trials,
     family_of,
     finite,
     fmt_count,
     fmt_seconds,
     fmt_value,
     is_multi_objective,
-    maximizes,
     note_figure,
     objective_names,
-    origin_of,
     primary_value,
     state_counts,
     trials,
 )
 from .runfiles import RunFiles, load_run_files
+
+#: Study attributes listed in the summary table as they are, in this order.
+SUMMARY_ATTRS = (StudyKey.EPOCHS, StudyKey.SEED, StudyKey.TARGET, StudyKey.COMMAND, StudyKey.CREATED)
 
 
 class SummaryInfo(NamedTuple):
@@ -60,7 +61,7 @@ def _summary_info(study: Study, files: RunFiles | None = None) -> SummaryInfo:
     files = files or RunFiles()
     attrs = dict(study.user_attrs)
     best = best_trial(study)
-    seconds = [s for s in (finite(t.user_attrs.get("seconds")) for t in trials(study)) if s is not None]
+    seconds = [s for s in (finite(t.user_attrs.get(TrialKey.SECONDS)) for t in trials(study)) if s is not None]
     test_accuracy = finite((files.best_config or {}).get("test_accuracy"))
     if test_accuracy is None:
         test_accuracy = finite((files.test_report or {}).get("test_accuracy"))
@@ -78,9 +79,9 @@ def _summary_info(study: Study, files: RunFiles | None = None) -> SummaryInfo:
         notes.append("No test accuracy: the final model has not been evaluated on a test set (yet).")
     return SummaryInfo(
         study_name=study.study_name,
-        space=_text(attrs.get("space")),
-        data_dir=_text(attrs.get("data_dir")),
-        data_hash=_text(attrs.get("data_hash")),
+        space=_text(attrs.get(StudyKey.SPACE)),
+        data_dir=_text(attrs.get(StudyKey.DATA_DIR)),
+        data_hash=_text(attrs.get(StudyKey.DATA_HASH)),
         objectives=objective_names(study),
         directions=[d.name.lower() for d in study.directions],
         state_counts=counts,
@@ -92,7 +93,7 @@ def _summary_info(study: Study, files: RunFiles | None = None) -> SummaryInfo:
         total_seconds=sum(seconds) if seconds else None,
         mean_seconds=sum(seconds) / len(seconds) if seconds else None,
         timed_trials=len(seconds),
-        attrs={k: attrs[k] for k in ("epochs", "seed", "target_trials", "command", "created") if k in attrs},
+        attrs={k: attrs[k] for k in SUMMARY_ATTRS if k in attrs},
         test_facts=test_facts,
         warnings=files.warnings,
         notes=notes,
@@ -169,10 +170,12 @@ class TopTrialsInfo(NamedTuple):
     note: str | None
 
 
+#: Column of the validation loss at a trial's best epoch: the tie-break of equal accuracies.
+VAL_LOSS = "val_loss"
+
+
 def _top_trials_info(study: Study, n: int = 25) -> TopTrialsInfo:
-    ranked = complete_trials(study)
-    sign = -1.0 if maximizes(study) else 1.0
-    ranked.sort(key=lambda t: (sign * (primary_value(t) or 0.0), t.number))
+    ranked = ranked_trials(study)  # best_trial first, then the search's own order
     top = ranked[:n]
     names = objective_names(study)
     value_cols = names if is_multi_objective(study) else names[:1]
@@ -182,15 +185,16 @@ def _top_trials_info(study: Study, n: int = 25) -> TopTrialsInfo:
             if name not in param_names and name != "family":  # already the "family" column
                 param_names.append(name)
     param_names.sort()
-    columns = ["trial", *value_cols, "family", "origin", "epochs", "seconds", "parameters", *param_names]
+    columns = ["trial", *value_cols, VAL_LOSS, "family", "origin", "epochs", "seconds", "parameters", *param_names]
     rows = []
     for trial in top:
         values = list(trial.values or [])
+        attrs = trial.user_attrs
         row: list[Any] = [trial.number]
         row += [finite(values[i]) if i < len(values) else None for i in range(len(value_cols))]
         row += [
-            family_of(trial), origin_of(trial), trial.user_attrs.get("epochs"),
-            finite(trial.user_attrs.get("seconds")), trial.user_attrs.get("params"),
+            best_val_loss(trial), family_of(trial), origin_of(attrs), attrs.get(TrialKey.EPOCHS),
+            finite(attrs.get(TrialKey.SECONDS)), attrs.get(TrialKey.PARAMS),
         ]
         row += [trial.params.get(p) for p in param_names]
         rows.append(row)

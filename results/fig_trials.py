@@ -11,19 +11,17 @@ import plotly.graph_objects as go
 from optuna.study import Study
 from optuna.trial import TrialState
 
+from search.schema import TrialKey, best_trial
+
 from ._common import (
     BEST_COLOR,
     POINT_COLOR,
     STATE_COLORS,
-    best_trial,
     complete_trials,
     curve_of,
     family_of,
-    finite,
-    fmt_count,
     fmt_seconds,
     fmt_value,
-    is_multi_objective,
     maximizes,
     note_figure,
     objective_names,
@@ -142,9 +140,6 @@ class CurvesInfo(NamedTuple):
     objective: str
     note: str | None
 
-    def by_state(self, state: str) -> list[Curve]:
-        return [c for c in self.curves if c.state == state]
-
 
 def _curves_info(study: Study) -> CurvesInfo:
     best = best_trial(study)
@@ -153,7 +148,7 @@ def _curves_info(study: Study) -> CurvesInfo:
         epochs, values = curve_of(trial)
         if not epochs:
             continue
-        reason = trial.user_attrs.get("stop_reason")
+        reason = trial.user_attrs.get(TrialKey.STOP_REASON)
         curves.append(Curve(
             trial.number, trial.state.name, epochs, values, family_of(trial), point_of(trial),
             str(reason) if reason is not None else None, best is not None and trial.number == best.number,
@@ -251,7 +246,7 @@ class TimelineInfo(NamedTuple):
 def _timeline_info(study: Study, now: dt.datetime | None = None) -> TimelineInfo:
     bars = []
     started = [t for t in trials(study) if t.datetime_start is not None]
-    use_workers = any(t.user_attrs.get("worker") for t in started)
+    use_workers = any(t.user_attrs.get(TrialKey.WORKER) for t in started)
     finished = [t for t in started if t.datetime_complete is not None]
     last_activity = max((t.datetime_complete or t.datetime_start for t in started), default=None)
     longest = max(((t.datetime_complete - t.datetime_start) for t in finished), default=dt.timedelta(0))
@@ -265,7 +260,10 @@ def _timeline_info(study: Study, now: dt.datetime | None = None) -> TimelineInfo
                                       last_activity, longest)
         if end < trial.datetime_start:
             continue
-        lane = str(trial.user_attrs.get("worker") or "unknown worker") if use_workers else f"trial {trial.number}"
+        if use_workers:
+            lane = str(trial.user_attrs.get(TrialKey.WORKER) or "unknown worker")
+        else:
+            lane = f"trial {trial.number}"
         bars.append(TimelineBar(trial.number, trial.state.name, trial.datetime_start, end, lane,
                                 primary_value(trial) if trial.values else None, family_of(trial), stale))
     bars.sort(key=lambda b: (b.start, b.number))
@@ -347,83 +345,3 @@ def _lane_key(lane: str) -> tuple[str, int]:
 def plot_timeline(study: Study) -> go.Figure:
     """Start/end of each trial per worker (or per trial), coloured by state."""
     return _draw_timeline(_timeline_info(study))
-
-
-class ParetoPoint(NamedTuple):
-    number: int
-    values: tuple[float, float]
-    is_pareto: bool
-    family: str | None
-    point: str | None
-
-
-class ParetoInfo(NamedTuple):
-    """Complete trials of a two-objective study with their Pareto membership."""
-
-    objectives: list[str]
-    directions: list[str]
-    points: list[ParetoPoint]
-    note: str | None
-
-    @property
-    def front(self) -> list[ParetoPoint]:
-        return sorted((p for p in self.points if p.is_pareto), key=lambda p: p.values[1])
-
-
-def _pareto_info(study: Study) -> ParetoInfo:
-    names = objective_names(study)
-    directions = [d.name.lower() for d in study.directions]
-    if not is_multi_objective(study):
-        return ParetoInfo(names, directions, [], "Single-objective study: there is no Pareto front.")
-    try:
-        front_ids = {t.number for t in study.best_trials}
-    except (ValueError, RuntimeError):
-        front_ids = set()
-    points = []
-    for trial in complete_trials(study):
-        second = finite(trial.values[1]) if len(trial.values) > 1 else None
-        if second is None:
-            continue
-        points.append(ParetoPoint(trial.number, (primary_value(trial), second),  # type: ignore[arg-type]
-                                  trial.number in front_ids, family_of(trial), point_of(trial)))
-    note = None if points else "No trial has completed yet."
-    return ParetoInfo(names, directions, points, note)
-
-
-def _draw_pareto(info: ParetoInfo) -> go.Figure:
-    title = "Pareto front"
-    if not info.points:
-        return note_figure(title, info.note or "Nothing to show.")
-    fig = go.Figure()
-    others = [p for p in info.points if not p.is_pareto]
-    front = info.front
-    is_params = info.objectives[1] == "params"
-
-    def hover(p: ParetoPoint) -> str:
-        second = fmt_count(p.values[1]) if is_params else fmt_value(p.values[1])
-        extra = ", ".join(x for x in (p.family, p.point) if x)
-        return f"trial {p.number}{' (' + extra + ')' if extra else ''}<br>{info.objectives[0]} {p.values[0]:.4f}<br>{info.objectives[1]} {second}"
-
-    if others:
-        fig.add_trace(go.Scatter(
-            x=[p.values[1] for p in others], y=[p.values[0] for p in others], mode="markers",
-            name="dominated", marker=dict(color="#c7c7c7", size=7), hovertext=[hover(p) for p in others],
-            hoverinfo="text",
-        ))
-    fig.add_trace(go.Scatter(
-        x=[p.values[1] for p in front], y=[p.values[0] for p in front], mode="lines+markers",
-        name="Pareto front", line=dict(color="#d62728", shape="hv"), marker=dict(size=10),
-        hovertext=[hover(p) for p in front], hoverinfo="text",
-    ))
-    positive = all(p.values[1] > 0 for p in info.points)
-    fig.update_layout(
-        title=dict(text=title), template="plotly_white", height=450,
-        xaxis=dict(title=f"{info.objectives[1]} ({info.directions[1]})", type="log" if is_params and positive else None),
-        yaxis=dict(title=f"{info.objectives[0]} ({info.directions[0]})"),
-    )
-    return fig
-
-
-def plot_pareto(study: Study) -> go.Figure:
-    """Validation accuracy vs parameter count, Pareto-optimal trials joined (multi-objective)."""
-    return _draw_pareto(_pareto_info(study))

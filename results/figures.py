@@ -9,8 +9,9 @@ from __future__ import annotations
 from .fig_data import plot_class_distribution, plot_class_examples
 from .fig_model import plot_confusion, plot_misclassified, plot_per_class
 from .fig_params import plot_importance, plot_parallel, plot_slices
+from .fig_pareto import plot_pareto
 from .fig_summary import plot_summary, plot_top_trials
-from .fig_trials import plot_history, plot_learning_curves, plot_pareto, plot_timeline
+from .fig_trials import plot_history, plot_learning_curves, plot_timeline
 
 __all__ = [
     "plot_class_distribution",

@@ -1,19 +1,18 @@
-"""HTML building blocks: the page shell, figure embedding, a sortable table, atomic writes.
+"""HTML building blocks: the page shell, figure embedding, a sortable table.
 
 The page is self-contained: plotly.js is inlined once, every figure only carries its
 JSON, and the table sorter is a few lines of inline JS. Nothing is fetched, so a
-dashboard copied off a cluster opens offline.
+dashboard copied off a cluster opens offline. Pages are written with ``schema.write_text``
+(private temporary file, fsync, rename), the same atomic write the search uses.
 """
 from __future__ import annotations
 
 import html
 import json
 import logging
-import os
-import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -37,7 +36,8 @@ div.section-error{background:#fdecea;border-left:4px solid #d62728;padding:6px 1
 div.figure{margin:6px 0}
 .js-plotly-plot image{image-rendering:pixelated}
 table.sortable{border-collapse:collapse;font-size:12px;width:100%;display:block;overflow-x:auto}
-table.sortable th{background:#e8eef7;cursor:pointer;position:sticky;top:0;white-space:nowrap;padding:4px 8px;text-align:left}
+table.sortable th{background:#e8eef7;cursor:pointer;position:sticky;top:0;white-space:nowrap;padding:4px 8px;
+  text-align:left}
 table.sortable th[data-dir=asc]::after{content:" \\25B2"} table.sortable th[data-dir=desc]::after{content:" \\25BC"}
 table.sortable td{border-top:1px solid #eee;padding:3px 8px;white-space:nowrap}
 table.sortable tr:hover td{background:#f3f7fc}
@@ -106,7 +106,8 @@ def figure_html(fig: go.Figure, div_id: str) -> str:
     return (
         f'<div class="figure" data-figure="{esc(div_id)}">'
         f'<div id="{esc(div_id)}" class="plotly-graph-div" style="height:{int(height)}px;width:100%"></div>'
-        f"<script>(function(){{var f={data};Plotly.newPlot({json.dumps(div_id)},f.data,f.layout,{config});}})();</script>"
+        f"<script>(function(){{var f={data};"
+        f"Plotly.newPlot({json.dumps(div_id)},f.data,f.layout,{config});}})();</script>"
         "</div>"
     )
 
@@ -117,7 +118,8 @@ def guarded(label: str, build: Callable[[], str]) -> str:
         return build()
     except Exception as exc:  # noqa: BLE001 - the dashboard must always be written
         log.exception("dashboard block %s failed", label)
-        return f'<div class="section-error">Could not draw {esc(label)}: {esc(exc.__class__.__name__)}: {esc(exc)}</div>'
+        return (f'<div class="section-error">Could not draw {esc(label)}: '
+                f'{esc(exc.__class__.__name__)}: {esc(exc)}</div>')
 
 
 def sortable_table(columns: Sequence[str], rows: Sequence[Sequence[tuple[str, Any]]]) -> str:
@@ -146,24 +148,3 @@ def page(title: str, subtitle: str, sections: Sequence[Section], footer: str = "
         f"<header><h1>{esc(title)}</h1><p>{esc(subtitle)}</p></header><nav>{nav}</nav><main>{''.join(parts)}</main>"
         f"<footer>{esc(footer)}</footer><script>{SORT_JS}</script></body></html>\n"
     )
-
-
-def write_atomic(path: Path, text: str) -> Path:
-    """Write via a temp file in the same folder and ``os.replace``: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path

@@ -1,8 +1,8 @@
 """Tolerant readers for the files a search leaves in ``runs/<study>/``.
 
-Any of them may be absent (search still running, no test.p) or half written by a
-running search; every reader returns None then and records why, so the dashboard
-can say so instead of failing.
+Their names are ``schema.RunFile``'s. Any of them may be absent (search still running,
+no test.p) or half written by a running search; every reader returns None then and
+records why, so the dashboard can say so instead of failing.
 """
 from __future__ import annotations
 
@@ -14,11 +14,7 @@ from typing import Any
 
 import numpy as np
 
-BEST_CONFIG = "best_config.json"
-TEST_REPORT = "test_report.json"
-MISCLASSIFIED = "misclassified.npz"
-DATA_OVERVIEW = "data_overview.npz"
-SANITY_REPORT = "sanity_report.json"
+from search.schema import RunFile
 
 
 @dataclass
@@ -85,9 +81,9 @@ def load_run_files(run_dir: Path | None) -> RunFiles:
     if run_dir is None:
         return files
     run_dir = Path(run_dir)
-    files.best_config = read_json(run_dir / BEST_CONFIG, files.problems)
-    files.test_report = read_json(run_dir / TEST_REPORT, files.problems)
-    files.sanity_report = read_json(run_dir / SANITY_REPORT, files.problems)
-    files.misclassified = read_npz(run_dir / MISCLASSIFIED, files.problems)
-    files.data_overview = read_npz(run_dir / DATA_OVERVIEW, files.problems)
+    files.best_config = read_json(run_dir / RunFile.BEST_CONFIG, files.problems)
+    files.test_report = read_json(run_dir / RunFile.TEST_REPORT, files.problems)
+    files.sanity_report = read_json(run_dir / RunFile.SANITY_REPORT, files.problems)
+    files.misclassified = read_npz(run_dir / RunFile.MISCLASSIFIED, files.problems)
+    files.data_overview = read_npz(run_dir / RunFile.DATA_OVERVIEW, files.problems)
     return files

@@ -2,33 +2,30 @@
 
 Optuna silently creates an empty SQLite file when asked to load from a path that
 does not exist; a results tool must never do that, so missing files are refused
-before Optuna sees them. Passwords in URLs are masked in every message.
+before Optuna sees them. Passwords in URLs are masked in every message (``schema.redact``).
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import optuna
 from optuna.storages import InMemoryStorage
 
-_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]+:)(?P<pw>[^@/\s]+)(?P<tail>@)")
+from search.schema import RunFile, redact, sqlite_url
 
-
-def redact(url: str) -> str:
-    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``."""
-    return _PASSWORD.sub(lambda m: m.group("head") + "***" + m.group("tail"), url)
+__all__ = ["load_study", "redact", "resolve_storage", "snapshot", "study_names"]
 
 
 def resolve_storage(storage: str) -> str:
     """A storage URL from a URL, a ``study.db`` path or a run folder; refuses missing SQLite files."""
     if "://" not in storage:
         path = Path(storage)
-        if path.is_dir() and (path / "study.db").is_file():
-            path = path / "study.db"
+        if path.is_dir() and (path / RunFile.STUDY_DB).is_file():
+            path = path / RunFile.STUDY_DB
         if not path.is_file():
-            raise ValueError(f"storage {storage!r}: no such SQLite file (give a storage URL or a study.db path)")
-        return f"sqlite:///{path.resolve()}"
+            raise ValueError(f"storage {storage!r}: no such SQLite file "
+                             f"(give a storage URL or a {RunFile.STUDY_DB} path)")
+        return sqlite_url(path)
     if storage.startswith("sqlite:///"):
         target = storage[len("sqlite:///"):].split("?", 1)[0]
         if target and target != ":memory:" and not Path(target).is_file():

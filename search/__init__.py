@@ -1,5 +1,4 @@
-"""Running searches: data loading, the Optuna study, trial training, the final model."""
-from .config import SearchConfig
-from .errors import DataError, UserError
+"""Running searches: data -> engine (study, trials) -> final model; the command line on top.
 
-__all__ = ["DataError", "SearchConfig", "UserError"]
+``search.schema`` is the contract with ``results/``: the keys and files a study leaves behind.
+"""

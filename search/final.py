@@ -6,42 +6,28 @@ model the configuration can give; a fresh, longer run (early stopping on validat
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 import optuna
-from optuna.trial import FrozenTrial, TrialState
 
-import spaces
 from spaces.hp import ValuesHyperParameters
 
 from .config import SearchConfig
 from .data import Dataset, Split
+from .data.overview import add_test_counts
+from .data.sanity import count_shared_images
+from .engine.interrupt import deferred_interrupts
+from .engine.session import fresh_session
+from .engine.study import load_space
+from .engine.trainer import count_params, train_model
 from .errors import UserError
-from .files import private_tmp, write_json
-from .interrupt import deferred_interrupts
-from .overview import add_test_counts
 from .progress import Progress, format_duration, key_params
-from .sanity import count_shared_images
-from .session import fresh_session
-from .trainer import count_params, train_model
+from .schema import RunFile, StudyKey, atomic_path, best_trial, write_json
 
 MAX_MISCLASSIFIED = 64
-
-
-def best_trial(study: optuna.Study) -> FrozenTrial:
-    """The completed trial with the highest validation accuracy (on the Pareto front if several
-    objectives)."""
-    if len(study.directions) > 1:
-        candidates = list(study.best_trials)
-    else:
-        candidates = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
-    if not candidates:
-        raise UserError(f"study {study.study_name!r} has no completed trial yet: nothing to retrain")
-    return max(candidates, key=lambda t: (t.values[0], -t.number))
 
 
 def retrain_best(study: optuna.Study, dataset: Dataset, cfg: SearchConfig,
@@ -50,8 +36,10 @@ def retrain_best(study: optuna.Study, dataset: Dataset, cfg: SearchConfig,
     best configuration."""
     progress = progress or Progress(0)
     trial = best_trial(study)
-    space = spaces.get_space(study.user_attrs.get("space", cfg.space))
-    epochs = cfg.final_epochs or 2 * cfg.epochs
+    if trial is None:
+        raise UserError(f"study {study.study_name!r} has no completed trial yet: nothing to retrain")
+    space = load_space(cfg.space)
+    epochs = cfg.final_epoch_limit
     progress.say(f"retraining trial {trial.number} (val_acc {trial.values[0]:.4f}) from scratch for up "
                  f"to {epochs} epochs: {key_params(trial.params, 10)}")
     fresh_session()
@@ -63,41 +51,40 @@ def retrain_best(study: optuna.Study, dataset: Dataset, cfg: SearchConfig,
                              steps_per_execution=cfg.steps_per_execution)
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    _save_model(model, run_dir / "best_model.keras")
+    _save_model(model, run_dir / RunFile.BEST_MODEL)
     progress.say(f"final model: val_acc {result.best_val_accuracy:.4f} after {result.epochs_run} epochs "
-                 f"({format_duration(result.seconds)}); saved {run_dir / 'best_model.keras'}")
+                 f"({format_duration(result.seconds)}); saved {run_dir / RunFile.BEST_MODEL}")
     test = dataset.load_test()
     report = None
     if test is not None:
         report = evaluate_on_test(model, test, dataset, run_dir)
-        add_test_counts(run_dir / "data_overview.npz", test, dataset.n_classes)
+        add_test_counts(run_dir / RunFile.DATA_OVERVIEW, test, dataset.n_classes)
         progress.say(f"test accuracy {report['test_accuracy']:.4f} on {report['n_test']} images "
-                     f"(macro F1 {report['macro_f1']:.4f}); report in {run_dir / 'test_report.json'}")
+                     f"(macro F1 {report['macro_f1']:.4f}); report in {run_dir / RunFile.TEST_REPORT}")
         if report["duplicates_with_train"]:
             progress.say(f"WARNING: {report['duplicates_with_train']} test images are exact copies of "
                          "training images: the test score is optimistic")
     else:
         progress.say("no test file in the data folder: the final model was not scored on test data")
     config = {
-        "study": study.study_name, "space": study.user_attrs.get("space", cfg.space),
+        "study": study.study_name, "space": cfg.space,
         "family": space.family_of(hp.values), "hyperparameters": hp.values,
         "trial_number": trial.number, "search_val_accuracy": trial.values[0],
         "val_accuracy": result.best_val_accuracy, "test_accuracy": report["test_accuracy"] if report else None,
         "params": count_params(model), "epochs": result.epochs_run, "best_epoch": result.best_epoch,
         "data_dir": str(dataset.data_dir), "data_hash": dataset.content_hash,
-        "command": study.user_attrs.get("command", ""),
+        "command": study.user_attrs.get(StudyKey.COMMAND, ""),
         "retrain_command": f"python run_search.py retrain --study {study.study_name} --data-dir "
                            f"{dataset.data_dir} --out {cfg.out}",
         "backend": keras.backend.backend(),
     }
-    write_json(run_dir / "best_config.json", config)
+    write_json(run_dir / RunFile.BEST_CONFIG, config)
     return config
 
 
 def _save_model(model: keras.Model, path: Path) -> None:
-    tmp = private_tmp(path)
-    model.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        model.save(tmp)
 
 
 def evaluate_on_test(model: keras.Model, test: Split, dataset: Dataset, run_dir: Path) -> dict:
@@ -107,11 +94,11 @@ def evaluate_on_test(model: keras.Model, test: Split, dataset: Dataset, run_dir:
     report = classification_report(test.labels, probs, dataset.class_names)
     report["duplicates_with_train"] = count_shared_images(dataset.train.features, test.features)
     report["seconds"] = round(time.monotonic() - start, 3)
-    write_json(run_dir / "test_report.json", report)
+    write_json(run_dir / RunFile.TEST_REPORT, report)
     pred = probs.argmax(axis=1)
     wrong = np.flatnonzero(pred != test.labels)
     pick = np.sort(np.random.default_rng(0).permutation(wrong)[:MAX_MISCLASSIFIED])
-    np.savez_compressed(run_dir / "misclassified.npz", images=test.features[pick],
+    np.savez_compressed(run_dir / RunFile.MISCLASSIFIED, images=test.features[pick],
                         true=test.labels[pick].astype(np.int32), pred=pred[pick].astype(np.int32))
     return report
 

@@ -6,7 +6,11 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
+import optuna
 from optuna.trial import FrozenTrial, TrialState
+
+from .engine.events import SearchEvents
+from .schema import FINISHED, TrialKey, best_trial, best_val_loss, count_finished, origin_of, rank_key, rankable
 
 KEY_PARAMS = ("family", "optimizer", "learning_rate", "batch_size", "augment", "batch_norm")
 
@@ -49,21 +53,37 @@ class Progress:
     def say(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
 
+    def events(self) -> SearchEvents:
+        """The engine callbacks that print this progress: messages and a line per trial."""
+        return SearchEvents(say=self.say, on_start=self.started, on_trial_end=[self.trial_end])
+
+    def started(self, study: optuna.Study, target: int) -> None:
+        self.target = target
+
+    def trial_end(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        trials = study.get_trials(deepcopy=False)
+        best = best_trial(study)
+        self.trial_line(trial, count_finished(trials), best.values[0] if best else None)
+
     def trial_line(self, trial: FrozenTrial, finished: int, best: float | None) -> None:
         ua = trial.user_attrs
         state = trial.state.name
         value = f"{trial.values[0]:.4f}" if trial.values else "  -   "
-        if trial.state == TrialState.PRUNED and ua.get("val_curve"):
-            value = f"{max(ua['val_curve']):.4f}"
+        if trial.state == TrialState.PRUNED and ua.get(TrialKey.VAL_CURVE):
+            value = f"{max(ua[TrialKey.VAL_CURVE]):.4f}"
+        loss = best_val_loss(trial)
+        value += f" loss {loss:.4f}" if loss is not None else ""
         elapsed = time.monotonic() - self.start
         clock = format_duration(elapsed) + (f"/{format_duration(self.timeout)}" if self.timeout else "")
-        point = f" [{ua['point']}]" if ua.get("point") else f" [near #{ua['near']}]" if "near" in ua else ""
-        cost = f"{ua.get('epochs', 0)}ep {ua.get('seconds', 0):.0f}s {ua.get('params', 0) / 1e3:.0f}k"
+        origin = origin_of(ua)
+        point = f" [{origin}]" if origin else ""
+        cost = (f"{ua.get(TrialKey.EPOCHS, 0)}ep {ua.get(TrialKey.SECONDS, 0):.0f}s "
+                f"{ua.get(TrialKey.PARAMS, 0) / 1e3:.0f}k")
         best_txt = f"best {best:.4f}" if best is not None else "best -"
         line = (f"{bar(finished, self.target)} trial {trial.number:>3} {state:<8} val_acc {value} "
                 f"{best_txt} | {cost} | {clock}{point} {key_params(trial.params)}")
-        if trial.state == TrialState.FAIL and ua.get("fail_reason"):
-            line += f"\n      failed: {ua['fail_reason']}"
+        if trial.state == TrialState.FAIL and ua.get(TrialKey.FAIL_REASON):
+            line += f"\n      failed: {ua[TrialKey.FAIL_REASON]}"
         self.say(line)
 
 
@@ -72,24 +92,26 @@ def summary_table(trials: Sequence[FrozenTrial], *, top: int = 5) -> str:
     counts: dict[str, int] = {}
     for t in trials:
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
-    seconds = sum(float(t.user_attrs.get("seconds", 0.0)) for t in trials)
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
-    done.sort(key=lambda t: -t.values[0])
+    seconds = sum(float(t.user_attrs.get(TrialKey.SECONDS, 0.0)) for t in trials)
+    done = sorted(rankable(trials), key=rank_key, reverse=True)
     lines = ["Search summary",
              "  trials: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())),
              f"  training time: {format_duration(seconds)} in all, "
              f"{format_duration(seconds / max(len(trials), 1))} per trial"]
-    near = [t for t in trials if "near" in t.user_attrs and t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    near = [t for t in trials if TrialKey.NEAR in t.user_attrs and t.state in FINISHED]
     if near:
         value = {t.number: t.values[0] for t in done}
-        better = sum(1 for t in near if t.values and t.values[0] > value.get(t.user_attrs["near"], 1.0))
+        better = sum(1 for t in near if t.values and t.values[0] > value.get(t.user_attrs[TrialKey.NEAR], 1.0))
         lines.append(f"  local search: {len(near)} neighbours of the best trial tried, {better} beat it")
     if done:
-        lines.append(f"  {'trial':>5} {'val_acc':>8} {'epochs':>6} {'seconds':>8} {'params':>9}  parameters")
+        lines.append(f"  {'trial':>5} {'val_acc':>8} {'val_loss':>8} {'epochs':>6} {'seconds':>8} {'params':>9}  "
+                     "parameters")
         for t in done[:top]:
             ua = t.user_attrs
-            lines.append(f"  {t.number:>5} {t.values[0]:>8.4f} {ua.get('epochs', 0):>6} "
-                         f"{ua.get('seconds', 0):>8.1f} {ua.get('params', 0):>9}  {key_params(t.params, 8)}")
+            loss = best_val_loss(t)
+            lines.append(f"  {t.number:>5} {t.values[0]:>8.4f} {loss if loss is not None else float('nan'):>8.4f} "
+                         f"{ua.get(TrialKey.EPOCHS, 0):>6} {ua.get(TrialKey.SECONDS, 0):>8.1f} "
+                         f"{ua.get(TrialKey.PARAMS, 0):>9}  {key_params(t.params, 8)}")
     else:
         lines.append("  no completed trial yet")
     return "\n".join(lines)

@@ -10,7 +10,6 @@ can list every parameter. The Optuna adapter in ``search/`` subclasses it and on
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -176,10 +175,3 @@ class ValuesHyperParameters:
 
     def __contains__(self, name: str) -> bool:
         return name in self.values
-
-
-def is_close(a: Value, b: Value) -> bool:
-    """Equality that tolerates float round-trips through storage (JSON, SQL)."""
-    if isinstance(a, float) or isinstance(b, float):
-        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=1e-9)
-    return a == b

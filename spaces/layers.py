@@ -96,11 +96,6 @@ def conv_padding(size: int, kernel: int, padding: str) -> str:
 BN_MOMENTUM = 0.9
 
 
-def conv_out(size: int, kernel: int, padding: str) -> int:
-    """Spatial size after a stride-1 conv."""
-    return size if padding == "same" else size - kernel + 1
-
-
 def conv_unit(x: Any, filters: int, kernel: int, padding: str, activation: str, batch_norm: bool,
               initializer: str = "glorot_uniform", name: str | None = None) -> Any:
     """Conv -> (BatchNorm) -> activation. The conv has no bias when batch norm follows it.

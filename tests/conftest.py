@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A few hundred 32x32 synthetic signs in the tutorial's layout (train/valid/test.p)."""
-    from search.synth import write_synthetic_dataset
+    from search.data.synth import write_synthetic_dataset
 
     folder = tmp_path_factory.mktemp("synth")
     write_synthetic_dataset(folder, n_train=430, n_valid=172, n_test=172, seed=0)

@@ -1,0 +1,198 @@
+"""What each study command does, once its arguments are parsed (``main.py``).
+
+The command line is where the engine meets the person and ``results/``: it resolves the settings
+(``settings.py``), passes the progress printer and the dashboard refresh into the engine as
+callbacks (``reporting.py``), and runs the final model.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..config import DEFAULT_OUT, SearchConfig
+from ..errors import UserError
+from ..progress import Progress, format_duration
+from ..schema import best_trial, count_finished, redact, sqlite_url, write_text
+from .parser import given_settings
+from .reporting import print_summary, search_events, write_dashboard_safely
+from .settings import resolve
+
+DEFAULT_DATA_ROOT = Path("runs") / "data"
+# The embedded default: sized to finish in about five minutes on two CPU cores (see BENCHMARKS.md).
+DEFAULT_SYNTH = {"n_train": 6000, "n_valid": 1500, "n_test": 2000, "seed": 0}
+DEFAULT_SEARCH = {"space": "all", "trials": 40, "timeout": 180.0, "epochs": 6, "final_epochs": 10,
+                  "study": "default"}
+EXIT_INTERRUPTED = 130
+
+
+def _set_precision(policy: str) -> None:
+    import keras
+
+    keras.mixed_precision.set_global_policy(policy)
+
+
+def search(args: argparse.Namespace, command: str) -> int:
+    """Search (or resume), then retrain the best configuration, score it on test and report."""
+    progress = Progress(0)
+    cfg, _ = resolve(given_settings(args), command, progress.say, store=True)
+    return run_job(cfg, progress)
+
+
+def run_job(cfg: SearchConfig, progress: Progress) -> int:
+    from ..engine.loop import run_search
+
+    _set_precision(cfg.precision)
+    progress.target, progress.timeout = cfg.trials, cfg.timeout
+    start = time.monotonic()
+    events = search_events(cfg, progress)
+    if cfg.workers > 1:
+        from ..engine.workers import run_workers
+
+        outcome = run_workers(cfg, worker_command, events)
+    else:
+        outcome = run_search(cfg, events=events)
+    print_summary(outcome.study, progress)
+    best = best_trial(outcome.study)
+    progress.say(f"best trial: #{best.number} val_acc {best.values[0]:.4f}" if best else "best trial: none completed")
+    progress.say(f"search stopped ({outcome.stop_reason}) after {format_duration(time.monotonic() - start)}")
+    if cfg.retrain:
+        from ..final import retrain_best
+
+        try:
+            retrain_best(outcome.study, outcome.dataset, cfg, progress)
+        except KeyboardInterrupt:
+            progress.say(f"\nretrain interrupted; the search itself is saved. Retrain later with:\n"
+                         f"  python run_search.py retrain --study {cfg.study_name} --out {cfg.out}"
+                         + (f" --storage {redact(cfg.storage)}" if cfg.storage else ""))
+            return EXIT_INTERRUPTED
+    path = write_dashboard_safely(outcome.study, cfg.run_dir, progress)
+    if path:
+        progress.say(f"dashboard: {path}")
+    return 0
+
+
+def worker_command(cfg: SearchConfig, index: int) -> list[str]:
+    """How ``--workers`` starts worker ``index``: the serialised settings, not edited arguments."""
+    return [sys.executable, "-m", "search.cli.worker", cfg.dumps(), str(index)]
+
+
+def default_job(argv: Sequence[str]) -> int:
+    """``python run_search.py`` with no arguments: synthetic data, a short search, the final model."""
+    from ..data.synth import SYNTH_VERSION, write_synthetic_dataset
+
+    data_dir = DEFAULT_DATA_ROOT / f"synth-v{SYNTH_VERSION}"
+    if not (data_dir / "train.p").exists():
+        print(f"generating the built-in synthetic traffic signs in {data_dir} (once)", flush=True)
+        write_synthetic_dataset(data_dir, **DEFAULT_SYNTH)
+    progress = Progress(0)
+    cfg, _ = resolve({"data_dir": data_dir, **DEFAULT_SEARCH}, "python run_search.py", progress.say, store=True)
+    return run_job(cfg, progress)
+
+
+def join(args: argparse.Namespace, command: str) -> int:
+    """One more worker on a study, with the study's settings; never past the study's target."""
+    from ..engine.loop import run_search
+    from ..engine.study import stored_target, worker_id
+
+    progress = Progress(0)
+    cfg, study = resolve(given_settings(args), command, progress.say, store=False, must_exist=True)
+    assert study is not None
+    target, finished = stored_target(study), count_finished(study.get_trials(deepcopy=False))
+    if finished >= target:
+        progress.say(f"study {cfg.study_name!r} has reached its target ({finished} of {target} trials "
+                     "finished): nothing to do")
+        return 0
+    cfg = cfg.with_overrides({"retrain": False, "dashboard_every": 0, "workers": 1})[0]
+    _set_precision(cfg.precision)
+    progress.target, progress.timeout = target, cfg.timeout
+    index = 1 + zlib.crc32(worker_id().encode()) % 9973  # a sampler seed of its own
+    outcome = run_search(cfg, events=search_events(cfg, progress), worker_index=index, extend=False)
+    progress.say(f"worker stopped ({outcome.stop_reason}): {outcome.finished} of {target} trials finished")
+    return 0
+
+
+def retrain(args: argparse.Namespace, command: str) -> int:
+    """The final stage again, with the study's stored settings (and the data split they made)."""
+    from ..data import load_dataset
+    from ..final import retrain_best
+    from ..schema import StudyKey
+
+    given = given_settings(args)
+    if "study" not in given:
+        raise UserError("retrain: --study NAME is required")
+    progress = Progress(0)
+    cfg, study = resolve(given, command, progress.say, store=False, must_exist=True)
+    assert study is not None
+    _set_precision(cfg.precision)
+    dataset = load_dataset(cfg.data_dir, n_classes=cfg.n_classes, valid_fraction=cfg.valid_fraction, seed=cfg.seed)
+    stored_hash = study.user_attrs.get(StudyKey.DATA_HASH)
+    if stored_hash and stored_hash != dataset.content_hash:
+        raise UserError(f"data in {cfg.data_dir} differs from the data study {cfg.study_name!r} was searched on")
+    retrain_best(study, dataset, cfg, progress)
+    write_dashboard_safely(study, cfg.run_dir, progress)
+    return 0
+
+
+def _open(args: argparse.Namespace):  # -> optuna.Study
+    from ..engine.study import open_existing
+
+    return open_existing(args.study, getattr(args, "storage", None), _out(args))
+
+
+def _out(args: argparse.Namespace) -> Path:
+    return Path(getattr(args, "out", DEFAULT_OUT))
+
+
+def export(args: argparse.Namespace, command: str) -> int:
+    from results.export import best_config, format_config
+
+    study = _open(args)
+    try:
+        text = format_config(best_config(study, _out(args) / args.study), args.format)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.output:
+        write_text(args.output, text)
+        print(f"wrote {args.output}")
+    else:
+        print(text)
+    return 0
+
+
+def studies(args: argparse.Namespace, command: str) -> int:
+    from results.export import studies_table
+
+    out = _out(args)
+    storage = getattr(args, "storage", None)
+    urls = [storage] if storage else [sqlite_url(db) for db in sorted(out.glob("*/study.db"))]
+    if not urls:
+        print(f"no studies under {out}/ (pass --storage URL for a database elsewhere)")
+        return 0
+    for url in urls:
+        try:
+            print(studies_table(url))
+        except Exception as exc:  # noqa: BLE001
+            raise UserError(f"cannot read storage {redact(url)}: {redact(str(exc).splitlines()[0])}") from None
+    return 0
+
+
+def dashboard(args: argparse.Namespace, command: str) -> int:
+    from results.dashboard import write_dashboard
+
+    study = _open(args)
+    path = write_dashboard(study, _out(args) / args.study, args.output)
+    print(f"wrote {path}")
+    return 0
+
+
+def spaces(args: argparse.Namespace, command: str) -> int:
+    import spaces as space_registry
+
+    for name in space_registry.SPACES:
+        print(space_registry.describe_space(name))
+        print()
+    return 0

@@ -1,0 +1,45 @@
+"""``run_search.py data ...``: make, convert and check data folders (no Keras is imported)."""
+from __future__ import annotations
+
+import argparse
+
+
+def synth(args: argparse.Namespace) -> int:
+    from ..data.synth import write_synthetic_dataset
+
+    summary = write_synthetic_dataset(args.out, n_train=args.n_train, n_valid=args.n_valid,
+                                      n_test=args.n_test, seed=args.seed, image_size=args.size)
+    print(f"wrote synthetic traffic signs to {args.out}: {summary}")
+    return 0
+
+
+def convert_gtsrb(args: argparse.Namespace) -> int:
+    from ..data.gtsrb import convert_gtsrb as convert
+
+    def show(done: int, total: int) -> None:
+        if total and (done == total or done % 500 == 0):
+            print(f"\rreading images {done}/{total}", end="\n" if done == total else "", flush=True)
+
+    summary = convert(args.src, args.out, size=args.size, valid_fraction=args.valid_fraction,
+                      seed=args.seed, crop=args.crop, progress=show)
+    counts = ", ".join(f"{k} {v}" for k, v in summary["counts"].items())
+    print(f"wrote {args.out}: {counts} images; {summary['tracks']['valid']} of "
+          f"{summary['tracks']['train'] + summary['tracks']['valid']} tracks held out for valid "
+          f"({summary['seconds']:.1f}s)")
+    return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    from ..data import load_dataset
+    from ..data.overview import data_overview
+    from ..data.sanity import sanity_report
+
+    dataset = load_dataset(args.dir, n_classes=args.n_classes)
+    test = dataset.load_test()
+    print(sanity_report(dataset, test).text())
+    if args.html:
+        from results.dashboard import write_data_report
+
+        path = write_data_report(data_overview(dataset, test), args.html, title=f"Data: {args.dir}")
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,166 @@
+"""The argument parser, generated from ``SearchConfig``: its defaults and help are the settings' own.
+
+Settings are parsed with ``argparse.SUPPRESS`` as their default, so the namespace holds only what
+the user typed: those are the overrides of a stored study's settings (``settings.py``).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..config import CHECKS, DEFAULT_OUT, SearchConfig, parse_objectives
+from ..errors import UserError
+
+EXIT_USAGE = 2
+NOT_OPTIONS = ("command",)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors as one line and exit status 2, like every other user error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _base_type(annotation: Any) -> type:
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return _base_type(args[0]) if args else annotation
+
+
+def _converter(f: dataclasses.Field, base: type) -> Callable[[str], Any]:
+    """Text to value, with the setting's own range check as the argparse error."""
+    if f.name == "objectives":
+        def objectives(text: str) -> tuple[str, ...]:
+            try:
+                return parse_objectives(text)
+            except UserError as exc:
+                raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[1]) from None
+        return objectives
+    check = f.metadata.get("check")
+
+    def convert(text: str) -> Any:
+        try:
+            value = base(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {base.__name__}, got {text!r}") from None
+        problem = CHECKS[check](value) if check else None
+        if problem and check == "positive" and base is int:
+            problem = "must be a positive integer"
+        if problem:
+            raise argparse.ArgumentTypeError(f"{problem}, got {text!r}")
+        return value
+    convert.__name__ = base.__name__
+    return convert
+
+
+def add_settings(p: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
+    """One option per ``SearchConfig`` field (or the ``names`` given), default SUPPRESS."""
+    hints = typing.get_type_hints(SearchConfig)
+    for f in dataclasses.fields(SearchConfig):
+        if f.name in NOT_OPTIONS or (names is not None and f.name not in names):
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else None
+        shown = f" (default {default})" if default not in (None, "", ()) and not isinstance(default, bool) else ""
+        help_text = f.metadata.get("help", "") + shown
+        flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+        if flag.startswith("--no-"):
+            p.add_argument(flag, dest=f.name, action="store_const", const=False, default=argparse.SUPPRESS,
+                           help=help_text[0].upper() + help_text[1:] + ": off")
+            continue
+        base = _base_type(hints[f.name])
+        p.add_argument(flag, dest=f.name, type=_converter(f, base), default=argparse.SUPPRESS,
+                       choices=f.metadata.get("choices"), help=help_text,
+                       metavar=None if f.metadata.get("choices") else _metavar(f.name, base))
+
+
+def _metavar(name: str, base: type) -> str:
+    if name == "timeout" or name == "heartbeat":
+        return "SEC"
+    return {int: "N", float: "X", Path: "DIR"}.get(base, name.upper())
+
+
+def given_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings the user typed (a namespace parsed with ``add_settings``)."""
+    names = {f.name for f in dataclasses.fields(SearchConfig)} - set(NOT_OPTIONS)
+    return {k: v for k, v in vars(args).items() if k in names}
+
+
+def _add_locating(p: argparse.ArgumentParser, *, study_required: bool) -> None:
+    p.add_argument("--study", required=study_required, default=argparse.SUPPRESS,
+                   help="study name" + ("" if study_required else " (default <space>-<data folder name>)"))
+    p.add_argument("--storage", default=argparse.SUPPRESS,
+                   help="Optuna storage URL (default: sqlite under <out>/<study>/study.db); "
+                        "e.g. postgresql://user@host/db for several machines")
+    p.add_argument("--out", type=Path, default=argparse.SUPPRESS,
+                   help=f"folder for run outputs (default {DEFAULT_OUT}/)")
+
+
+def build_parser(description: str) -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="run_search.py", description=description,
+                           formatter_class=argparse.RawDescriptionHelpFormatter,
+                           epilog="With no command: the embedded default search on synthetic signs.")
+    sub = parser.add_subparsers(dest="verb", parser_class=OneLineParser, metavar="COMMAND")
+    p = sub.add_parser("search", help="run or resume a search (a resumed study keeps its settings; "
+                                      "options given again override them)")
+    add_settings(p)
+    p = sub.add_parser("join", help="one more worker on an existing study, with the study's own settings "
+                                    "(for job arrays: Slurm, Kubernetes)")
+    _add_locating(p, study_required=True)
+    add_settings(p, names=("data_dir",))
+    p = sub.add_parser("retrain", help="retrain a study's best configuration (with its stored settings) "
+                                       "and score it on test.p")
+    add_settings(p)
+    for name, help_text in (("export", "print or write a study's best configuration"),
+                            ("dashboard", "write a study's self-contained HTML dashboard")):
+        p = sub.add_parser(name, help=help_text)
+        _add_locating(p, study_required=True)
+        if name == "export":
+            p.add_argument("--format", choices=("json", "yaml"), default="json")
+        p.add_argument("-o", "--output", type=Path,
+                       help="file to write" + (" (default: print)" if name == "export" else
+                                               " (default <out>/<study>/dashboard.html)"))
+    p = sub.add_parser("studies", help="list the studies in a storage")
+    p.add_argument("--storage", default=argparse.SUPPRESS, help="Optuna storage URL (default: every "
+                                                                "study.db under --out)")
+    p.add_argument("--out", type=Path, default=argparse.SUPPRESS,
+                   help=f"folder for run outputs (default {DEFAULT_OUT}/)")
+    sub.add_parser("spaces", help="list every model family: parameters, ranges, defaults, named points")
+    _add_data_commands(sub)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _add_data_commands(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="make, convert and check data folders")
+    dsub = data.add_subparsers(dest="data_command", parser_class=OneLineParser, metavar="DATA_COMMAND",
+                               required=True)
+    p = dsub.add_parser("synth", help="write the built-in synthetic traffic signs")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--n-train", type=_positive_int, default=5000)
+    p.add_argument("--n-valid", type=_positive_int, default=1500)
+    p.add_argument("--n-test", type=_positive_int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=_positive_int, default=32)
+    p = dsub.add_parser("convert-gtsrb", help="convert the official GTSRB folders to train/valid/test.p")
+    p.add_argument("src", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--size", type=_positive_int, default=32)
+    p.add_argument("--crop", action="store_true", help="crop to the sign's bounding box first")
+    p.add_argument("--valid-fraction", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
+    p = dsub.add_parser("check", help="print the sanity report of a data folder (exit 2 if invalid)")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--html", type=Path, help="also write the data section of the dashboard here")
+    p.add_argument("--n-classes", type=_positive_int)

@@ -1,0 +1,31 @@
+"""One ``--workers`` child: ``python -m search.cli.worker SETTINGS_JSON INDEX``.
+
+The parent passes its resolved settings serialised, so every worker searches exactly as the parent
+does; the index varies the sampler's seed. Workers print their trial lines, never retrain, never
+write dashboards and leave the resume command to the parent.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from .main import prepare_process, run_guarded
+
+
+def main(argv: list[str]) -> int:
+    from ..config import SearchConfig
+    from ..engine.loop import run_search
+    from ..progress import Progress
+    from .commands import _set_precision
+
+    cfg = SearchConfig.from_json(json.loads(argv[0]))
+    index = int(argv[1])
+    _set_precision(cfg.precision)
+    progress = Progress(cfg.trials, timeout=cfg.timeout)
+    run_search(cfg, events=progress.events(), worker_index=index)
+    return 0
+
+
+if __name__ == "__main__":
+    prepare_process(keras_needed=True)
+    raise SystemExit(run_guarded(lambda: main(sys.argv[1:])))

@@ -1,0 +1,163 @@
+"""The search loop: data once, then trials until the study's target or the time budget is reached.
+
+Each trial runs through ``study.optimize(n_trials=1)`` so that Optuna's heartbeat and failure
+handling wrap it, while this loop decides when to stop: the study's target of finished trials
+(shared by every worker on the study), ``--timeout``, too many failures in a row, or Ctrl-C.
+Every finished trial is in storage the moment it ends, so an interruption or a crash loses at
+most the trial that was running.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from ..config import SearchConfig
+from ..data import Dataset, load_dataset
+from ..data.overview import data_overview, save_overview
+from ..data.sanity import sanity_report
+from ..errors import UserError
+from ..schema import FINISHED, RunFile, TrialKey, count_states, redact, write_json
+from .events import SearchEvents
+from .interrupt import deferred_interrupts
+from .objective import Objective, TrialFailed
+from .study import (
+    check_user_space,
+    fail_dead_local_trials,
+    load_space,
+    make_storage,
+    open_study,
+    settle_target,
+    stored_target,
+)
+
+POLL_SECONDS = 2.0
+
+
+@dataclass
+class SearchOutcome:
+    study: optuna.Study
+    dataset: Dataset
+    stop_reason: str  # target | timeout | failures
+    finished: int
+
+
+class SearchStopped(UserError):
+    """Too many consecutive failures: something is wrong with the space, the data or the machine."""
+
+
+def prepare_data(cfg: SearchConfig, say: Callable[[str], None]) -> Dataset:
+    """Load and check the data once for the process; the report is printed and saved with the run."""
+    dataset = load_dataset(cfg.data_dir, n_classes=cfg.n_classes, valid_fraction=cfg.valid_fraction,
+                           seed=cfg.seed)
+    report = sanity_report(dataset)
+    say(report.text())
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(cfg.run_dir / RunFile.SANITY_REPORT, report.to_json())
+    overview_path = cfg.run_dir / RunFile.DATA_OVERVIEW
+    if not overview_path.exists():
+        save_overview(data_overview(dataset), overview_path)
+    return dataset
+
+
+def run_search(cfg: SearchConfig, *, dataset: Dataset | None = None,
+               pruner: optuna.pruners.BasePruner | None = None, events: SearchEvents | None = None,
+               worker_index: int = 0, extend: bool = True) -> SearchOutcome:
+    """Run (or resume, or join) the study described by ``cfg``; returns when it should stop.
+
+    ``extend=False`` (``join``) works towards the study's stored target and never starts a new
+    campaign, so a restarted worker cannot add trials to a study that reached its target.
+    """
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    events = events or SearchEvents()
+    space = load_space(cfg.space)
+    dataset = dataset or prepare_data(cfg, events.say)
+    check_user_space(space, dataset.input_shape, dataset.n_classes)
+    study = open_study(cfg, make_storage(cfg), dataset.content_hash, pruner, worker_index=worker_index)
+    revived = fail_dead_local_trials(study)
+    if revived:
+        events.say(f"marked trials {revived} failed: their worker process had died (retried once)")
+    target = settle_target(study, cfg.trials) if extend else stored_target(study)
+    finished0 = count_states(study.get_trials(deepcopy=False))
+    events.say(f"study {cfg.study_name!r}: {finished0[TrialState.COMPLETE] + finished0[TrialState.PRUNED]} "
+               f"finished trials, target {target}; space {cfg.space}, sampler {cfg.sampler}, pruner "
+               f"{_pruner_name(cfg, pruner)}, up to {cfg.epochs} epochs per trial"
+               + (f", {cfg.timeout:.0f}s budget" if cfg.timeout else ""))
+    if events.on_start is not None:
+        events.on_start(study, target)
+    deadline = time.monotonic() + cfg.timeout if cfg.timeout else None
+    objective = Objective(dataset, space, cfg, target=target, deadline=deadline, events=events)
+    errors_log = cfg.run_dir / RunFile.ERRORS_LOG
+    consecutive_failures = 0
+    with deferred_interrupts() as stop:
+        while True:
+            stop.raise_if_requested()  # a Ctrl-C between trials
+            counts = count_states(study.get_trials(deepcopy=False))
+            finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+            if finished >= target:
+                stop_reason = "target"
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                stop_reason = "timeout"
+                break
+            if finished + counts[TrialState.RUNNING] >= target and not counts[TrialState.WAITING]:
+                time.sleep(POLL_SECONDS)  # other workers hold the last trials; wait for them (or their death)
+                fail_dead_local_trials(study)
+                continue
+            trial = _run_one(study, objective, errors_log)
+            if trial is None or trial.user_attrs.get(TrialKey.SURPLUS):
+                continue
+            finished += trial.state in FINISHED
+            events.trial_ended(study, trial)
+            consecutive_failures = consecutive_failures + 1 if trial.state == TrialState.FAIL else 0
+            if consecutive_failures >= cfg.max_failures:
+                reason = trial.user_attrs.get(TrialKey.FAIL_REASON, f"see {errors_log}")
+                raise SearchStopped(f"stopping: {consecutive_failures} trials in a row failed (last: "
+                                    f"{reason}); completed trials are kept in {redact(cfg.storage_url)}")
+    return SearchOutcome(study=study, dataset=dataset, stop_reason=stop_reason, finished=finished)
+
+
+def _pruner_name(cfg: SearchConfig, pruner: optuna.pruners.BasePruner | None) -> str:
+    if cfg.multi_objective:
+        return "none (multi-objective)"
+    return type(pruner).__name__ if pruner is not None else cfg.pruner
+
+
+def _run_one(study: optuna.Study, objective: Objective, errors_log: Path) -> FrozenTrial | None:
+    """Run one trial; failures stay inside the trial, Ctrl-C leaves after recording it."""
+    done: list[FrozenTrial] = []
+
+    def logged_objective(trial: optuna.Trial) -> float | tuple[float, float]:
+        try:
+            return objective(trial)
+        except (TrialFailed, optuna.TrialPruned):
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr(TrialKey.FAIL_REASON, "interrupted (Ctrl-C)")
+            trial.set_user_attr(TrialKey.STOP_REASON, "interrupted")
+            _requeue(study, trial)
+            raise
+        except Exception as exc:  # noqa: BLE001 - one trial's crash (OOM, bad config) must not end the search
+            trial.set_user_attr(TrialKey.FAIL_REASON, f"{type(exc).__name__}: {str(exc).strip()[:300]}")
+            trial.set_user_attr(TrialKey.STOP_REASON, "error")
+            with open(errors_log, "a") as fh:
+                fh.write(f"--- trial {trial.number} {trial.params}\n{traceback.format_exc()}\n")
+            raise
+
+    study.optimize(logged_objective, n_trials=1, catch=(Exception,), gc_after_trial=False,
+                   callbacks=[lambda _study, frozen: done.append(frozen)])
+    return done[0] if done else None
+
+
+def _requeue(study: optuna.Study, trial: optuna.Trial) -> None:
+    """An interrupted configuration is run again first when the study resumes."""
+    attrs = {TrialKey.REQUEUED_FROM: trial.number}
+    for key in (TrialKey.POINT, TrialKey.NEAR):  # where the configuration came from
+        if key in trial.user_attrs:
+            attrs[key] = trial.user_attrs[key]
+    study.enqueue_trial(dict(trial.params), user_attrs=attrs)

@@ -1,0 +1,139 @@
+"""One search trial: build the trial's model from the space, train it, report to Optuna.
+
+Everything a person later wants to know about the trial's cost and behaviour is stored as user
+attributes (epochs, seconds, parameter count, best epoch, the validation curve, why it stopped), so
+dashboards and summaries never need to re-run anything.
+"""
+from __future__ import annotations
+
+import math
+import time
+from types import ModuleType
+
+import keras
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from ..config import SearchConfig
+from ..data import Dataset
+from ..schema import FINISHED, TrialKey
+from .events import SearchEvents
+from .hp_adapter import OptunaHyperParameters
+from .session import fresh_session
+from .study import worker_id
+from .trainer import EpochHook, count_params, train_model
+
+# A model still at chance level after this many epochs has diverged or cannot learn at its settings
+# (a too-high learning rate, say); Hyperband's later brackets would otherwise train it 3 or 9 epochs
+# before their first judgement. "Chance" is always answering the most common validation class
+# (5.8% on GTSRB's unbalanced classes); healthy models are far above it after one epoch.
+STALL_EPOCH = 2
+STALL_FACTOR = 1.5
+
+
+def majority_share(labels: np.ndarray) -> float:
+    """Accuracy of always predicting the most common label."""
+    return float(np.bincount(labels).max() / len(labels)) if len(labels) else 0.0
+
+
+def stalled(epoch: int, val_accuracy: float, chance: float, max_epochs: int) -> bool:
+    """True when a trial should stop now because it has learned nothing (and has epochs left)."""
+    if epoch < STALL_EPOCH or epoch >= max_epochs:
+        return False
+    return not math.isfinite(val_accuracy) or val_accuracy <= STALL_FACTOR * chance
+
+
+class TrialFailed(Exception):
+    """A trial that cannot produce a score (NaN loss, build error); the search goes on."""
+
+
+class Objective:
+    """Callable handed to ``study.optimize``; holds the data loaded once for the whole process."""
+
+    def __init__(self, dataset: Dataset, space: ModuleType, cfg: SearchConfig, *, target: int,
+                 deadline: float | None, events: SearchEvents | None = None) -> None:
+        self.dataset, self.space, self.cfg = dataset, space, cfg
+        self.target, self.deadline = target, deadline
+        self.events = events or SearchEvents()
+        self.chance = majority_share(dataset.valid.labels)
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        fresh_session()
+        if self.events.on_trial_start is not None:
+            self.events.on_trial_start(trial)
+        trial.set_user_attr(TrialKey.WORKER, worker_id())
+        self._refuse_surplus(trial)
+        keras.utils.set_random_seed((self.cfg.seed * 100_003 + trial.number) % 2**31)
+        hp = OptunaHyperParameters(trial)
+        try:
+            model = self.space.build(hp, self.dataset.input_shape, self.dataset.n_classes)
+        except (ValueError, TypeError) as exc:  # e.g. a configuration that shrinks the image to nothing
+            self._fail(trial, "build", f"model could not be built: {exc}")
+        params = count_params(model)
+        trial.set_user_attr(TrialKey.FAMILY, self.space.family_of(hp.values))
+        trial.set_user_attr(TrialKey.PARAMS, params)
+        result = train_model(model, self.dataset, hp.values, epochs=self.cfg.epochs,
+                             patience=self.cfg.patience, deadline=self._trial_deadline(),
+                             hooks=self.epoch_hooks(trial), steps_per_execution=self.cfg.steps_per_execution)
+        stop_reason = trial.user_attrs.get(TrialKey.STOP_REASON) or result.stop_reason
+        for key, value in {
+            TrialKey.EPOCHS: result.epochs_run, TrialKey.BEST_EPOCH: result.best_epoch,
+            TrialKey.SECONDS: round(result.seconds, 3), TrialKey.VAL_CURVE: result.val_curve,
+            TrialKey.VAL_LOSS_CURVE: result.val_loss_curve,
+            TrialKey.TRAIN_CURVE: result.train_curve, TrialKey.STOP_REASON: stop_reason,
+            TrialKey.SECONDS_PER_EPOCH: round(result.seconds / max(result.epochs_run, 1), 3),
+        }.items():
+            trial.set_user_attr(key, value)
+        del model
+        if result.stop_reason == "nan":
+            self._fail(trial, "nan", "loss became NaN; training stopped at once")
+        if not result.val_curve or not math.isfinite(result.best_val_accuracy):
+            self._fail(trial, "error", "no finite validation accuracy was produced")
+        if result.stop_reason == "pruned":
+            raise optuna.TrialPruned(f"pruned after epoch {result.epochs_run}")
+        if self.cfg.multi_objective:
+            return result.best_val_accuracy, float(params)
+        return result.best_val_accuracy
+
+    def epoch_hooks(self, trial: optuna.Trial) -> list[keras.callbacks.Callback]:
+        """The callbacks that judge ``trial`` after each epoch (pruning, the no-learning guard),
+        then the caller's own (``SearchEvents.trial_callbacks``: progress, probes)."""
+        extra = list(self.events.trial_callbacks(trial)) if self.events.trial_callbacks else []
+        if self.cfg.multi_objective:
+            return extra  # Optuna cannot prune multi-objective studies
+        # Named points are the study's anchors (the tutorial's models, a known strong model): they
+        # report their curves, which the pruner judges other trials by, but always run to the end,
+        # so a search never ends without knowing how the tutorial's models do.
+        anchor = TrialKey.POINT in trial.user_attrs
+
+        def report(epoch: int, val_accuracy: float) -> bool:
+            if math.isfinite(val_accuracy):
+                trial.report(val_accuracy, epoch)
+            if anchor:
+                return False
+            if stalled(epoch, val_accuracy, self.chance, self.cfg.epochs):
+                trial.set_user_attr(TrialKey.STOP_REASON, "no_learning")
+                return True
+            return trial.should_prune()
+
+        return [EpochHook(report), *extra]
+
+    def _trial_deadline(self) -> float | None:
+        limit = self.cfg.trial_time_limit
+        ends = [d for d in (self.deadline, time.monotonic() + limit if limit else None) if d is not None]
+        return min(ends) if ends else None
+
+    def _fail(self, trial: optuna.Trial, reason: str, message: str) -> None:
+        trial.set_user_attr(TrialKey.STOP_REASON, reason)
+        trial.set_user_attr(TrialKey.FAIL_REASON, message)
+        raise TrialFailed(message)
+
+    def _refuse_surplus(self, trial: optuna.Trial) -> None:
+        """With several workers, two can start the study's last trial at once; the later one stops."""
+        trials = trial.study.get_trials(deepcopy=False)
+        done = sum(t.state in FINISHED for t in trials)
+        ahead = sum(t.state == TrialState.RUNNING and t.number < trial.number for t in trials)
+        if done + ahead >= self.target:
+            trial.set_user_attr(TrialKey.SURPLUS, True)
+            self._fail(trial, "surplus", "not run: the study's target was reached by other workers")

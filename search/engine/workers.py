@@ -1,0 +1,87 @@
+"""``--workers K``: K processes on this machine sharing one study through its storage.
+
+Optuna's storage is the scheduler: each worker asks the study for its next trial, so workers can
+also be started on other machines against the same ``--storage`` (``run_search.py join``). Here the
+parent creates the study first (so the named points are enqueued once and the settings stored),
+starts the workers with the serialised settings, waits, and then does the final retrain itself. With
+GPUs, workers are spread over the devices round-robin (``CUDA_VISIBLE_DEVICES``); several on one GPU
+share it with memory growth on.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Callable
+
+import optuna
+
+from ..config import SearchConfig
+from ..schema import count_finished
+from .events import SearchEvents
+from .loop import SearchOutcome, prepare_data
+from .study import make_storage, open_study, settle_target
+
+
+def visible_gpus() -> int:
+    """Number of NVIDIA GPUs this process may use (0 without nvidia-smi)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
+        ids = [d for d in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if d.strip() and d.strip() != "-1"]
+        return len(ids)
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(line.startswith("GPU ") for line in out.splitlines())
+
+
+def worker_env(index: int, n_gpus: int) -> dict[str, str]:
+    env = dict(os.environ, TF_FORCE_GPU_ALLOW_GROWTH="true", XLA_PYTHON_CLIENT_PREALLOCATE="false",
+               PYTHONUNBUFFERED="1")
+    if n_gpus:
+        env["CUDA_VISIBLE_DEVICES"] = str(index % n_gpus)
+    return env
+
+
+WorkerCommand = Callable[[SearchConfig, int], list[str]]
+
+
+def run_workers(cfg: SearchConfig, worker_command: WorkerCommand, events: SearchEvents) -> SearchOutcome:
+    """Create the study, start ``cfg.workers`` processes on it, wait for them all.
+
+    ``worker_command(settings, index)`` is the caller's way to start one worker with the
+    serialised settings (the command line passes ``python -m search.cli.worker``); each worker
+    gets ``cfg`` as it is, never retrains and never writes dashboards.
+    """
+    dataset = prepare_data(cfg, events.say)
+    study = open_study(cfg, make_storage(cfg), dataset.content_hash)
+    target = settle_target(study, cfg.trials)
+    n_gpus = visible_gpus()
+    child = dataclasses.replace(cfg, workers=1, retrain=False, dashboard_every=0)
+    events.say(f"starting {cfg.workers} workers on study {cfg.study_name!r} (target {target} trials"
+               + (f", {n_gpus} GPUs" if n_gpus else ", CPU") + ")")
+    # Own session: a Ctrl-C in the terminal reaches only this process, which passes exactly
+    # one SIGINT on; a second one would make the workers stop at once instead of after a batch.
+    procs = [subprocess.Popen(worker_command(child, i), env=worker_env(i, n_gpus), start_new_session=True)
+             for i in range(cfg.workers)]
+    try:
+        codes = [p.wait() for p in procs]
+    except KeyboardInterrupt:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in procs:
+            p.wait()
+        raise
+    if any(codes):
+        events.say(f"warning: worker exit codes {codes}")
+    study = optuna.load_study(study_name=cfg.study_name, storage=make_storage(cfg))
+    finished = count_finished(study.get_trials(deepcopy=False))
+    reason = "target" if finished >= target else "timeout"
+    if all(code != 0 for code in codes) and finished < target:
+        reason = "failures"
+    return SearchOutcome(study=study, dataset=dataset, stop_reason=reason, finished=finished)

@@ -1,0 +1,240 @@
+"""What a study and its run folder hold: the one contract between the search and ``results/``.
+
+The search writes trials, study attributes and run files; ``results/`` reads them, possibly while a
+search is still writing. Both sides name every key and file through this module, and both ask it
+the questions whose answer must never differ between them: which trial is the best, how many trials
+are finished, how a storage URL is printed and where a study's SQLite file lives. Nothing else
+crosses from ``search/`` to ``results/``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import optuna
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+
+class TrialKey:
+    """User-attribute keys of a trial."""
+
+    POINT = "point"  # name of the space's named point the trial evaluated (the tutorial's CNN...)
+    NEAR = "near"  # number of the trial a local-search neighbour started from
+    REQUEUED_FROM = "requeued_from"  # an interrupted trial whose configuration this one re-runs
+    RETRY_OF = "retry_of"  # a dead worker's trial whose configuration this one re-runs
+    WORKER = "worker"  # "host:pid" of the process that ran it
+    FAMILY = "family"
+    PARAMS = "params"  # trainable and non-trainable weights of the built model
+    EPOCHS = "epochs"
+    BEST_EPOCH = "best_epoch"  # 1-based epoch of the best validation accuracy
+    SECONDS = "seconds"
+    SECONDS_PER_EPOCH = "seconds_per_epoch"
+    VAL_CURVE = "val_curve"  # validation accuracy per epoch
+    VAL_LOSS_CURVE = "val_loss_curve"  # validation loss per epoch (the tie-break of equal accuracies)
+    TRAIN_CURVE = "train_curve"
+    STOP_REASON = "stop_reason"  # max_epochs | early_stop | time_cap | pruned | no_learning | nan | ...
+    FAIL_REASON = "fail_reason"
+    SURPLUS = "surplus"  # started in a race after other workers had covered the study's target
+
+
+class StudyKey:
+    """User-attribute keys of a study."""
+
+    CONFIG = "config"  # the whole SearchConfig as JSON: what resume, join, retrain and workers read
+    OVERRIDES = "config_overrides"  # settings changed on a later command line, with when and by whom
+    SPACE = "space"
+    DATA_DIR = "data_dir"
+    DATA_HASH = "data_hash"
+    OBJECTIVES = "objectives"
+    SEED = "seed"
+    EPOCHS = "epochs"
+    COMMAND = "command"
+    CREATED = "created"
+    TARGET = "target_trials"  # finished trials the current campaign aims at
+    CAMPAIGN_START = "campaign_start"  # finished trials when the current campaign began
+
+
+class RunFile:
+    """Files in ``runs/<study>/``."""
+
+    STUDY_DB = "study.db"
+    BEST_MODEL = "best_model.keras"
+    BEST_CONFIG = "best_config.json"
+    TEST_REPORT = "test_report.json"
+    MISCLASSIFIED = "misclassified.npz"
+    DATA_OVERVIEW = "data_overview.npz"
+    SANITY_REPORT = "sanity_report.json"
+    ERRORS_LOG = "errors.log"
+    DASHBOARD = "dashboard.html"
+
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # what a study's target of trials counts
+
+
+# --- trials -------------------------------------------------------------------------------------
+
+def count_states(trials: Iterable[FrozenTrial]) -> dict[TrialState, int]:
+    """Trials per state, every state present (zeros included)."""
+    counts = {state: 0 for state in TrialState}
+    for trial in trials:
+        counts[trial.state] += 1
+    return counts
+
+
+def count_finished(trials: Iterable[FrozenTrial]) -> int:
+    """Completed plus pruned trials: what the study's target counts."""
+    return sum(trial.state in FINISHED for trial in trials)
+
+
+def _finite(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def best_val_loss(trial: FrozenTrial) -> float | None:
+    """Validation loss at the trial's best epoch, when it was recorded."""
+    losses = trial.user_attrs.get(TrialKey.VAL_LOSS_CURVE)
+    best_epoch = trial.user_attrs.get(TrialKey.BEST_EPOCH)
+    if not isinstance(losses, list) or not isinstance(best_epoch, int) or not 1 <= best_epoch <= len(losses):
+        return None
+    return _finite(losses[best_epoch - 1])
+
+
+def rank_key(trial: FrozenTrial, directions: list[StudyDirection] | None = None) -> tuple[float, ...]:
+    """Sort key, larger is better: validation accuracy, then lower validation loss (accuracies tie
+    often on a saturated validation set), then the secondary objective, then the earlier trial."""
+    directions = directions or [StudyDirection.MAXIMIZE]
+    values = trial.values or []
+    sign = 1.0 if directions[0] == StudyDirection.MAXIMIZE else -1.0
+    first = _finite(values[0]) if values else None
+    loss = best_val_loss(trial)
+    key = [sign * first if first is not None else -math.inf, -loss if loss is not None else -math.inf]
+    for value, direction in zip(values[1:], directions[1:]):
+        number = _finite(value)
+        flip = 1.0 if direction == StudyDirection.MAXIMIZE else -1.0
+        key.append(flip * number if number is not None else -math.inf)
+    key.append(-float(trial.number))
+    return tuple(key)
+
+
+def rankable(trials: Iterable[FrozenTrial]) -> list[FrozenTrial]:
+    """COMPLETE trials with a finite first value: the ones that can be called best."""
+    return [t for t in trials if t.state == TrialState.COMPLETE and t.values and _finite(t.values[0]) is not None]
+
+
+def ranked_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Rankable trials by ``rank_key``, ``best_trial`` first (with several objectives the best is
+    taken from the Pareto front, so it need not be the first by ``rank_key``)."""
+    directions = list(study.directions)
+    ranked = sorted(rankable(study.get_trials(deepcopy=False)), key=lambda t: rank_key(t, directions),
+                    reverse=True)
+    best = best_trial(study)
+    return ([best] + [t for t in ranked if t.number != best.number]) if best is not None else ranked
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The trial the tool calls best, or None before any trial completed.
+
+    One objective: the highest validation accuracy, ties to the lower validation loss, then the
+    earlier trial. Several objectives: the same rule among the trials on the Pareto front.
+    """
+    candidates = rankable(study.get_trials(deepcopy=False))
+    if len(study.directions) > 1:
+        try:
+            front = {t.number for t in study.best_trials}
+        except (ValueError, RuntimeError):
+            front = set()
+        candidates = [t for t in candidates if t.number in front] or candidates
+    if not candidates:
+        return None
+    directions = list(study.directions)
+    return max(candidates, key=lambda t: rank_key(t, directions))
+
+
+def origin_of(user_attrs: dict) -> str | None:
+    """Where a trial's configuration came from: a named point, "near #N" for a local-search
+    neighbour of trial N, or None for the sampler's own pick."""
+    point = user_attrs.get(TrialKey.POINT)
+    if point not in (None, ""):
+        return str(point)
+    near = user_attrs.get(TrialKey.NEAR)
+    return f"near #{near}" if near is not None else None
+
+
+# --- storage ------------------------------------------------------------------------------------
+
+_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^/\s]*)(?P<tail>@[^@/\s]*)")
+
+
+def redact(text: str) -> str:
+    """``postgresql://user:p@ss@host/db`` -> ``postgresql://user:***@host/db``, also inside a longer
+    text (a driver's error message). The password runs to the last ``@`` before the host."""
+    return _PASSWORD.sub(lambda m: m.group("head") + "***" + m.group("tail"), text)
+
+
+def sqlite_path(out: Path | str, study: str) -> Path:
+    """Where a study's own SQLite file lives when no ``--storage`` is given."""
+    return Path(out) / study / RunFile.STUDY_DB
+
+
+def sqlite_url(path: Path | str) -> str:
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+def storage_url(storage: str | None, out: Path | str, study: str) -> str:
+    """The URL a study is opened from: ``storage`` when given, else its run folder's SQLite file."""
+    return storage or sqlite_url(sqlite_path(out, study))
+
+
+# --- files --------------------------------------------------------------------------------------
+
+def private_tmp(path: Path) -> Path:
+    """A temporary name beside ``path`` that no other process uses: several workers on one study
+    write the same run files, and a shared temporary name lets one rename the other's file away.
+    The name ends like ``path`` so that writers which add a suffix (``.npz``, ``.keras``) keep it."""
+    return path.with_name(f".tmp-{os.getpid()}-{path.name}")
+
+
+@contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """Yields a private temporary path to write; on success it is flushed to disk and renamed over
+    ``path``, so a reader (or a crash) never sees half a file; on failure it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = private_tmp(path)
+    try:
+        yield tmp
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text(path: Path | str, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def write_json(path: Path | str, payload: dict) -> Path:
+    return write_text(path, json.dumps(payload, indent=2, default=_jsonable) + "\n")

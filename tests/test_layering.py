@@ -1,0 +1,150 @@
+"""Which package may import which, read from the source with ``ast`` (nothing is imported).
+
+* ``results/`` reads what the search leaves behind through the contract only: the one module of
+  ``search`` it may import is ``search.schema``.
+* ``search/engine/`` runs trials; it must not reach up into the command line (``search.cli``) or
+  into the reporting package (``results``).
+
+Every import form counts: ``import a.b``, ``from a.b import c`` (which may load ``a.b.c``),
+``from a import b``, relative imports resolved against the importing module's package, imports
+inside functions, and ``importlib.import_module("a.b")`` / ``__import__("a.b")`` with a literal name.
+"""
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Import(NamedTuple):
+    """One module an import statement may load, with where it is written."""
+
+    module: str
+    file: Path
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file.relative_to(ROOT)}:{self.line} imports {self.module}"
+
+
+def module_name(path: Path) -> tuple[str, str]:
+    """(dotted module name, its package) of a source file under ROOT."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+        return ".".join(parts), ".".join(parts)
+    return ".".join(parts), ".".join(parts[:-1])
+
+
+def _absolute(package: str, level: int, module: str | None, path: Path, line: int) -> str:
+    """The absolute name of ``from <level dots><module> import ...`` written in ``package``."""
+    if level == 0:
+        return module or ""
+    base = package.split(".") if package else []
+    if level - 1 > len(base) or (level - 1 == len(base) and not module):
+        raise AssertionError(f"{path.relative_to(ROOT)}:{line}: relative import beyond the top-level package")
+    base = base[: len(base) - (level - 1)]
+    return ".".join(base + ([module] if module else []))
+
+
+def _literal_import(node: ast.Call) -> str | None:
+    """The module name of ``importlib.import_module("x")`` or ``__import__("x")``, if literal."""
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+    if name not in ("import_module", "__import__") or not node.args:
+        return None
+    first = node.args[0]
+    return first.value if isinstance(first, ast.Constant) and isinstance(first.value, str) else None
+
+
+def imports_of(path: Path) -> Iterator[Import]:
+    """Every module the file may import. ``from m import a`` yields ``m`` and ``m.a``: ``a`` may be
+    a submodule, and whether it is cannot be told from the source alone."""
+    _, package = module_name(path)
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield Import(alias.name, path, node.lineno)
+        elif isinstance(node, ast.ImportFrom):
+            base = _absolute(package, node.level, node.module, path, node.lineno)
+            if node.module is not None:  # "from . import x" loads the package itself, nothing to check
+                yield Import(base, path, node.lineno)
+            for alias in node.names:
+                if alias.name != "*":
+                    yield Import(f"{base}.{alias.name}" if base else alias.name, path, node.lineno)
+        elif isinstance(node, ast.Call):
+            name = _literal_import(node)
+            if name:
+                yield Import(name, path, node.lineno)
+
+
+def within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def sources(folder: str) -> list[Path]:
+    return sorted(p for p in (ROOT / folder).rglob("*.py") if "__pycache__" not in p.parts)
+
+
+# --- the helpers themselves --------------------------------------------------------------------
+
+def test_imports_are_resolved_in_every_form(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(globals(), "ROOT", tmp_path)
+    engine = tmp_path / "search" / "engine"
+    engine.mkdir(parents=True)
+    (engine / "__init__.py").write_text("from . import loop\n")
+    (engine / "loop.py").write_text(
+        "import search.cli.main\n"
+        "from ..cli import commands\n"
+        "from .. import cli\n"
+        "from ..schema import TrialKey\n"
+        "from .study import make\n"
+        "def later():\n"
+        "    from results.dashboard import write_dashboard\n"
+        "    import importlib\n"
+        "    importlib.import_module('results.export')\n"
+    )
+    found = {i.module for i in imports_of(engine / "loop.py")}
+    assert {"search.cli.main", "search.cli", "search.cli.commands", "search.schema", "search.schema.TrialKey",
+            "search.engine.study", "results.dashboard", "results.export", "importlib"} <= found
+    assert {i.module for i in imports_of(engine / "__init__.py")} == {"search.engine.loop"}
+    assert module_name(engine / "__init__.py") == ("search.engine", "search.engine")
+    assert module_name(engine / "loop.py") == ("search.engine.loop", "search.engine")
+
+
+# --- the rules ---------------------------------------------------------------------------------
+
+def test_results_imports_only_the_schema_from_search() -> None:
+    files = sources("results")
+    assert files, "no results/ sources found"
+    bad = []
+    for path in files:
+        for imp in imports_of(path):
+            if not within(imp.module, "search"):
+                continue
+            # "from search.schema import X" also yields search.schema.X: a name in the schema.
+            if imp.module == "search.schema" or imp.module.startswith("search.schema."):
+                continue
+            bad.append(str(imp))
+    assert bad == [], "results/ may import only search.schema from search:\n" + "\n".join(bad)
+
+
+def test_results_really_uses_the_schema() -> None:
+    """The contract is used, not copied: results names keys, files and the best trial through it."""
+    users = {path.name for path in sources("results")
+             if any(imp.module == "search.schema" for imp in imports_of(path))}
+    assert {"_common.py", "export.py", "fig_summary.py", "runfiles.py", "storage.py", "dashboard.py"} <= users
+
+
+def test_engine_does_not_import_the_command_line_or_results() -> None:
+    files = sources("search/engine")
+    assert files, "no search/engine/ sources found"
+    bad = [str(imp) for path in files for imp in imports_of(path)
+           if within(imp.module, "search.cli") or within(imp.module, "results")]
+    assert bad == [], "search/engine/ must not import search.cli or results:\n" + "\n".join(bad)
