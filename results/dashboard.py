@@ -15,9 +15,9 @@ import plotly.graph_objects as go
 
 from search.schema import RunFile, StudyKey, write_text
 
-from . import fig_data, fig_model, fig_params, fig_pareto, fig_summary, fig_trials
+from . import fig_data, fig_final, fig_model, fig_params, fig_pareto, fig_summary, fig_trials
 from ._common import fmt_count, fmt_value, is_multi_objective, state_counts
-from .html import Section, figure_html, guarded, note_html, page, sortable_table
+from .html import Section, facts_table, figure_html, guarded, heading_html, note_html, page, sortable_table
 from .runfiles import RunFiles, load_run_files
 from .storage import load_study, snapshot
 
@@ -59,6 +59,48 @@ def _top_trials_block(study: optuna.Study) -> str:
         return caption + sortable_table(info.columns, rows)
 
     return guarded("top trials", build)
+
+
+def _final_blocks(files: RunFiles) -> list[str]:
+    """What the final model is and how it scores, the options it was chosen from, and its exports.
+
+    Plain HTML tables (the options and artifacts sortable); a block the files say nothing about is
+    left out, so reports from before the final stage compared options still render.
+    """
+
+    def summary() -> str:
+        info = fig_final._final_summary_info(files.test_report, files.best_config)
+        if info.note == fig_final.NO_FINAL:
+            return note_html(info.note)
+        rows = fig_final._final_rows(info)
+        facts = [(label, text) for label, text in rows if label != "Note"]
+        return facts_table(facts) + "".join(note_html(text) for label, text in rows if label == "Note")
+
+    def options() -> str:
+        info = fig_final._options_info(files.test_report, files.best_config)
+        if not info.options:
+            return ""
+        rows = [fig_final._option_cells(o, chosen) for o, chosen in zip(info.options, info.chosen)]
+        caption = ('<p class="explain">Every way of building the final model from the retrained candidates, '
+                   "scored on the validation set. The highlighted row (\u2713) is the one kept: the most correct "
+                   "validation images, options within one image of it decided by the lower NLL. TTA: predictions "
+                   "averaged over copies of each image shifted by a few pixels; temperature: the softmax scaling "
+                   "fitted on validation to calibrate confidences. Click a column header to sort.</p>")
+        return (heading_html("Options compared on validation") + caption
+                + sortable_table(info.columns, rows, info.chosen))
+
+    def export() -> str:
+        info = fig_final._export_info(files.export_report)
+        if not info.artifacts:
+            return ""
+        rows = [fig_final._artifact_cells(a) for a in info.artifacts]
+        caption = (f'<p class="explain">Files written from the final model for deployment ({RunFile.EXPORT_REPORT}); '
+                   "test accuracy and speed in each file's own runtime where the export step measured them; "
+                   f"same as .keras: the share of test images given the class {RunFile.BEST_MODEL} gives.</p>")
+        return heading_html("Exported artifacts") + caption + sortable_table(fig_final.EXPORT_COLUMNS, rows)
+
+    return [guarded("final model", summary), guarded("final options", options),
+            guarded("exported artifacts", export)]
 
 
 def _data_blocks(overview: Mapping[str, Any] | None) -> list[str]:
@@ -112,12 +154,17 @@ def _sections(study: optuna.Study, files: RunFiles) -> list[Section]:
     names = files.class_names
     sections += [
         Section("model", "Final model on the test set",
-                "The best configuration retrained and evaluated once on the held-out test set: which classes it "
-                "confuses, per-class accuracy (worst first) and some of the images it got wrong.",
-                [_figure_block("confusion", lambda: fig_model._confusion_info(files.test_report),
+                "The best configurations retrained and combined into the final model, evaluated once on the "
+                "held-out test set: what it is and how it was chosen, which classes it confuses, per-class "
+                "accuracy (worst first), how well its confidence matches its accuracy, and some of the images "
+                "it got wrong.",
+                [*_final_blocks(files),
+                 _figure_block("confusion", lambda: fig_model._confusion_info(files.test_report),
                                fig_model._draw_confusion),
                  _figure_block("per-class", lambda: fig_model._per_class_info(files.test_report),
                                fig_model._draw_per_class),
+                 _figure_block("reliability", lambda: fig_model._reliability_info(files.test_report),
+                               fig_model._draw_reliability),
                  _figure_block("misclassified", lambda: fig_model._misclassified_info(files.misclassified, names),
                                fig_model._draw_image_grid)]),
         Section("trials", "Top trials",

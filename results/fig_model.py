@@ -1,4 +1,4 @@
-"""Final-model figures from ``test_report.json`` and ``misclassified.npz``.
+"""Final-model figures from ``test_report.json`` and ``misclassified.npz``: errors and calibration.
 
 They take the loaded file contents (dicts) rather than a study, because the final
 model is evaluated once after the search; None means the file is not there.
@@ -237,3 +237,79 @@ def _draw_image_grid(info: ImageGridInfo, label_size: int = 10) -> go.Figure:
 def plot_misclassified(misclassified: Mapping[str, Any] | None, class_names: Sequence[str] | None = None) -> go.Figure:
     """Grid of misclassified test images labelled "true → predicted" (names on hover)."""
     return _draw_image_grid(_misclassified_info(misclassified, class_names))
+
+
+class ReliabilityInfo(NamedTuple):
+    """Test images binned by the model's top confidence: per bin its edges, mean confidence,
+    accuracy and image count (confidence and accuracy None where the bin is empty)."""
+
+    lower: list[float]
+    upper: list[float]
+    confidence: list[float | None]
+    accuracy: list[float | None]
+    count: list[int]
+    ece: float | None
+    note: str | None
+
+
+def _reliability_info(report: Mapping[str, Any] | None) -> ReliabilityInfo:
+    empty = ReliabilityInfo([], [], [], [], [], None, NO_REPORT)
+    if not report:
+        return empty
+    raw = report.get("reliability")
+    if not isinstance(raw, Mapping):
+        return empty._replace(note="This test report has no reliability bins (written before calibration "
+                                   "was measured).")
+    edges = [finite(e) for e in raw.get("edges") or []] if isinstance(raw.get("edges"), list) else []
+    n = len(edges) - 1
+    lists = [raw.get(key) for key in ("confidence", "accuracy", "count")]
+    if n < 1 or None in edges or any(not isinstance(x, list) or len(x) != n for x in lists):
+        return empty._replace(note="The test report's reliability bins are malformed (edges and bins disagree).")
+    confidence, accuracy, counts = ([finite(v) for v in lists[0]], [finite(v) for v in lists[1]],
+                                    [int(finite(c) or 0) for c in lists[2]])
+    ece = finite(raw.get("ece"))
+    if ece is None:
+        ece = finite(report.get("ece"))
+    note = None if sum(counts) else "No test image fell into any reliability bin."
+    return ReliabilityInfo(edges[:-1], edges[1:], confidence, accuracy, counts, ece, note)  # type: ignore[arg-type]
+
+
+def _draw_reliability(info: ReliabilityInfo) -> go.Figure:
+    title = "Reliability on the test set"
+    if not sum(info.count):
+        return note_figure(title, info.note or NO_REPORT)
+    shown = [i for i, (c, a) in enumerate(zip(info.count, info.accuracy)) if c > 0 and a is not None]
+    total = sum(info.count)
+
+    def hover(i: int) -> str:
+        conf = info.confidence[i]
+        return (f"confidence {info.lower[i]:.3f}–{info.upper[i]:.3f}<br>{info.count[i]} images "
+                f"({info.count[i] / total:.1%})<br>accuracy {info.accuracy[i]:.3f}"
+                + (f"<br>mean confidence {conf:.3f}" if conf is not None else ""))
+
+    fig = go.Figure(go.Bar(
+        x=[(info.lower[i] + info.upper[i]) / 2 for i in shown], y=[info.accuracy[i] for i in shown],
+        width=[info.upper[i] - info.lower[i] for i in shown], customdata=[info.count[i] for i in shown],
+        name="accuracy per bin", marker=dict(color="#1f77b4", line=dict(color="white", width=1)),
+        hovertext=[hover(i) for i in shown], hoverinfo="text",
+    ))
+    with_conf = [i for i in shown if info.confidence[i] is not None]
+    fig.add_trace(go.Scatter(
+        x=[info.confidence[i] for i in with_conf], y=[info.accuracy[i] for i in with_conf], mode="markers",
+        name="mean confidence", marker=dict(color="#ff7f0e", symbol="diamond", size=8), hoverinfo="skip",
+    ))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
+                             line=dict(color="#555", dash="dash"), hoverinfo="skip"))
+    ece = f" — ECE {info.ece:.4f}" if info.ece is not None else ""
+    fig.update_layout(
+        title=dict(text=f"{title}{ece} ({total} images, {len(info.count)} bins)"), template="plotly_white",
+        height=460, bargap=0, legend=dict(orientation="h", y=-0.18),
+        xaxis=dict(title="confidence (top softmax probability)", range=[0, 1]),
+        yaxis=dict(title="accuracy", range=[0, 1.02]),
+    )
+    return fig
+
+
+def plot_reliability(report: Mapping[str, Any] | None) -> go.Figure:
+    """Accuracy per confidence bin against the diagonal (bars below it: over-confident), ECE in the title."""
+    return _draw_reliability(_reliability_info(report))

@@ -7,7 +7,8 @@ behind a figure can be checked without a browser.
 from __future__ import annotations
 
 from .fig_data import plot_class_distribution, plot_class_examples
-from .fig_model import plot_confusion, plot_misclassified, plot_per_class
+from .fig_final import plot_export_artifacts, plot_final_options, plot_final_summary
+from .fig_model import plot_confusion, plot_misclassified, plot_per_class, plot_reliability
 from .fig_params import plot_importance, plot_parallel, plot_slices
 from .fig_pareto import plot_pareto
 from .fig_summary import plot_summary, plot_top_trials
@@ -17,6 +18,9 @@ __all__ = [
     "plot_class_distribution",
     "plot_class_examples",
     "plot_confusion",
+    "plot_export_artifacts",
+    "plot_final_options",
+    "plot_final_summary",
     "plot_history",
     "plot_importance",
     "plot_learning_curves",
@@ -24,6 +28,7 @@ __all__ = [
     "plot_parallel",
     "plot_pareto",
     "plot_per_class",
+    "plot_reliability",
     "plot_slices",
     "plot_summary",
     "plot_timeline",

@@ -41,6 +41,11 @@ table.sortable th{background:#e8eef7;cursor:pointer;position:sticky;top:0;white-
 table.sortable th[data-dir=asc]::after{content:" \\25B2"} table.sortable th[data-dir=desc]::after{content:" \\25BC"}
 table.sortable td{border-top:1px solid #eee;padding:3px 8px;white-space:nowrap}
 table.sortable tr:hover td{background:#f3f7fc}
+table.sortable tr.marked td{background:#e6f4ea;font-weight:600}
+table.facts{border-collapse:collapse;font-size:13px;margin:6px 0 10px}
+table.facts th{text-align:left;padding:3px 14px 3px 0;color:#333;white-space:nowrap;vertical-align:top}
+table.facts td{padding:3px 0;border-top:1px solid #f0f0f0}
+h3.block{font-size:15px;margin:14px 0 4px}
 footer{color:#888;font-size:12px;text-align:center;padding:12px}
 """
 
@@ -122,14 +127,30 @@ def guarded(label: str, build: Callable[[], str]) -> str:
                 f'{esc(exc.__class__.__name__)}: {esc(exc)}</div>')
 
 
-def sortable_table(columns: Sequence[str], rows: Sequence[Sequence[tuple[str, Any]]]) -> str:
-    """An HTML table sorted by clicking a header; each cell is (shown text, sort key)."""
+def sortable_table(columns: Sequence[str], rows: Sequence[Sequence[tuple[str, Any]]],
+                   marked: Sequence[bool] | None = None) -> str:
+    """An HTML table sorted by clicking a header; each cell is (shown text, sort key).
+
+    Rows flagged in ``marked`` are highlighted (the chosen one among compared options).
+    """
     head = "".join(f"<th>{esc(c)}</th>" for c in columns)
     body = []
-    for row in rows:
+    for i, row in enumerate(rows):
         cells = "".join(f'<td data-v="{esc("" if key is None else key)}">{esc(text)}</td>' for text, key in row)
-        body.append(f"<tr>{cells}</tr>")
+        mark = ' class="marked"' if marked is not None and i < len(marked) and marked[i] else ""
+        body.append(f"<tr{mark}>{cells}</tr>")
     return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def facts_table(rows: Sequence[tuple[str, str]]) -> str:
+    """A two-column label / text table: plain HTML, so its text can be read, searched and copied."""
+    body = "".join(f"<tr><th>{esc(label)}</th><td>{esc(text)}</td></tr>" for label, text in rows)
+    return f'<table class="facts"><tbody>{body}</tbody></table>'
+
+
+def heading_html(text: str) -> str:
+    """A small heading above one block of a section."""
+    return f'<h3 class="block">{esc(text)}</h3>'
 
 
 def page(title: str, subtitle: str, sections: Sequence[Section], footer: str = "") -> str:

@@ -27,6 +27,7 @@ class RunFiles:
     misclassified: dict[str, np.ndarray] | None = None
     data_overview: dict[str, np.ndarray] | None = None
     sanity_report: dict[str, Any] | None = None
+    export_report: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -84,6 +85,8 @@ def load_run_files(run_dir: Path | None) -> RunFiles:
     files.best_config = read_json(run_dir / RunFile.BEST_CONFIG, files.problems)
     files.test_report = read_json(run_dir / RunFile.TEST_REPORT, files.problems)
     files.sanity_report = read_json(run_dir / RunFile.SANITY_REPORT, files.problems)
+    # optional and written by a separate export step: a broken or odd one is only left out, never a note
+    files.export_report = read_json(run_dir / RunFile.EXPORT_REPORT)
     files.misclassified = read_npz(run_dir / RunFile.MISCLASSIFIED, files.problems)
     files.data_overview = read_npz(run_dir / RunFile.DATA_OVERVIEW, files.problems)
     return files

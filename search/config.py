@@ -19,7 +19,9 @@ from .errors import UserError
 from .sampling import PRUNERS, SAMPLERS
 from .schema import StudyKey
 
-OBJECTIVES = ("accuracy", "params")
+OBJECTIVES = ("accuracy", "params", "latency")  # latency: measured CPU seconds per image at batch 1
+FINAL_DATA = ("train", "train+valid")
+EXPORT_FORMATS = ("savedmodel", "onnx", "tflite")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 DEFAULT_OUT = Path("runs")
 
@@ -56,13 +58,22 @@ class SearchConfig:
                                  check="share")
     pruner: str = setting("hyperband", "pruner", choices=tuple(PRUNERS))
     seed: int = setting(0, "random seed of the sampler, the split and the models")
-    objectives: tuple[str, ...] = setting(("accuracy",), "'accuracy' or 'accuracy,params' (a Pareto "
-                                                         "front; disables pruning)", flag="--objective",
+    objectives: tuple[str, ...] = setting(("accuracy",), "'accuracy', 'accuracy,params' or 'accuracy,latency' "
+                                                         "(a Pareto front; disables pruning)", flag="--objective",
                                           check="objectives")
     named_points: bool = setting(True, "start a new study with the space's named points (the tutorial's "
                                        "models...)", flag="--no-named-points")
     retrain: bool = setting(True, "retrain the best configuration and score it on test.p afterwards",
                             flag="--no-retrain")
+    final_data: str = setting("train", "what the final models train on: train (early stopping on valid), or "
+                                       "train+valid for the epoch count the validation run chose",
+                              choices=FINAL_DATA)
+    final_candidates: int = setting(3, "most distinct top configurations the final stage retrains and may "
+                                       "ensemble (fewer when the time budget cannot pay for them)",
+                                    check="positive")
+    export: tuple[str, ...] = setting(("onnx", "tflite"), "artifacts written beside best_model.keras at the "
+                                                          "end, comma-separated: savedmodel, onnx, tflite "
+                                                          "('' for none)", check="exports")
     n_classes: int | None = setting(None, "class count (default: signnames.csv or 43)", check="classes")
     valid_fraction: float = setting(0.2, "share of train.p held out (stratified) when there is no valid.p",
                                     check="fraction")
@@ -83,6 +94,9 @@ class SearchConfig:
         if isinstance(self.objectives, str):
             self.objectives = parse_objectives(self.objectives)
         self.objectives = tuple(self.objectives)
+        if isinstance(self.export, str):
+            self.export = parse_list(self.export)
+        self.export = tuple(self.export)
         for f in fields(self):
             value = getattr(self, f.name)
             if f.metadata.get("choices") and value not in f.metadata["choices"]:
@@ -168,17 +182,26 @@ def default_study_name(space: str, data_dir: Path | str) -> str:
 
 
 def parse_objectives(text: str) -> tuple[str, ...]:
-    parts = tuple(p.strip() for p in str(text).split(",") if p.strip())
+    parts = parse_list(text)
     problem = _check_objectives(parts)
     if problem:
         raise UserError(f"--objective: {problem}, got {text!r}")
     return parts
 
 
+def parse_list(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in str(text).split(",") if p.strip())
+
+
 def _check_objectives(parts: tuple[str, ...]) -> str | None:
-    if not parts or parts[0] != "accuracy" or any(p not in OBJECTIVES for p in parts) or len(set(parts)) != len(parts):
-        return "expected 'accuracy' or 'accuracy,params'"
+    if not parts or parts[0] != "accuracy" or len(parts) > 2 or any(p not in OBJECTIVES for p in parts[1:]):
+        return "expected 'accuracy', 'accuracy,params' or 'accuracy,latency'"
     return None
+
+
+def _check_exports(parts: tuple[str, ...]) -> str | None:
+    bad = [p for p in parts if p not in EXPORT_FORMATS]
+    return f"unknown format {bad[0]!r}; choose from {', '.join(EXPORT_FORMATS)}" if bad else None
 
 
 def _check_space(name: str) -> str | None:
@@ -201,6 +224,7 @@ CHECKS = {
     "fraction": lambda v: None if _number(v) is not None and 0 < v < 1 else "must be between 0 and 1",
     "classes": lambda v: None if isinstance(v, int) and v >= 2 else "must be an integer of at least 2",
     "objectives": _check_objectives,
+    "exports": _check_exports,
     "space": _check_space,
     "path": lambda v: None if str(v).strip() else "must not be empty",
 }

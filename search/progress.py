@@ -6,11 +6,23 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
+import keras
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+from tqdm import tqdm
 
 from .engine.events import SearchEvents
-from .schema import FINISHED, TrialKey, best_trial, best_val_loss, count_finished, origin_of, rank_key, rankable
+from .schema import (
+    FINISHED,
+    TrialKey,
+    best_trial,
+    best_val_loss,
+    count_finished,
+    count_states,
+    origin_of,
+    rank_key,
+    rankable,
+)
 
 KEY_PARAMS = ("family", "optimizer", "learning_rate", "batch_size", "augment", "batch_norm")
 
@@ -42,20 +54,80 @@ def bar(done: int, total: int, width: int = 20) -> str:
     return "[" + "#" * filled + "." * (width - filled) + f"] {done}/{total}"
 
 
-class Progress:
-    """Prints a line per finished trial with a bar over the study's trial target."""
+def time_bar(elapsed: float, budget: float, width: int = 20) -> str:
+    """The bar of a time budget: when ``--timeout`` binds, trials are not what runs out."""
+    filled = min(width, int(width * elapsed / max(budget, 1e-9)))
+    return "[" + "#" * filled + "." * (width - filled) + f"] {format_duration(elapsed)}/{format_duration(budget)}"
 
-    def __init__(self, target: int, *, timeout: float | None = None, stream: TextIO | None = None) -> None:
-        self.target, self.timeout = target, timeout
+
+class EpochProgress(keras.callbacks.Callback):
+    """Live progress inside one training run (a trial, a final model): on a terminal a tqdm bar
+    over the epoch's batches, and everywhere one plain line per finished epoch, so a log file or
+    CI output shows the same progress without carriage returns."""
+
+    def __init__(self, label: str, epochs: int, *, stream: TextIO | None = None, tty: bool | None = None) -> None:
+        super().__init__()
+        self.label, self.epochs = label, epochs
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.bar: tqdm | None = None
+        self.start = time.monotonic()
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.start = time.monotonic()
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if self.tty:
+            self.bar = tqdm(total=self.params.get("steps"), desc=f"  {self.label} epoch {epoch + 1}/{self.epochs}",
+                            unit="batch", leave=False, file=self.stream, dynamic_ncols=True)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.bar is not None:
+            self.bar.update(batch + 1 - self.bar.n)  # batch ends arrive every steps_per_execution steps
+            if logs and "loss" in logs:
+                self.bar.set_postfix(loss=f"{float(logs['loss']):.3f}", refresh=False)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        logs = logs or {}
+        done = epoch + 1
+        elapsed = time.monotonic() - self.start
+        left = elapsed / done * (self.epochs - done)
+        metrics = " ".join(f"{name} {float(logs[key]):.4f}" for key, name in (
+            ("loss", "loss"), ("accuracy", "acc"), ("val_accuracy", "val_acc"), ("val_loss", "val_loss"))
+            if key in logs)
+        eta = f", at most {format_duration(left)} left" if done < self.epochs else ""
+        print(f"  {self.label} epoch {done}/{self.epochs} {metrics} | {format_duration(elapsed)}{eta}",
+              file=self.stream, flush=True)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class Progress:
+    """Prints a line per finished trial with a bar over the time budget (or the trial target)."""
+
+    def __init__(self, target: int, *, timeout: float | None = None, stream: TextIO | None = None,
+                 epochs: int | None = None) -> None:
+        self.target, self.timeout, self.epochs = target, timeout, epochs
         self.stream = stream or sys.stdout
         self.start = time.monotonic()
+
+    def epoch_callbacks(self, trial: optuna.Trial) -> list[keras.callbacks.Callback]:
+        """A live epoch line for every trial (``SearchEvents.trial_callbacks``)."""
+        return [EpochProgress(f"trial {trial.number}", self.epochs or 1, stream=self.stream)] if self.epochs else []
 
     def say(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
 
     def events(self) -> SearchEvents:
         """The engine callbacks that print this progress: messages and a line per trial."""
-        return SearchEvents(say=self.say, on_start=self.started, on_trial_end=[self.trial_end])
+        return SearchEvents(say=self.say, on_start=self.started, on_trial_end=[self.trial_end],
+                            trial_callbacks=self.epoch_callbacks if self.epochs else None)
 
     def started(self, study: optuna.Study, target: int) -> None:
         self.target = target
@@ -74,14 +146,16 @@ class Progress:
         loss = best_val_loss(trial)
         value += f" loss {loss:.4f}" if loss is not None else ""
         elapsed = time.monotonic() - self.start
-        clock = format_duration(elapsed) + (f"/{format_duration(self.timeout)}" if self.timeout else "")
+        clock = "" if self.timeout else f" | {format_duration(elapsed)}"
         origin = origin_of(ua)
         point = f" [{origin}]" if origin else ""
         cost = (f"{ua.get(TrialKey.EPOCHS, 0)}ep {ua.get(TrialKey.SECONDS, 0):.0f}s "
                 f"{ua.get(TrialKey.PARAMS, 0) / 1e3:.0f}k")
         best_txt = f"best {best:.4f}" if best is not None else "best -"
-        line = (f"{bar(finished, self.target)} trial {trial.number:>3} {state:<8} val_acc {value} "
-                f"{best_txt} | {cost} | {clock}{point} {key_params(trial.params)}")
+        counted = time_bar(elapsed, self.timeout) + f" {finished}/{self.target} trials" if self.timeout \
+            else bar(finished, self.target)
+        line = (f"{counted} trial {trial.number:>3} {state:<8} val_acc {value} "
+                f"{best_txt} | {cost}{clock}{point} {key_params(trial.params)}")
         if trial.state == TrialState.FAIL and ua.get(TrialKey.FAIL_REASON):
             line += f"\n      failed: {ua[TrialKey.FAIL_REASON]}"
         self.say(line)
@@ -89,9 +163,7 @@ class Progress:
 
 def summary_table(trials: Sequence[FrozenTrial], *, top: int = 5) -> str:
     """Counts by state, total cost, and the best trials with their key parameters."""
-    counts: dict[str, int] = {}
-    for t in trials:
-        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    counts = {state.name: n for state, n in count_states(trials).items() if n}
     seconds = sum(float(t.user_attrs.get(TrialKey.SECONDS, 0.0)) for t in trials)
     done = sorted(rankable(trials), key=rank_key, reverse=True)
     lines = ["Search summary",

@@ -32,6 +32,7 @@ class TrialKey:
     WORKER = "worker"  # "host:pid" of the process that ran it
     FAMILY = "family"
     PARAMS = "params"  # trainable and non-trainable weights of the built model
+    LATENCY = "latency_s"  # measured CPU seconds per image at batch 1 (--objective accuracy,latency)
     EPOCHS = "epochs"
     BEST_EPOCH = "best_epoch"  # 1-based epoch of the best validation accuracy
     SECONDS = "seconds"
@@ -66,6 +67,7 @@ class RunFile:
 
     STUDY_DB = "study.db"
     BEST_MODEL = "best_model.keras"
+    FINAL_MEMBERS = "final_members"  # folder: each retrained candidate as trial-<N>.keras
     BEST_CONFIG = "best_config.json"
     TEST_REPORT = "test_report.json"
     MISCLASSIFIED = "misclassified.npz"
@@ -73,6 +75,7 @@ class RunFile:
     SANITY_REPORT = "sanity_report.json"
     ERRORS_LOG = "errors.log"
     DASHBOARD = "dashboard.html"
+    EXPORT_REPORT = "export_report.json"  # the deployable artifacts: sizes, test accuracy in their runtime
 
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # what a study's target of trials counts

@@ -124,3 +124,85 @@ def pool(x: Any, kind: str = "max") -> Any:
 def dropout(x: Any, rate: float | None) -> Any:
     """Dropout, or nothing when the rate is 0 / None (keeps the graph and summaries small)."""
     return keras.layers.Dropout(rate)(x) if rate else x
+
+
+# -- final-model layers (test-time augmentation, temperature scaling) -------------------------------
+# Used by ``search.final.combine`` to make an ensemble / TTA / calibrated model one graph; they live
+# here so that ``import spaces`` is all a saved final model needs to load.
+TEMPERATURE_EPSILON = 1e-12  # floor inside the log; the numpy side (search.final.calibration) shares it
+
+
+def _shift_axis(x: Any, shift: int, axis: int, fill: str) -> Any:
+    """Move content by ``shift`` pixels along ``axis`` (positive: towards higher indices)."""
+    if shift == 0:
+        return x
+    n = int(x.shape[axis])
+    s = min(abs(shift), n)
+    index = [slice(None)] * len(x.shape)
+
+    def part(start: int, stop: int) -> Any:
+        index[axis] = slice(start, stop)
+        return x[tuple(index)]
+
+    if shift > 0:
+        kept, edge = part(0, n - s), part(0, 1)
+    else:
+        kept, edge = part(s, n), part(n - 1, n)
+    border = ops.repeat(edge, s, axis=axis)
+    if fill == "zero":
+        border = ops.zeros_like(border)
+    return ops.concatenate([border, kept] if shift > 0 else [kept, border], axis=axis)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Translate(keras.layers.Layer):
+    """Fixed translation of NHWC images by ``(dy, dx)`` pixels, for test-time augmentation.
+
+    Output pixel ``(i, j)`` is input pixel ``(i - dy, j - dx)``; uncovered rows / columns repeat the
+    border (``fill="edge"``, like the training augmentation's ``fill_mode="nearest"``) or are zero.
+    Slices and concatenations only: deterministic, any backend, and exports to ONNX / TFLite.
+    Float32 by default so a mixed-precision policy does not round the pixels.
+    """
+
+    def __init__(self, dy: int = 0, dx: int = 0, fill: str = "edge", **kwargs: Any) -> None:
+        if fill not in ("edge", "zero"):
+            raise ValueError(f"fill must be 'edge' or 'zero', not {fill!r}")
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.dy, self.dx, self.fill = int(dy), int(dx), fill
+
+    def call(self, inputs: Any) -> Any:
+        x = _shift_axis(inputs, self.dy, -3, self.fill)
+        return _shift_axis(x, self.dx, -2, self.fill)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "dy": self.dy, "dx": self.dx, "fill": self.fill}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TemperatureScaling(keras.layers.Layer):
+    """``softmax(log(p + eps) / T)`` in float32: calibrates probabilities without changing the argmax.
+
+    Works on probabilities (not logits) so it can follow any model or ensemble whose last layer is a
+    softmax; ``T > 1`` softens over-confident predictions.
+    """
+
+    def __init__(self, temperature: float = 1.0, epsilon: float = TEMPERATURE_EPSILON, **kwargs: Any) -> None:
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, not {temperature!r}")
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.temperature, self.epsilon = float(temperature), float(epsilon)
+
+    def call(self, inputs: Any) -> Any:
+        p = ops.cast(inputs, "float32")
+        return ops.softmax(ops.log(p + self.epsilon) / self.temperature, axis=-1)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "temperature": self.temperature, "epsilon": self.epsilon}

@@ -7,6 +7,7 @@ callbacks (``reporting.py``), and runs the final model.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 import zlib
@@ -21,10 +22,10 @@ from .parser import given_settings
 from .reporting import print_summary, search_events, write_dashboard_safely
 from .settings import resolve
 
-DEFAULT_DATA_ROOT = Path("runs") / "data"
+DEFAULT_DATA_ROOT = DEFAULT_OUT / "data"
 # The embedded default: sized to finish in about five minutes on two CPU cores (see BENCHMARKS.md).
 DEFAULT_SYNTH = {"n_train": 6000, "n_valid": 1500, "n_test": 2000, "seed": 0}
-DEFAULT_SEARCH = {"space": "all", "trials": 40, "timeout": 180.0, "epochs": 6, "final_epochs": 10,
+DEFAULT_SEARCH = {"space": "all", "trials": 40, "timeout": 300.0, "epochs": 6, "final_epochs": 10,
                   "study": "default"}
 EXIT_INTERRUPTED = 130
 
@@ -37,24 +38,33 @@ def _set_precision(policy: str) -> None:
 
 def search(args: argparse.Namespace, command: str) -> int:
     """Search (or resume), then retrain the best configuration, score it on test and report."""
+    started = time.monotonic()
     progress = Progress(0)
     cfg, _ = resolve(given_settings(args), command, progress.say, store=True)
-    return run_job(cfg, progress)
+    return run_job(cfg, progress, started)
 
 
-def run_job(cfg: SearchConfig, progress: Progress) -> int:
+def run_job(cfg: SearchConfig, progress: Progress, started: float) -> int:
+    """The whole job within ``--timeout`` from ``started``: the search stops early enough to pay
+    for the final stage (``final/budget.py``)."""
     from ..engine.loop import run_search
+    from ..final.budget import reserve_seconds
 
     _set_precision(cfg.precision)
-    progress.target, progress.timeout = cfg.trials, cfg.timeout
+    progress.target, progress.timeout, progress.epochs = cfg.trials, cfg.timeout, cfg.epochs
+    progress.start = started
     start = time.monotonic()
     events = search_events(cfg, progress)
+
+    def reserve(study) -> float:  # noqa: ANN001
+        return reserve_seconds(study, cfg)
+
     if cfg.workers > 1:
         from ..engine.workers import run_workers
 
-        outcome = run_workers(cfg, worker_command, events)
+        outcome = run_workers(cfg, worker_launcher(cfg, started), events)
     else:
-        outcome = run_search(cfg, events=events)
+        outcome = run_search(cfg, events=events, started=started, reserve=reserve)
     print_summary(outcome.study, progress)
     best = best_trial(outcome.study)
     progress.say(f"best trial: #{best.number} val_acc {best.values[0]:.4f}" if best else "best trial: none completed")
@@ -63,7 +73,8 @@ def run_job(cfg: SearchConfig, progress: Progress) -> int:
         from ..final import retrain_best
 
         try:
-            retrain_best(outcome.study, outcome.dataset, cfg, progress)
+            retrain_best(outcome.study, outcome.dataset, cfg, progress,
+                         deadline=started + cfg.timeout if cfg.timeout else None)
         except KeyboardInterrupt:
             progress.say(f"\nretrain interrupted; the search itself is saved. Retrain later with:\n"
                          f"  python run_search.py retrain --study {cfg.study_name} --out {cfg.out}"
@@ -72,12 +83,22 @@ def run_job(cfg: SearchConfig, progress: Progress) -> int:
     path = write_dashboard_safely(outcome.study, cfg.run_dir, progress)
     if path:
         progress.say(f"dashboard: {path}")
+    wall = time.monotonic() - started
+    progress.say(f"job wall time {format_duration(wall)}" + (f" of a {format_duration(cfg.timeout)} budget "
+                 f"({wall / cfg.timeout:.0%})" if cfg.timeout else ""))
     return 0
 
 
-def worker_command(cfg: SearchConfig, index: int) -> list[str]:
-    """How ``--workers`` starts worker ``index``: the serialised settings, not edited arguments."""
-    return [sys.executable, "-m", "search.cli.worker", cfg.dumps(), str(index)]
+def worker_launcher(parent: SearchConfig, started: float):  # -> Callable[[SearchConfig, int], list[str]]
+    """How ``--workers`` starts worker ``index``: the serialised settings, not edited arguments.
+    A worker's budget is what is left of the parent's, and it leaves the parent's final stage
+    its reserve."""
+    def command(child: SearchConfig, index: int) -> list[str]:
+        if parent.timeout is not None:
+            child = dataclasses.replace(child, timeout=max(parent.timeout - (time.monotonic() - started), 1.0))
+        return [sys.executable, "-m", "search.cli.worker", child.dumps(), str(index),
+                "reserve" if parent.retrain else "no-reserve"]
+    return command
 
 
 def default_job(argv: Sequence[str]) -> int:
@@ -88,9 +109,10 @@ def default_job(argv: Sequence[str]) -> int:
     if not (data_dir / "train.p").exists():
         print(f"generating the built-in synthetic traffic signs in {data_dir} (once)", flush=True)
         write_synthetic_dataset(data_dir, **DEFAULT_SYNTH)
+    started = time.monotonic()  # the budget starts once the data exists (made once per machine)
     progress = Progress(0)
     cfg, _ = resolve({"data_dir": data_dir, **DEFAULT_SEARCH}, "python run_search.py", progress.say, store=True)
-    return run_job(cfg, progress)
+    return run_job(cfg, progress, started)
 
 
 def join(args: argparse.Namespace, command: str) -> int:
@@ -195,4 +217,31 @@ def spaces(args: argparse.Namespace, command: str) -> int:
     for name in space_registry.SPACES:
         print(space_registry.describe_space(name))
         print()
+    return 0
+
+
+def export_model(args: argparse.Namespace, command: str) -> int:
+    """One deployable artifact of ``best_model.keras``, scored on ``test.p`` in its own runtime."""
+    import spaces  # noqa: F401  (registers the custom layers of the .keras file)
+
+    from ..data import find_split_file, load_split
+    from ..final.deploy import export_and_score
+    from ..final.export import representative_images
+    from ..schema import RunFile
+
+    run_dir = _out(args) / args.study
+    model_path = run_dir / RunFile.BEST_MODEL
+    if not model_path.is_file():
+        raise UserError(f"no final model {model_path}: run retrain first "
+                        f"(python run_search.py retrain --study {args.study})")
+    if args.quantize and args.format != "tflite":
+        raise UserError(f"--quantize applies to --format tflite only, not {args.format}")
+    data_dir = Path(args.data_dir or SearchConfig.from_study_attrs(_open(args).user_attrs).data_dir)
+    rep = representative_images(data_dir) if args.quantize == "int8" else None
+    test_path = find_split_file(data_dir, "test") if data_dir.is_dir() else None
+    if test_path is None:
+        print(f"no test file in {data_dir}: the artifact is not scored")
+    export_and_score(run_dir, [args.format], load_split(test_path) if test_path else None, print,
+                     quantize=args.quantize, representative=rep, command=command)
+    print(f"report: {run_dir / RunFile.EXPORT_REPORT}")
     return 0

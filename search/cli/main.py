@@ -98,6 +98,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_guarded(lambda: handler(args))
     from . import commands
 
-    handler = getattr(commands, args.verb)
+    handler = getattr(commands, args.verb.replace("-", "_"))
     return run_guarded(lambda: handler(args, command),
                        resume=command if args.verb in ("search", "join") else None)

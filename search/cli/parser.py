@@ -13,8 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..config import CHECKS, DEFAULT_OUT, SearchConfig, parse_objectives
-from ..errors import UserError
+from ..config import CHECKS, DEFAULT_OUT, EXPORT_FORMATS, SearchConfig, parse_list
 
 EXIT_USAGE = 2
 NOT_OPTIONS = ("command",)
@@ -29,20 +28,23 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _base_type(annotation: Any) -> type:
+    if typing.get_origin(annotation) is tuple:
+        return tuple
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     return _base_type(args[0]) if args else annotation
 
 
 def _converter(f: dataclasses.Field, base: type) -> Callable[[str], Any]:
     """Text to value, with the setting's own range check as the argparse error."""
-    if f.name == "objectives":
-        def objectives(text: str) -> tuple[str, ...]:
-            try:
-                return parse_objectives(text)
-            except UserError as exc:
-                raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[1]) from None
-        return objectives
     check = f.metadata.get("check")
+    if base is tuple:  # comma-separated lists (objectives, export formats)
+        def listed(text: str) -> tuple[str, ...]:
+            parts = parse_list(text)
+            problem = CHECKS[check](parts) if check else None
+            if problem:
+                raise argparse.ArgumentTypeError(f"{problem}, got {text!r}")
+            return parts
+        return listed
 
     def convert(text: str) -> Any:
         try:
@@ -66,6 +68,8 @@ def add_settings(p: argparse.ArgumentParser, names: tuple[str, ...] | None = Non
         if f.name in NOT_OPTIONS or (names is not None and f.name not in names):
             continue
         default = f.default if f.default is not dataclasses.MISSING else None
+        if isinstance(default, tuple):
+            default = ",".join(default)
         shown = f" (default {default})" if default not in (None, "", ()) and not isinstance(default, bool) else ""
         help_text = f.metadata.get("help", "") + shown
         flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
@@ -82,7 +86,7 @@ def add_settings(p: argparse.ArgumentParser, names: tuple[str, ...] | None = Non
 def _metavar(name: str, base: type) -> str:
     if name == "timeout" or name == "heartbeat":
         return "SEC"
-    return {int: "N", float: "X", Path: "DIR"}.get(base, name.upper())
+    return {int: "N", float: "X", Path: "DIR", tuple: "A,B"}.get(base, name.upper())
 
 
 def given_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -125,6 +129,16 @@ def build_parser(description: str) -> argparse.ArgumentParser:
         p.add_argument("-o", "--output", type=Path,
                        help="file to write" + (" (default: print)" if name == "export" else
                                                " (default <out>/<study>/dashboard.html)"))
+    p = sub.add_parser("export-model", help="write the final model (best_model.keras) as a deployable "
+                                            "SavedModel, ONNX or TFLite file and score it in its runtime")
+    _add_locating(p, study_required=True)
+    p.add_argument("--format", choices=EXPORT_FORMATS, required=True,
+                   help="written beside best_model.keras as best_model_savedmodel/, best_model.onnx, "
+                        "best_model[_float16|_int8].tflite")
+    p.add_argument("--quantize", choices=("float16", "int8"),
+                   help="TFLite post-training quantisation (int8 calibrates on 200 images of train.p)")
+    p.add_argument("--data-dir", type=Path, metavar="DIR",
+                   help="data folder for the int8 calibration images and the test.p score (default: the study's own)")
     p = sub.add_parser("studies", help="list the studies in a storage")
     p.add_argument("--storage", default=argparse.SUPPRESS, help="Optuna storage URL (default: every "
                                                                 "study.db under --out)")

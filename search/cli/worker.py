@@ -1,4 +1,4 @@
-"""One ``--workers`` child: ``python -m search.cli.worker SETTINGS_JSON INDEX``.
+"""One ``--workers`` child: ``python -m search.cli.worker SETTINGS_JSON INDEX reserve|no-reserve``.
 
 The parent passes its resolved settings serialised, so every worker searches exactly as the parent
 does; the index varies the sampler's seed. Workers print their trial lines, never retrain, never
@@ -6,6 +6,7 @@ write dashboards and leave the resume command to the parent.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 
@@ -15,14 +16,20 @@ from .main import prepare_process, run_guarded
 def main(argv: list[str]) -> int:
     from ..config import SearchConfig
     from ..engine.loop import run_search
+    from ..final.budget import reserve_seconds
     from ..progress import Progress
     from .commands import _set_precision
 
     cfg = SearchConfig.from_json(json.loads(argv[0]))
     index = int(argv[1])
+    final_stage = dataclasses.replace(cfg, retrain=True) if argv[2:] == ["reserve"] else None
     _set_precision(cfg.precision)
-    progress = Progress(cfg.trials, timeout=cfg.timeout)
-    run_search(cfg, events=progress.events(), worker_index=index)
+    progress = Progress(cfg.trials, timeout=cfg.timeout, epochs=cfg.epochs)
+
+    def reserve(study) -> float:  # noqa: ANN001 - the parent's final stage runs after the workers
+        return reserve_seconds(study, final_stage) if final_stage else 0.0
+
+    run_search(cfg, events=progress.events(), worker_index=index, reserve=reserve)
     return 0
 
 

@@ -67,11 +67,14 @@ def prepare_data(cfg: SearchConfig, say: Callable[[str], None]) -> Dataset:
 
 def run_search(cfg: SearchConfig, *, dataset: Dataset | None = None,
                pruner: optuna.pruners.BasePruner | None = None, events: SearchEvents | None = None,
-               worker_index: int = 0, extend: bool = True) -> SearchOutcome:
+               worker_index: int = 0, extend: bool = True, started: float | None = None,
+               reserve: Callable[[optuna.Study], float] | None = None) -> SearchOutcome:
     """Run (or resume, or join) the study described by ``cfg``; returns when it should stop.
 
     ``extend=False`` (``join``) works towards the study's stored target and never starts a new
     campaign, so a restarted worker cannot add trials to a study that reached its target.
+    ``--timeout`` counts from ``started`` (``time.monotonic()``; default now), and the search stops
+    ``reserve(study)`` seconds before it, leaving that time to whatever the caller runs next.
     """
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     events = events or SearchEvents()
@@ -90,7 +93,7 @@ def run_search(cfg: SearchConfig, *, dataset: Dataset | None = None,
                + (f", {cfg.timeout:.0f}s budget" if cfg.timeout else ""))
     if events.on_start is not None:
         events.on_start(study, target)
-    deadline = time.monotonic() + cfg.timeout if cfg.timeout else None
+    deadline = (started if started is not None else time.monotonic()) + cfg.timeout if cfg.timeout else None
     objective = Objective(dataset, space, cfg, target=target, deadline=deadline, events=events)
     errors_log = cfg.run_dir / RunFile.ERRORS_LOG
     consecutive_failures = 0
@@ -102,9 +105,11 @@ def run_search(cfg: SearchConfig, *, dataset: Dataset | None = None,
             if finished >= target:
                 stop_reason = "target"
                 break
-            if deadline is not None and time.monotonic() >= deadline:
+            search_end = deadline - reserve(study) if deadline is not None and reserve else deadline
+            if search_end is not None and time.monotonic() >= search_end:
                 stop_reason = "timeout"
                 break
+            objective.deadline = search_end
             if finished + counts[TrialState.RUNNING] >= target and not counts[TrialState.WAITING]:
                 time.sleep(POLL_SECONDS)  # other workers hold the last trials; wait for them (or their death)
                 fail_dead_local_trials(study)

@@ -20,6 +20,7 @@ from ..data import Dataset
 from ..schema import FINISHED, TrialKey
 from .events import SearchEvents
 from .hp_adapter import OptunaHyperParameters
+from .latency import latency_per_image
 from .session import fresh_session
 from .study import worker_id
 from .trainer import EpochHook, count_params, train_model
@@ -85,7 +86,6 @@ class Objective:
             TrialKey.SECONDS_PER_EPOCH: round(result.seconds / max(result.epochs_run, 1), 3),
         }.items():
             trial.set_user_attr(key, value)
-        del model
         if result.stop_reason == "nan":
             self._fail(trial, "nan", "loss became NaN; training stopped at once")
         if not result.val_curve or not math.isfinite(result.best_val_accuracy):
@@ -93,8 +93,16 @@ class Objective:
         if result.stop_reason == "pruned":
             raise optuna.TrialPruned(f"pruned after epoch {result.epochs_run}")
         if self.cfg.multi_objective:
-            return result.best_val_accuracy, float(params)
+            return result.best_val_accuracy, self._second_objective(trial, model, params)
         return result.best_val_accuracy
+
+    def _second_objective(self, trial: optuna.Trial, model: keras.Model, params: int) -> float:
+        """Model size in weights, or measured CPU seconds per image at batch 1."""
+        if self.cfg.objectives[1] == "latency":
+            seconds = latency_per_image(model, self.dataset.valid.features)
+            trial.set_user_attr(TrialKey.LATENCY, seconds)
+            return seconds
+        return float(params)
 
     def epoch_hooks(self, trial: optuna.Trial) -> list[keras.callbacks.Callback]:
         """The callbacks that judge ``trial`` after each epoch (pruning, the no-learning guard),

@@ -123,7 +123,7 @@ def _initialise(study: optuna.Study, cfg: SearchConfig, data_hash: str, space: o
     for key, value in {
         StudyKey.CONFIG: cfg.to_json(),
         StudyKey.SPACE: cfg.space, StudyKey.DATA_DIR: str(cfg.data_dir), StudyKey.DATA_HASH: data_hash,
-        StudyKey.OBJECTIVES: ["val_accuracy"] + (["params"] if cfg.multi_objective else []),
+        StudyKey.OBJECTIVES: ["val_accuracy", *(("latency_s" if o == "latency" else o) for o in cfg.objectives[1:])],
         StudyKey.SEED: cfg.seed, StudyKey.EPOCHS: cfg.epochs, StudyKey.COMMAND: cfg.command,
         StudyKey.TARGET: 0, StudyKey.CREATED: _dt.datetime.now().isoformat(timespec="seconds"),
     }.items():

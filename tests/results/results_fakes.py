@@ -176,8 +176,13 @@ def full_study(
 
 
 def write_run_files(run_dir: Path, *, test: bool = True, overview: bool = True, classes: int = N_CLASSES,
-                    study_name: str = "demo") -> Path:
-    """Write the run-folder files the search leaves (best config, test report, images)."""
+                    study_name: str = "demo", final: bool = False,
+                    export: dict[str, Any] | list[Any] | str | None = None) -> Path:
+    """Write the run-folder files the search leaves (best config, test report, images).
+
+    ``final``: the new-style files of a final stage that compared options (``final_report_keys``);
+    ``export``: the content of ``export_report.json`` (a str is written as it is, e.g. half a file).
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     names = CLASS_NAMES[:classes] + [f"extra {i}" for i in range(N_CLASSES, classes)]
@@ -199,12 +204,20 @@ def write_run_files(run_dir: Path, *, test: bool = True, overview: bool = True, 
             "hyperparameters": {"family": "cnn", "cnn/conv_blocks": 2, "learning_rate": 0.001},
             "val_accuracy": 0.97, "test_accuracy": accuracy if test else None, "trial_number": 3,
             "params": 123456, "epochs": 10, "command": "run_search.py search"}
+    extra = final_report_keys(int(cm.sum()), accuracy) if final else {}
+    if final:
+        best.update({key: extra[key] for key in ("final_model", "final_options")})
+        best["final_data"] = "train"
+        best["members"] = [{"trial_number": n, "hyperparameters": {"learning_rate": 0.001}, "epochs": 10,
+                            "best_epoch": 8, "val_accuracy": 0.97 - 0.01 * i} for i, n in enumerate((3, 7, 1))]
     (run_dir / RunFile.BEST_CONFIG).write_text(json.dumps(best))
+    if export is not None:
+        (run_dir / RunFile.EXPORT_REPORT).write_text(export if isinstance(export, str) else json.dumps(export))
     (run_dir / RunFile.SANITY_REPORT).write_text(json.dumps({"warnings": ["12 test images duplicate training images"]}))
     if test:
         report = {"test_accuracy": accuracy, "test_loss": 0.2, "n_test": int(cm.sum()), "class_names": names,
                   "per_class": per_class, "macro_f1": float(np.mean([p["f1"] for p in per_class])),
-                  "confusion_matrix": cm.tolist(), "duplicates_with_train": 12}
+                  "confusion_matrix": cm.tolist(), "duplicates_with_train": 12, **extra}
         (run_dir / RunFile.TEST_REPORT).write_text(json.dumps(report))
         k = 20
         np.savez(run_dir / RunFile.MISCLASSIFIED, images=rng.integers(0, 255, (k, 32, 32, 3), dtype=np.uint8),
@@ -212,6 +225,60 @@ def write_run_files(run_dir: Path, *, test: bool = True, overview: bool = True, 
     if overview:
         np.savez(run_dir / RunFile.DATA_OVERVIEW, **make_overview(classes, test=test))
     return run_dir
+
+
+#: The options a final stage compares on validation, as ``search/final`` reports them.
+FINAL_OPTIONS = [
+    {"name": "single", "members": [3], "tta": False, "temperature": 1.45, "val_correct": 4260,
+     "val_accuracy": 4260 / 4410, "val_nll": 0.131},
+    {"name": "single + TTA", "members": [3], "tta": True, "temperature": 1.39, "val_correct": 4268,
+     "val_accuracy": 4268 / 4410, "val_nll": 0.122},
+    {"name": "ensemble of 3", "members": [3, 7, 1], "tta": False, "temperature": 0.91, "val_correct": 4281,
+     "val_accuracy": 4281 / 4410, "val_nll": 0.104},
+    {"name": "ensemble of 3 + TTA", "members": [3, 7, 1], "tta": True, "temperature": 0.88, "val_correct": 4281,
+     "val_accuracy": 4281 / 4410, "val_nll": 0.109},
+]
+CHOSEN_OPTION = 2
+#: Reliability bins of the new-style report: 10 equal bins, the lowest ones empty.
+RELIABILITY = {
+    "edges": [i / 10 for i in range(11)],
+    "confidence": [None, None, None, 0.35, 0.46, 0.55, 0.66, 0.74, 0.86, 0.985],
+    "accuracy": [None, None, None, 0.25, 0.4, 0.5, 0.6, 0.7, 0.84, 0.99],
+    "count": [0, 0, 0, 4, 5, 10, 12, 20, 49, 0],  # the last bin's count is set from n_test
+    "ece": 0.0123,
+}
+
+
+def final_report_keys(n_test: int, accuracy: float) -> dict[str, Any]:
+    """The keys a final stage that compared options adds to ``test_report.json``."""
+    reliability = json.loads(json.dumps(RELIABILITY))
+    reliability["count"][-1] = n_test - sum(reliability["count"][:-1])
+    return {
+        "accuracy_ci95": [accuracy - 0.004, accuracy + 0.0035], "ece": RELIABILITY["ece"], "nll": 0.1123,
+        "reliability": reliability, "params": 123456, "size_bytes": 3 * 2**20 + 2**19,
+        "speed": {"latency_ms_batch1": 1.234, "images_per_s_batch256": 9876.5, "repeats": 20,
+                  "backend": "tensorflow"},
+        "final_model": dict(FINAL_OPTIONS[CHOSEN_OPTION]), "final_options": [dict(o) for o in FINAL_OPTIONS],
+    }
+
+
+#: ``export_report.json`` as ``search/final/export.py``'s ``update_export_report`` writes it: artifacts by name.
+EXPORT_REPORT = {"model": "best_model.keras", "artifacts": {
+    "best_model_savedmodel": {"format": "savedmodel", "path": "best_model_savedmodel", "bytes": 5 * 2**20,
+                              "quantization": None, "runtime": "tensorflow", "n_test": 5000, "test_accuracy": 0.9561,
+                              "agreement_with_keras": 1.0, "seconds_per_image_batch1": 0.0011,
+                              "images_per_second_batch256": 12000.0, "exported": "2024-05-01T13:00:00+0000"},
+    "best_model_int8.tflite": {"format": "tflite", "path": "best_model_int8.tflite", "bytes": 2**20,
+                               "quantization": "int8", "command": "run_search.py export --format tflite"},
+}}
+#: The same as a list of entries in the other spelling (``size_bytes``, ``quantize``, milliseconds).
+EXPORT_REPORT_LIST = {"artifacts": [
+    {"format": "savedmodel", "path": "/runs/demo/best_model_savedmodel", "size_bytes": 5 * 2**20,
+     "quantize": None, "test_accuracy": 0.9561, "latency_ms_batch1": 1.1},
+    {"format": "tflite", "path": "/runs/demo/best_model_int8.tflite", "size_bytes": 2**20, "quantize": "int8",
+     "test_accuracy": None, "latency_ms_batch1": None},
+    {"format": "onnx", "file": "best_model.onnx"},
+]}
 
 
 def make_overview(classes: int = N_CLASSES, test: bool = True, missing: tuple[int, ...] = ()) -> dict[str, np.ndarray]:

@@ -58,6 +58,10 @@ def _all_plots(study: optuna.Study, run_dir: Path | None = None) -> list[go.Figu
         figures.plot_timeline(study), figures.plot_pareto(study), figures.plot_top_trials(study),
         figures.plot_confusion(files.test_report), figures.plot_per_class(files.test_report),
         figures.plot_misclassified(files.misclassified, files.class_names),
+        figures.plot_reliability(files.test_report),
+        figures.plot_final_summary(files.test_report, files.best_config),
+        figures.plot_final_options(files.test_report, files.best_config),
+        figures.plot_export_artifacts(files.export_report),
         figures.plot_class_examples(files.data_overview), figures.plot_class_distribution(files.data_overview),
     ]
 

@@ -20,7 +20,8 @@ def _not_defaults(data_dir: Path, out: Path) -> SearchConfig:
         data_dir=data_dir, space="lenet", trials=7, timeout=123.0, epochs=3, patience=1, final_epochs=5,
         study="roundtrip", storage=f"sqlite:///{out / 'r.db'}", out=out, sampler="random", local_share=0.25,
         pruner="sha", seed=11, objectives=("accuracy", "params"), named_points=False, retrain=False,
-        n_classes=12, valid_fraction=0.3, workers=3, precision="mixed_bfloat16", heartbeat=7.0,
+        final_data="train+valid", final_candidates=1, export=("savedmodel",), n_classes=12,
+        valid_fraction=0.3, workers=3, precision="mixed_bfloat16", heartbeat=7.0,
         max_failures=2, dashboard_every=0, trial_time_fraction=0.5, steps_per_execution=2,
         command="python run_search.py search --made-up")
 
@@ -68,7 +69,8 @@ def test_parser_defaults_are_the_config_defaults() -> None:
     ("local_share", 1.0, "--local-share: must be at least 0 and below 1"),
     ("valid_fraction", 1.5, "--valid-fraction: must be between 0 and 1"),
     ("sampler", "magic", "--sampler: 'magic' is not one of tpe"),
-    ("objectives", ("params",), "expected 'accuracy' or 'accuracy,params'"),
+    ("objectives", ("params",), "expected 'accuracy', 'accuracy,params' or 'accuracy,latency'"),
+    ("export", ("pdf",), "--export: unknown format 'pdf'"),
     ("n_classes", 1, "--n-classes: must be an integer of at least 2"),
     ("space", " ", "--space: must name a space"),
 ])

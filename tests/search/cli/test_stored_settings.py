@@ -38,7 +38,7 @@ def test_retrain_later_uses_the_searched_split_and_settings(tiny_data: Path, tmp
         shutil.copy(tiny_data / name, data / name)
     cfg = SearchConfig(data_dir=data, space="lenet", trials=1, epochs=1, valid_fraction=0.3, patience=1,
                        retrain=False, study="vf", out=tmp_path, named_points=False, dashboard_every=0,
-                       command="python run_search.py search ...")
+                       export=(), command="python run_search.py search ...")
     run_search(cfg)  # as `search --valid-fraction 0.3 --patience 1 --no-retrain` stores it
     storage = f"sqlite:///{tmp_path / 'vf' / 'study.db'}"
     stored = optuna.load_study(study_name="vf", storage=storage).user_attrs[StudyKey.CONFIG]

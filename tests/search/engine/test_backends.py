@@ -23,7 +23,7 @@ def test_smallest_search_runs_under_backend(backend: str, tiny_data: Path, tmp_p
     result = subprocess.run(
         [sys.executable, str(ROOT / "run_search.py"), "search", "--data-dir", str(tiny_data), "--space",
          "lenet", "--trials", "1", "--epochs", "1", "--final-epochs", "1", "--out", str(tmp_path),
-         "--study", "b", "--dashboard-every", "0"],
+         "--study", "b", "--dashboard-every", "0", "--export", ""],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-1500:] + result.stderr[-1500:]
     config = json.loads((tmp_path / "b" / "best_config.json").read_text())

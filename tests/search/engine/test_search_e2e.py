@@ -44,12 +44,13 @@ def _states(study: optuna.Study) -> dict[str, int]:
 
 def test_three_trial_search_writes_everything_and_resumes(tiny_data: Path, tmp_path: Path) -> None:
     args = ["search", "--data-dir", str(tiny_data), "--space", "all", "--trials", "3", "--epochs", "1",
-            "--final-epochs", "1", "--out", str(tmp_path), "--study", "e2e"]
+            "--final-epochs", "1", "--out", str(tmp_path), "--study", "e2e", "--final-candidates", "2"]
     first = _cli(*args)
     assert first.returncode == 0, first.stderr[-2000:]
     run = tmp_path / "e2e"
-    for name in ("study.db", "best_model.keras", "best_config.json", "test_report.json",
-                 "sanity_report.json", "data_overview.npz", "misclassified.npz"):
+    for name in ("study.db", "best_model.keras", "best_config.json", "test_report.json", "best_model.onnx",
+                 "best_model.tflite", "export_report.json", "sanity_report.json", "data_overview.npz",
+                 "misclassified.npz"):
         assert (run / name).exists(), name
     config = json.loads((run / "best_config.json").read_text())
     for key in ("family", "hyperparameters", "val_accuracy", "test_accuracy", "study", "command",
@@ -62,6 +63,16 @@ def test_three_trial_search_writes_everything_and_resumes(tiny_data: Path, tmp_p
     assert len(report["per_class"]) == 43 and len(report["confusion_matrix"]) == 43
     assert sum(map(sum, report["confusion_matrix"])) == 172
     assert {"name", "accuracy", "f1", "support"} <= set(report["per_class"][0])
+    lo, hi = report["accuracy_ci95"]
+    assert lo <= report["test_accuracy"] <= hi and 0.0 <= report["ece"] <= 1.0
+    assert report["speed"]["latency_ms_batch1"] > 0 and report["size_bytes"] > 0
+    names = [o["name"] for o in config["final_options"]]
+    assert names[:2] == ["single", "single + TTA"] and config["final_model"]["name"] in names
+    assert len(config["members"]) == 2 and all((run / "final_members" / f"trial-{m['trial_number']}.keras").exists()
+                                               for m in config["members"])
+    exported = json.loads((run / "export_report.json").read_text())["artifacts"]
+    assert {a["format"] for a in exported.values()} == {"onnx", "tflite"}
+    assert all(a["agreement_with_keras"] == 1.0 for a in exported.values())  # float32: the same classes
     assert "trial" in first.stdout and "Search summary" in first.stdout and "test accuracy" in first.stdout
     study = _study(tmp_path, "e2e")
     points = [t.user_attrs.get("point") for t in study.trials[:3]]
@@ -190,6 +201,27 @@ def test_multi_objective_gives_pareto_values_without_pruning(tiny_data: Path, tm
     trial = outcome.study.get_trials(deepcopy=False)[0]
     assert len(outcome.study.directions) == 2 and isinstance(outcome.study.pruner, optuna.pruners.NopPruner)
     assert trial.values[1] == trial.user_attrs["params"] == 657_235
+
+
+def test_latency_objective_is_measured_seconds_per_image(tiny_data: Path, tmp_path: Path) -> None:
+    from search.engine.latency import latency_per_image
+    from search.schema import StudyKey, TrialKey
+
+    cfg = _config(tiny_data, tmp_path, space="lenet", trials=1, epochs=1, objectives=("accuracy", "latency"),
+                  study="lat")
+    outcome = run_search(cfg)
+    trial = outcome.study.get_trials(deepcopy=False)[0]
+    assert outcome.study.user_attrs[StudyKey.OBJECTIVES] == ["val_accuracy", "latency_s"]
+    assert trial.values[1] == trial.user_attrs[TrialKey.LATENCY]
+    assert 1e-5 < trial.values[1] < 1.0  # a LeNet on one 32x32 image: well under a second on any CPU
+
+    class Slow:  # a "model" that takes 20 ms: the measurement is a median of real calls
+        def __call__(self, x, training=False):  # noqa: ANN001, ANN204
+            import time
+
+            time.sleep(0.02)
+            return x
+    assert 0.02 <= latency_per_image(Slow(), np.zeros((4, 32, 32, 3), "float32"), repeats=5) < 0.1
 
 
 def _first_sampled_params(seed: int, n: int = 3) -> list[dict]:

@@ -1,0 +1,220 @@
+"""The final stage: retrain the best distinct configurations, choose on validation, score once on test.
+
+Search trials stop early and are capped in time, so a trial's weights are not the best model its
+configuration can give; a fresh, longer run with early stopping on validation accuracy is. With a
+saturated validation set the single best trial is partly luck, so the top ``final_candidates``
+distinct configurations are retrained (as many as the reserved budget pays for) and the final
+model is whichever of single / ensemble, each with or without test-time augmentation, then
+temperature-calibrated, scores best on validation (``choose.py``; never worse than the single
+best). ``test.p`` is read here, once per final model, and nowhere in the search.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial
+
+from spaces.hp import ValuesHyperParameters
+
+from ..config import SearchConfig
+from ..data import Dataset, Split
+from ..data.overview import add_test_counts
+from ..engine.interrupt import deferred_interrupts
+from ..engine.session import fresh_session
+from ..engine.study import load_space
+from ..engine.trainer import EVAL_BATCH_SIZE, TrainResult, count_params, train_model
+from ..errors import UserError
+from ..progress import EpochProgress, Progress, format_duration, key_params
+from ..schema import RunFile, StudyKey, atomic_path, write_json
+from .budget import overhead_seconds, plan, retrain_seconds
+from .calibration import apply_temperature, expected_calibration_error, fit_temperature
+from .choose import SINGLE, Option, choose
+from .combine import assemble, with_tta
+from .report import evaluate_on_test
+
+EXPORT_MARGIN_SECONDS = 20.0  # exports start only with at least this much of the budget left
+
+
+@dataclasses.dataclass
+class Member:
+    """One retrained configuration."""
+
+    trial: FrozenTrial
+    model: keras.Model
+    result: TrainResult
+    valid_probs: np.ndarray
+
+
+def retrain_best(study: optuna.Study, dataset: Dataset, cfg: SearchConfig,
+                 progress: Progress | None = None, *, deadline: float | None = None) -> dict:
+    """Build the final model within ``deadline`` (``time.monotonic()``; None: no limit), save
+    ``best_model.keras``, score it once on test, write the JSON reports; return the best config."""
+    progress = progress or Progress(0)
+    trials = study.get_trials(deepcopy=False)
+    ranked = plan(trials, cfg, budget=0.0)
+    if not ranked:
+        raise UserError(f"study {study.study_name!r} has no completed trial yet: nothing to retrain")
+    overhead = overhead_seconds(ranked[0])
+    training_ends = None if deadline is None else deadline - overhead
+    candidates = plan(trials, cfg, budget=None if training_ends is None else training_ends - time.monotonic())
+    space = load_space(cfg.space)
+    fresh_session()
+    members: list[Member] = []
+    for i, trial in enumerate(candidates):
+        if members and training_ends is not None and time.monotonic() + retrain_seconds(trial, cfg) > training_ends:
+            progress.say(f"final stage: no time left for candidate {i + 1}; keeping {len(members)}")
+            break
+        progress.say(f"final candidate {i + 1}/{len(candidates)}: retraining trial {trial.number} "
+                     f"(val_acc {trial.values[0]:.4f}) for up to {cfg.final_epoch_limit} epochs: "
+                     f"{key_params(trial.params, 10)}")
+        members.append(_retrain(trial, space, dataset, cfg, training_ends, progress, seed=cfg.seed + i))
+    options = _options(members, dataset.valid, progress)
+    labels = dataset.valid.labels
+    chosen = choose(options, labels)
+    progress.say("final stage on validation: " + "; ".join(
+        f"{o.name} {o.describe(labels)['val_accuracy']:.4f} (nll {o.nll(labels):.4f})" for o in options)
+        + f" -> {chosen.name}")
+    if cfg.final_data == "train+valid":
+        members = _refit_on_train_and_valid(members, chosen, space, dataset, cfg, training_ends, progress)
+    by_number = {m.trial.number: m for m in members}
+    final = assemble([by_number[n].model for n in chosen.members], tta=chosen.tta,
+                     temperature=chosen.temperature)
+    run_dir = cfg.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _save_model(final, run_dir / RunFile.BEST_MODEL)
+    for m in members:  # each candidate on its own too: a user may prefer the single model
+        _save_model(m.model, run_dir / RunFile.FINAL_MEMBERS / f"trial-{m.trial.number}.keras")
+    progress.say(f"final model ({chosen.name}, {count_params(final):,} weights) saved to "
+                 f"{run_dir / RunFile.BEST_MODEL}")
+    test = dataset.load_test()
+    report = _score_on_test(final, test, dataset, run_dir, progress, extra={
+        "final_model": chosen.describe(labels), "final_options": [o.describe(labels) for o in options]})
+    if cfg.export and deadline is not None and time.monotonic() > deadline - EXPORT_MARGIN_SECONDS:
+        progress.say(f"no time left in the budget for exports; write them later with: python run_search.py "
+                     f"export-model --study {cfg.study_name} --out {cfg.out} --format {cfg.export[0]}")
+    elif cfg.export:
+        _export(cfg, dataset, test, run_dir, progress)
+    best = members[0]
+    config = {
+        "study": study.study_name, "space": cfg.space,
+        "family": space.family_of(dict(best.trial.params)), "hyperparameters": dict(best.trial.params),
+        "trial_number": best.trial.number, "search_val_accuracy": best.trial.values[0],
+        "val_accuracy": chosen.describe(labels)["val_accuracy"],
+        "test_accuracy": report["test_accuracy"] if report else None,
+        "params": count_params(final), "epochs": best.result.epochs_run, "best_epoch": best.result.best_epoch,
+        "final_model": chosen.describe(labels), "final_options": [o.describe(labels) for o in options],
+        "final_data": cfg.final_data,
+        "members": [{"trial_number": m.trial.number, "hyperparameters": dict(m.trial.params),
+                     "epochs": m.result.epochs_run, "best_epoch": m.result.best_epoch,
+                     "val_accuracy": m.result.best_val_accuracy} for m in members],
+        "data_dir": str(dataset.data_dir), "data_hash": dataset.content_hash,
+        "command": study.user_attrs.get(StudyKey.COMMAND, ""),
+        "retrain_command": f"python run_search.py retrain --study {study.study_name} --data-dir "
+                           f"{dataset.data_dir} --out {cfg.out}",
+        "backend": keras.backend.backend(),
+    }
+    write_json(run_dir / RunFile.BEST_CONFIG, config)
+    return config
+
+
+def _retrain(trial: FrozenTrial, space, dataset: Dataset, cfg: SearchConfig,  # noqa: ANN001
+             deadline: float | None, progress: Progress, *, seed: int, epochs: int | None = None,
+             train: Split | None = None) -> Member:
+    """Train ``trial``'s configuration from scratch (early stopping on validation unless a fixed
+    ``epochs`` count is given, as for the train+valid refit)."""
+    keras.utils.set_random_seed(seed)
+    hp = ValuesHyperParameters(dict(trial.params))
+    model = space.build(hp, dataset.input_shape, dataset.n_classes)
+    limit = epochs or cfg.final_epoch_limit
+    data = dataset if train is None else dataclasses.replace(dataset, train=train)
+    with deferred_interrupts():
+        result = train_model(model, data, hp.values, epochs=limit,
+                             patience=limit if epochs else max(2 * cfg.patience, 4),
+                             deadline=deadline,
+                             hooks=[EpochProgress(f"final #{trial.number}", limit, stream=progress.stream)],
+                             steps_per_execution=cfg.steps_per_execution)
+    progress.say(f"  trial {trial.number} retrained: val_acc {result.best_val_accuracy:.4f} after "
+                 f"{result.epochs_run} epochs ({format_duration(result.seconds)}, {result.stop_reason})")
+    probs = _predict(model, dataset.valid.features)
+    return Member(trial=trial, model=model, result=result, valid_probs=probs)
+
+
+def _predict(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(images, batch_size=EVAL_BATCH_SIZE, verbose=0), dtype=np.float64)
+
+
+def _options(members: list[Member], valid: Split, progress: Progress) -> list[Option]:
+    """The single best and the ensembles of the best 2..k members, each with and without TTA, each
+    temperature-scaled on validation (argmax unchanged; the loss and the calibration improve)."""
+    labels = valid.labels
+    shifted = [_predict(with_tta(m.model), valid.features) for m in members]
+    options: list[Option] = []
+    for size in range(1, len(members) + 1):
+        name = SINGLE if size == 1 else f"ensemble of {size}"
+        plain = np.mean([m.valid_probs for m in members[:size]], axis=0)
+        tta = np.mean(shifted[:size], axis=0)
+        for label, probs, uses_tta in ((name, plain, False), (f"{name} + TTA", tta, True)):
+            temperature = fit_temperature(probs, labels)
+            calibrated = apply_temperature(probs, temperature)
+            options.append(Option(name=label, probs=calibrated, members=tuple(m.trial.number for m in members[:size]),
+                                  tta=uses_tta, temperature=temperature))
+            progress.say(f"  {label}: ECE {expected_calibration_error(probs, labels):.4f} -> "
+                         f"{expected_calibration_error(calibrated, labels):.4f} at temperature {temperature:.2f}")
+    return options
+
+
+def _refit_on_train_and_valid(members: list[Member], chosen: Option, space, dataset: Dataset,  # noqa: ANN001
+                              cfg: SearchConfig, deadline: float | None, progress: Progress) -> list[Member]:
+    """The chosen members again, on train + valid, for the epochs their validation run chose."""
+    both = Split(np.concatenate([dataset.train.features, dataset.valid.features]),
+                 np.concatenate([dataset.train.labels, dataset.valid.labels]))
+    refit = []
+    for m in members:
+        if m.trial.number not in chosen.members:
+            continue
+        progress.say(f"refitting trial {m.trial.number} on train + valid for {max(m.result.best_epoch, 1)} epochs")
+        refit.append(_retrain(m.trial, space, dataset, cfg, deadline, progress, seed=cfg.seed + 100 + len(refit),
+                              epochs=max(m.result.best_epoch, 1), train=both))
+    return refit
+
+
+def _export(cfg: SearchConfig, dataset: Dataset, test: Split | None, run_dir: Path, progress: Progress) -> None:
+    """The ``--export`` artifacts, each scored on the test images already read (not read again)."""
+    from .deploy import export_and_score
+    from .export import ExportError
+
+    try:
+        export_and_score(run_dir, cfg.export, test, progress.say, command=cfg.command)
+    except ExportError as exc:  # the model is saved and scored; an export problem must not undo that
+        progress.say(f"warning: export failed ({exc}); retry with: python run_search.py export-model "
+                     f"--study {cfg.study_name} --out {cfg.out} --format FORMAT")
+
+
+def _score_on_test(model: keras.Model, test: Split | None, dataset: Dataset, run_dir: Path, progress: Progress,
+                   extra: dict) -> dict | None:
+    if test is None:
+        progress.say("no test file in the data folder: the final model was not scored on test data")
+        return None
+    report = evaluate_on_test(model, test, dataset, run_dir, extra=extra)
+    add_test_counts(run_dir / RunFile.DATA_OVERVIEW, test, dataset.n_classes)
+    lo, hi = report["accuracy_ci95"]
+    speed = report["speed"]
+    progress.say(f"test accuracy {report['test_accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}) on {report['n_test']} "
+                 f"images, macro F1 {report['macro_f1']:.4f}, ECE {report['ece']:.4f}; "
+                 f"{speed['latency_ms_batch1']:.1f} ms per image at batch 1, "
+                 f"{speed['images_per_s_batch256']:.0f} images/s at batch 256; "
+                 f"report in {run_dir / RunFile.TEST_REPORT}")
+    if report["duplicates_with_train"]:
+        progress.say(f"WARNING: {report['duplicates_with_train']} test images are exact copies of "
+                     "training images: the test score is optimistic")
+    return report
+
+
+def _save_model(model: keras.Model, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        model.save(tmp)
