@@ -36,7 +36,9 @@ class PerImageStandardization(keras.layers.Layer):
         n = 1
         for d in x.shape[-3:]:
             n *= int(d)
-        out = (x - mean) / ops.maximum(ops.sqrt(var), 1.0 / (n ** 0.5))
+        # x / max(std, 1/sqrt(n)) written as a product with rsqrt(max(var, 1/n)): the same value, and
+        # an int8 TFLite model has no division whose quantised divisor can round to zero.
+        out = (x - mean) * ops.rsqrt(ops.maximum(var, 1.0 / n))
         return ops.cast(out, self.compute_dtype)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:

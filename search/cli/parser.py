@@ -117,8 +117,8 @@ def build_parser(description: str) -> argparse.ArgumentParser:
                                     "(for job arrays: Slurm, Kubernetes)")
     _add_locating(p, study_required=True)
     add_settings(p, names=("data_dir",))
-    p = sub.add_parser("retrain", help="retrain a study's best configuration (with its stored settings) "
-                                       "and score it on test.p")
+    p = sub.add_parser("retrain", help="build the final model again from the study's best configurations "
+                                       "(its stored settings) and score it on test.p")
     add_settings(p)
     for name, help_text in (("export", "print or write a study's best configuration"),
                             ("dashboard", "write a study's self-contained HTML dashboard")):

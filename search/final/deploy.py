@@ -32,7 +32,13 @@ def export_and_score(run_dir: Path, formats: Sequence[str], test: Split | None, 
         results: dict = {"command": command}
         line = f"wrote {artifact.path} ({artifact.bytes / 2**20:.2f} MiB, {artifact.quantization or 'float32'})"
         if test is not None:
-            results.update(score(artifact, test.features, test.labels, reference))
+            try:
+                results.update(score(artifact, test.features, test.labels, reference))
+            except Exception as exc:  # noqa: BLE001 - a runtime that cannot run the artifact is a finding
+                results["score_error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+                say(line + f": WARNING: it does not run in its runtime ({results['score_error']})")
+                update_export_report(run_dir / RunFile.EXPORT_REPORT, artifact, results)
+                continue
             line += (f": test accuracy {results['test_accuracy']:.4f} on {results['n_test']} images in "
                      f"{results['runtime']} (same class as "
                      f"the Keras model for {results['agreement_with_keras']:.2%}), "

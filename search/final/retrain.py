@@ -190,7 +190,7 @@ def _export(cfg: SearchConfig, dataset: Dataset, test: Split | None, run_dir: Pa
 
     try:
         export_and_score(run_dir, cfg.export, test, progress.say, command=cfg.command)
-    except ExportError as exc:  # the model is saved and scored; an export problem must not undo that
+    except (ExportError, RuntimeError, ValueError, OSError) as exc:  # the model is saved and scored already
         progress.say(f"warning: export failed ({exc}); retry with: python run_search.py export-model "
                      f"--study {cfg.study_name} --out {cfg.out} --format FORMAT")
 
