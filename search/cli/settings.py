@@ -49,6 +49,10 @@ def resolve(given: dict[str, Any], command: str, say: Callable[[str], None], *, 
     located = {k: v for k, v in (("study", name), ("storage", storage), ("out", out))}
     cfg, changes = stored.with_overrides({**typed, **located})
     changes = {k: v for k, v in changes.items() if k not in located}
+    for fixed in ("space", "objectives"):  # what the study is; refused before anything is recorded
+        if fixed in changes:
+            old, new = changes[fixed]
+            raise UserError(f"study {name!r} was made with {fixed} {old!r}, not {new!r}; pick another --study name")
     if changes:
         what = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in sorted(changes.items()))
         say(f"study {name!r}: stored settings, changed on this command line: {what}"

@@ -82,3 +82,17 @@ def test_bad_settings_are_refused_when_built(field: str, value: object, message:
 def test_unknown_stored_keys_are_ignored_and_missing_ones_default() -> None:
     cfg = SearchConfig.from_json({"data_dir": "d", "epochs": 2, "from_a_newer_version": 1})
     assert cfg.epochs == 2 and cfg.patience == SearchConfig.patience
+
+
+def test_what_a_study_is_cannot_be_overridden_and_is_not_recorded(tmp_path: Path) -> None:
+    from search.cli.settings import resolve
+
+    cfg = SearchConfig(data_dir=tmp_path, space="lenet", study="fixed", out=tmp_path)
+    open_study(cfg, make_storage(cfg), "h")
+    for typed in ({"space": "cnn"}, {"objectives": ("accuracy", "params")}):
+        with pytest.raises(UserError, match="pick another --study name"):
+            resolve({"study": "fixed", "out": tmp_path, **typed}, "search", print, store=True)
+    study = optuna.load_study(study_name="fixed", storage=cfg.storage_url)
+    assert study.user_attrs[StudyKey.CONFIG]["space"] == "lenet" and StudyKey.OVERRIDES not in study.user_attrs
+    again, _ = resolve({"study": "fixed", "out": tmp_path, "epochs": 2}, "search", print, store=True)
+    assert again.space == "lenet" and again.epochs == 2  # other settings still override
