@@ -65,8 +65,8 @@ def test_killed_worker_trial_fails_and_is_retried(tiny_data: Path, tmp_path: Pat
     name = f"pg-kill-{uuid.uuid4().hex[:8]}"
     args = _worker_args(tiny_data, tmp_path, name, PG_URL, trials=3)
     # Long trials (no early stop), so that the victim is surely mid-trial when it is killed.
-    args[args.index("--epochs") + 1] = "12"
-    args += ["--patience", "12"]
+    args[args.index("--epochs") + 1] = "30"
+    args += ["--patience", "30"]
     victim = _start(args, tmp_path / "victim.log")
     storage = PG_URL
     deadline = time.monotonic() + 240
@@ -82,7 +82,7 @@ def test_killed_worker_trial_fails_and_is_retried(tiny_data: Path, tmp_path: Pat
         trials = study.get_trials(deepcopy=False)
         running = [t for t in trials if t.state == TrialState.RUNNING
                    and t.user_attrs.get("worker", "").endswith(f":{victim.pid}")]
-        if running and _finished_in(trials):  # mid-trial: building, compiling or training
+        if running and _finished_in(trials) and running[0].intermediate_values:  # mid-training
             victim_trial = running[0].number
             seen = _table(trials)
     assert victim_trial is not None, (tmp_path / "victim.log").read_text()
