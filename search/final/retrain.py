@@ -33,7 +33,7 @@ from ..progress import EpochProgress, Progress, format_duration, key_params
 from ..schema import RunFile, StudyKey, atomic_path, write_json
 from .budget import overhead_seconds, plan, retrain_seconds
 from .calibration import apply_temperature, expected_calibration_error, fit_temperature
-from .choose import SINGLE, Option, choose
+from .choose import SINGLE, Option, choose, distinct_top
 from .combine import assemble, with_tta
 from .report import evaluate_on_test
 
@@ -56,10 +56,10 @@ def retrain_best(study: optuna.Study, dataset: Dataset, cfg: SearchConfig,
     ``best_model.keras``, score it once on test, write the JSON reports; return the best config."""
     progress = progress or Progress(0)
     trials = study.get_trials(deepcopy=False)
-    ranked = plan(trials, cfg, budget=0.0)
-    if not ranked:
+    best = distinct_top(trials, 1)
+    if not best:
         raise UserError(f"study {study.study_name!r} has no completed trial yet: nothing to retrain")
-    overhead = overhead_seconds(ranked[0])
+    overhead = overhead_seconds(best[0])
     training_ends = None if deadline is None else deadline - overhead
     candidates = plan(trials, cfg, budget=None if training_ends is None else training_ends - time.monotonic())
     space = load_space(cfg.space)
