@@ -13,13 +13,12 @@ early-stopping patience, and runs in its own subprocess (fresh TensorFlow state 
 script re-invokes itself with ``--method M --json-out F``). The clock starts after the data is loaded,
 just before the search object is created.
 
-* ``optuna``: ``search.engine.loop.run_search`` as ``run_search.py search`` runs it: TPE, hyperband
-  pruning, ``timeout=budget`` (a trial may use at most a quarter of it), and the space's named points
-  (the tutorial models, the hand-tuned ``strong`` net) enqueued first. Dashboards are off.
-* ``optuna-nopoints``: the same without the named points (``named_points=False``),
-  to compare the search algorithms alone.
-* ``optuna-nolocal``: the same without local search (``--local-share 0``: TPE picks every sampled
-  trial), the search as it was before local search.
+* ``optuna``: ``search.engine.loop.run_search`` with the settings' defaults, as ``run_search.py
+  search`` runs it: the space's named points first (the tutorial models, the hand-tuned ``strong``
+  net), then the default sampler, pruner and local search, ``timeout=budget``. Dashboards are off.
+* variants that change one default, to measure what each part is worth: ``optuna-nopoints`` (no
+  named points: the search algorithm alone), ``optuna-nolocal`` (``--local-share 0``),
+  ``optuna-hyperband`` (``--pruner hyperband``), ``optuna-gp`` (``--sampler gp``).
 * ``random``, ``hyperband``, ``bayesian``: KerasTuner's RandomSearch, Hyperband (``max_epochs`` =
   ``--epochs``, factor 3, iterating until stopped) and BayesianOptimization (its default
   ``num_initial_points``: 3 per dimension) driving the space through ``SpaceHyperModel``, objective
@@ -30,7 +29,9 @@ A trial's score is its best validation accuracy over its epochs (KerasTuner's ow
 also for pruned and time-capped trials, whose models were trained that far). A trial counts if it
 ended by ``budget + --grace`` seconds (the validation pass of a trial stopped at the deadline).
 Reported: the best-so-far trace, the best at 25/50/75/100% of the budget, the time to first
-reach each ``--thresholds`` accuracy, and (``versus_report.py``, which also reads several result
+reach each ``--thresholds`` accuracy, the seconds spent on trials that ended below 50% validation
+accuracy (dead or pruned early; trials run one after another, so a trial costs the time since the
+previous one ended), and (``versus_report.py``, which also reads several result
 files together) whether ours met the target in each run and the means over seeds.
 """
 from __future__ import annotations
@@ -48,9 +49,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import _bench, versus_report  # noqa: E402
 
-METHODS = ("optuna", "optuna-nopoints", "optuna-nolocal", "random", "hyperband", "bayesian")
+# Our search as ``run_search.py search`` runs it (the settings' defaults), and variants that change one
+# setting, to measure what each part is worth.
+OURS = {"optuna": {}, "optuna-nopoints": {"named_points": False}, "optuna-nolocal": {"local_share": 0.0},
+        "optuna-hyperband": {"pruner": "hyperband"}, "optuna-gp": {"sampler": "gp"}}
+METHODS = (*OURS, "random", "hyperband", "bayesian")
 DEFAULT_METHODS = "optuna,random,hyperband,bayesian"
 CHECKPOINTS = (0.25, 0.5, 0.75, 1.0)
+DEAD_BELOW = 0.5  # trials that ended below this validation accuracy: time the search could have saved
 UNLIMITED_TRIALS = 1_000_000
 MAX_CONSECUTIVE_FAILURES = 5  # the search's default (SearchConfig.max_failures)
 
@@ -118,7 +124,7 @@ def run_child(args: argparse.Namespace) -> int:
                   f"{state.lower():<9} val_acc {acc} best {best[0]:.4f} ({epochs} ep) {note}", flush=True)
 
     t0 = time.monotonic()
-    if args.method.startswith("optuna"):
+    if args.method in OURS:
         stop = _run_optuna(args, dataset, space, work, record)
     else:
         stop = _run_kerastuner(args, dataset, space, work, t0, record)
@@ -141,10 +147,8 @@ def _run_optuna(args: argparse.Namespace, dataset, space, work: Path, record) ->
 
     cfg = SearchConfig(data_dir=args.data_dir, space=args.space, trials=UNLIMITED_TRIALS, timeout=args.budget,
                        epochs=args.epochs, patience=args.patience, out=work, study="versus", seed=args.seed,
-                       sampler="tpe", local_share=0.0 if args.method == "optuna-nolocal" else SearchConfig.local_share,
-                       pruner="hyperband", retrain=False, dashboard_every=0,
-                       named_points=args.method != "optuna-nopoints", max_failures=MAX_CONSECUTIVE_FAILURES,
-                       command=_bench.command())
+                       retrain=False, dashboard_every=0, max_failures=MAX_CONSECUTIVE_FAILURES,
+                       command=_bench.command(), **OURS[args.method])
 
     def on_trial(trial, rec: dict) -> None:
         origin = origin_of(trial.user_attrs)
@@ -263,10 +267,15 @@ def summarize(res: dict, budget: float, grace: float, thresholds: list[float]) -
     states: dict[str, int] = {}
     for p in counted:
         states[p["state"].lower()] = states.get(p["state"].lower(), 0) + 1
+    # Trials run one after another, so a trial's cost is the time since the previous one ended.
+    ends = [p["elapsed"] for p in counted]
+    costs = [end - start for start, end in zip([0.0, *ends], ends)]
+    dead = sum(c for c, p in zip(costs, counted) if p["accuracy"] is None or not p["accuracy"] >= DEAD_BELOW)
     return {"method": res["method"], "seed": res["seed"], "trials": len(counted),
             "late_trials": len(res["trace"]) - len(counted), "states": states, "best_so_far": curve,
             "checkpoints": checkpoints, "time_to": reached, "final_best": checkpoints["100%"],
             "stop_reason": res["stop_reason"], "total_seconds": res["total_seconds"],
+            "seconds_below_half": round(dead, 1),
             "peak_rss_mb": res.get("peak_rss_mb")}
 
 
@@ -308,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         return "-" if value is None else f"{value:.4f}"
 
     headers = ["method", "seed", "trials", *(f"best @{k}" for k in summaries[0]["checkpoints"]),
-               *(f"time to {t:g}" for t in args.threshold_list), "stop"]
+               *(f"time to {t:g}" for t in args.threshold_list), f"s below {DEAD_BELOW:g}", "stop"]
     rows = []
     for s in summaries:
         states = ", ".join(f"{n} {k}" for k, n in sorted(s["states"].items()))
@@ -316,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append([s["method"], s["seed"], f"{s['trials']} ({states}){late}",
                      *(cell(v) for v in s["checkpoints"].values()),
                      *("not reached" if v is None else f"{v:.0f}s" for v in s["time_to"].values()),
-                     s["stop_reason"]])
+                     f"{s['seconds_below_half']:.0f}", s["stop_reason"]])
     for err in errors:
         why = "skipped (needs scikit-learn)" if "scikit-learn" in err.get("skipped", "") else (
             err.get("skipped") or f"failed (exit {err.get('exit')})")

@@ -55,7 +55,8 @@ def _top_trials_block(study: optuna.Study) -> str:
             rows.append(cells)
         caption = (f'<p class="explain">Top {len(info.rows)} of {info.n_complete} complete trials, best first. '
                    "Click a column header to sort; \u2014 marks a parameter the trial did not use or a value "
-                   "it did not record (val_loss: validation loss at the best epoch, older trials lack it).</p>")
+                   "it did not record (val_loss: validation loss at the best epoch, older trials lack it; "
+                   "robust: accuracy on a darkened / low-contrast copy of the validation images).</p>")
         return caption + sortable_table(info.columns, rows)
 
     return guarded("top trials", build)

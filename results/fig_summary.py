@@ -11,7 +11,16 @@ from typing import Any, NamedTuple
 import plotly.graph_objects as go
 from optuna.study import Study
 
-from search.schema import StudyKey, TrialKey, best_trial, best_val_loss, origin_of, ranked_trials
+from search.schema import (
+    StudyKey,
+    TrialKey,
+    best_trial,
+    best_val_loss,
+    origin_of,
+    ranked_trials,
+    robust_val_accuracy,
+    stopped_cost,
+)
 
 from ._common import (
     family_of,
@@ -50,6 +59,7 @@ class SummaryInfo(NamedTuple):
     total_seconds: float | None
     mean_seconds: float | None
     timed_trials: int
+    stopped: dict[str, tuple[int, float]]  # "pruned" / "dead": trials and training seconds without a model
     attrs: dict[str, Any]
     test_facts: dict[str, Any]
     warnings: list[str]
@@ -93,6 +103,7 @@ def _summary_info(study: Study, files: RunFiles | None = None) -> SummaryInfo:
         total_seconds=sum(seconds) if seconds else None,
         mean_seconds=sum(seconds) / len(seconds) if seconds else None,
         timed_trials=len(seconds),
+        stopped=stopped_cost(trials(study)),
         attrs={k: attrs[k] for k in SUMMARY_ATTRS if k in attrs},
         test_facts=test_facts,
         warnings=files.warnings,
@@ -129,6 +140,11 @@ def _summary_rows(info: SummaryInfo) -> list[tuple[str, str]]:
     if info.total_seconds is not None:
         rows.append(("Training time", f"{fmt_seconds(info.total_seconds)} in total, "
                      f"{fmt_seconds(info.mean_seconds)} per trial ({info.timed_trials} timed trials)"))
+        (pruned, pruned_s), (dead, dead_s) = info.stopped["pruned"], info.stopped["dead"]
+        share = (pruned_s + dead_s) / info.total_seconds if info.total_seconds else 0.0
+        rows.append(("Time on stopped trials", f"pruned: {pruned} trials, {fmt_seconds(pruned_s)}; dead (no "
+                     f"learning, NaN, failed): {dead} trials, {fmt_seconds(dead_s)}; {share:.0%} of the training "
+                     "time"))
     for key, value in info.attrs.items():
         rows.append((key.replace("_", " ").capitalize(), fmt_value(value)))
     rows += [("Data warning", w) for w in info.warnings]
@@ -172,6 +188,8 @@ class TopTrialsInfo(NamedTuple):
 
 #: Column of the validation loss at a trial's best epoch: the tie-break of equal accuracies.
 VAL_LOSS = "val_loss"
+#: Column of the best weights' accuracy on the perturbed validation copy (the tie-break ``robust``).
+ROBUST = "robust"
 
 
 def _top_trials_info(study: Study, n: int = 25) -> TopTrialsInfo:
@@ -185,7 +203,8 @@ def _top_trials_info(study: Study, n: int = 25) -> TopTrialsInfo:
             if name not in param_names and name != "family":  # already the "family" column
                 param_names.append(name)
     param_names.sort()
-    columns = ["trial", *value_cols, VAL_LOSS, "family", "origin", "epochs", "seconds", "parameters", *param_names]
+    columns = ["trial", *value_cols, VAL_LOSS, ROBUST, "family", "origin", "epochs", "seconds", "parameters",
+               *param_names]
     rows = []
     for trial in top:
         values = list(trial.values or [])
@@ -193,7 +212,8 @@ def _top_trials_info(study: Study, n: int = 25) -> TopTrialsInfo:
         row: list[Any] = [trial.number]
         row += [finite(values[i]) if i < len(values) else None for i in range(len(value_cols))]
         row += [
-            best_val_loss(trial), family_of(trial), origin_of(attrs), attrs.get(TrialKey.EPOCHS),
+            best_val_loss(trial), robust_val_accuracy(trial), family_of(trial), origin_of(attrs),
+            attrs.get(TrialKey.EPOCHS),
             finite(attrs.get(TrialKey.SECONDS)), attrs.get(TrialKey.PARAMS),
         ]
         row += [trial.params.get(p) for p in param_names]

@@ -17,12 +17,13 @@ from typing import Any
 
 from .errors import UserError
 from .sampling import PRUNERS, SAMPLERS
-from .schema import StudyKey
+from .schema import TIE_BREAKS, StudyKey
 
 OBJECTIVES = ("accuracy", "params", "latency")  # latency: measured CPU seconds per image at batch 1
 FINAL_DATA = ("train", "train+valid")
 EXPORT_FORMATS = ("savedmodel", "onnx", "tflite")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+ENGINES = ("auto", "fit", "compiled")  # compiled: search/engine/compiled.py (JAX backend only)
 DEFAULT_OUT = Path("runs")
 
 
@@ -56,7 +57,8 @@ class SearchConfig:
     local_share: float = setting(0.5, "share of sampled trials that try a neighbour of the best trial so "
                                       "far, one or two settings changed (0: the sampler alone)",
                                  check="share")
-    pruner: str = setting("hyperband", "pruner", choices=tuple(PRUNERS))
+    pruner: str = setting("screen", "pruner: screen (after one epoch only the top third of all first-epoch "
+                                    "scores goes on), hyperband, sha, median or none", choices=tuple(PRUNERS))
     seed: int = setting(0, "random seed of the sampler, the split and the models")
     objectives: tuple[str, ...] = setting(("accuracy",), "'accuracy', 'accuracy,params' or 'accuracy,latency' "
                                                          "(a Pareto front; disables pruning)", flag="--objective",
@@ -86,6 +88,17 @@ class SearchConfig:
                                       "the end)", check="non_negative")
     trial_time_fraction: float = setting(0.25, "most share of --timeout one trial may use", check="share_one")
     steps_per_execution: int = setting(4, "train steps per compiled call (1 under PyTorch)", check="positive")
+    warm_start: tuple[str, ...] = setting((), "earlier studies whose best configurations (3 distinct each) "
+                                              "run first as named points, comma-separated: NAME (read from "
+                                              "--storage, else <out>/NAME/study.db) or STORAGE_URL#NAME, e.g. "
+                                              "sqlite:///runs/old/study.db#old")
+    engine: str = setting("auto", "how a trial trains: fit (Keras model.fit), compiled (JAX backend only: data on "
+                                  "the device, compiled chunks of 16 steps), auto (compiled under JAX with a "
+                                  "GPU/TPU, else fit)", choices=ENGINES)
+    tie_break: str = setting("loss", "how trials of equal validation accuracy are ordered: loss (the lower "
+                                     "validation loss) or robust (the higher accuracy on a darkened / "
+                                     "low-contrast copy of the validation images, then the lower loss)",
+                             choices=TIE_BREAKS)
     command: str = setting("", "the command line that made these settings (recorded, not an option)")
 
     def __post_init__(self) -> None:
@@ -97,6 +110,9 @@ class SearchConfig:
         if isinstance(self.export, str):
             self.export = parse_list(self.export)
         self.export = tuple(self.export)
+        if isinstance(self.warm_start, str):
+            self.warm_start = parse_list(self.warm_start)
+        self.warm_start = tuple(self.warm_start)
         for f in fields(self):
             value = getattr(self, f.name)
             if f.metadata.get("choices") and value not in f.metadata["choices"]:

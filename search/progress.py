@@ -22,6 +22,8 @@ from .schema import (
     origin_of,
     rank_key,
     rankable,
+    robust_val_accuracy,
+    stopped_cost,
 )
 
 KEY_PARAMS = ("family", "optimizer", "learning_rate", "batch_size", "augment", "batch_norm")
@@ -145,6 +147,8 @@ class Progress:
             value = f"{max(ua[TrialKey.VAL_CURVE]):.4f}"
         loss = best_val_loss(trial)
         value += f" loss {loss:.4f}" if loss is not None else ""
+        robust = robust_val_accuracy(trial)
+        value += f" robust {robust:.4f}" if robust is not None else ""
         elapsed = time.monotonic() - self.start
         clock = "" if self.timeout else f" | {format_duration(elapsed)}"
         origin = origin_of(ua)
@@ -161,27 +165,33 @@ class Progress:
         self.say(line)
 
 
-def summary_table(trials: Sequence[FrozenTrial], *, top: int = 5) -> str:
-    """Counts by state, total cost, and the best trials with their key parameters."""
+def summary_table(trials: Sequence[FrozenTrial], *, top: int = 5, tie_break: str = "loss") -> str:
+    """Counts by state, total cost, and the best trials (ranked with the study's ``tie_break``) with
+    their key parameters."""
     counts = {state.name: n for state, n in count_states(trials).items() if n}
     seconds = sum(float(t.user_attrs.get(TrialKey.SECONDS, 0.0)) for t in trials)
-    done = sorted(rankable(trials), key=rank_key, reverse=True)
+    done = sorted(rankable(trials), key=lambda t: rank_key(t, tie_break=tie_break), reverse=True)
     lines = ["Search summary",
              "  trials: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())),
              f"  training time: {format_duration(seconds)} in all, "
              f"{format_duration(seconds / max(len(trials), 1))} per trial"]
+    stopped = stopped_cost(trials)
+    if any(n for n, _ in stopped.values()):
+        lines.append("  of which " + ", ".join(f"{kind} trials {n}: {format_duration(s)}" for kind, (n, s)
+                                               in stopped.items() if n))
     near = [t for t in trials if TrialKey.NEAR in t.user_attrs and t.state in FINISHED]
     if near:
         value = {t.number: t.values[0] for t in done}
         better = sum(1 for t in near if t.values and t.values[0] > value.get(t.user_attrs[TrialKey.NEAR], 1.0))
         lines.append(f"  local search: {len(near)} neighbours of the best trial tried, {better} beat it")
     if done:
-        lines.append(f"  {'trial':>5} {'val_acc':>8} {'val_loss':>8} {'epochs':>6} {'seconds':>8} {'params':>9}  "
-                     "parameters")
+        lines.append(f"  {'trial':>5} {'val_acc':>8} {'val_loss':>8} {'robust':>8} {'epochs':>6} {'seconds':>8} "
+                     f"{'params':>9}  parameters")
         for t in done[:top]:
             ua = t.user_attrs
-            loss = best_val_loss(t)
+            loss, robust = best_val_loss(t), robust_val_accuracy(t)
             lines.append(f"  {t.number:>5} {t.values[0]:>8.4f} {loss if loss is not None else float('nan'):>8.4f} "
+                         f"{robust if robust is not None else float('nan'):>8.4f} "
                          f"{ua.get(TrialKey.EPOCHS, 0):>6} {ua.get(TrialKey.SECONDS, 0):>8.1f} "
                          f"{ua.get(TrialKey.PARAMS, 0):>9}  {key_params(t.params, 8)}")
     else:

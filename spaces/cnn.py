@@ -91,7 +91,7 @@ def family_of(values: dict[str, Any]) -> str:
     return NAME
 
 
-_TUTORIAL_SETUP = {"preprocessing": "scale", "grayscale": False, "augment": False,
+_TUTORIAL_SETUP = {"local_contrast": False, "preprocessing": "scale", "grayscale": False, "augment": False,
                       "optimizer": "adam", "learning_rate": 1e-3, "label_smoothing": 0.0,
                       "batch_size": 32, "lr_schedule": "constant"}
 _AUGMENT = {"augment": True, "aug_rotation": 10.0, "aug_translate": 0.1, "aug_zoom": 0.1,
@@ -107,7 +107,7 @@ POINTS: dict[str, dict[str, Any]] = {
     },
     # Hand-tuned VGG-style net: ~97.8% on the real GTSRB test set.
     "strong": {
-        "preprocessing": "standardize", "grayscale": False, **_AUGMENT,
+        "local_contrast": False, "preprocessing": "standardize", "grayscale": False, **_AUGMENT,
         "optimizer": "adam", "learning_rate": 1e-3, "label_smoothing": 0.1, "batch_size": 64,
         "lr_schedule": "cosine",
         "conv_blocks": 3, "convs_per_block": 2, "kernel_size": 3, "padding": "same", "pooling": "max",

@@ -16,23 +16,32 @@ from typing import Any
 import keras
 
 from spaces.hp import ValuesHyperParameters
-from spaces.layers import Grayscale, PerImageStandardization, SparseLabelSmoothingCrossentropy
+from spaces.layers import (
+    Grayscale,
+    LocalContrastNormalization,
+    PerImageStandardization,
+    SparseLabelSmoothingCrossentropy,
+)
 
 ArchParams = Callable[[Any], dict[str, Any]]
 BuildArch = Callable[[dict[str, Any], Any], Any]
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 BATCH_SIZES = (32, 64, 128, 256)
+PREPROCESSING = ("standardize", "scale")
 
 
 # -- declarations -----------------------------------------------------------------------------------
 def front_end_params(hp: Any) -> dict[str, Any]:
     """Declare preprocessing and augmentation; magnitudes exist only while ``augment`` is on."""
-    p: dict[str, Any] = {
-        "preprocessing": hp.Choice("preprocessing", ["standardize", "scale"], default="standardize"),
-        "grayscale": hp.Boolean("grayscale", default=False),
-        "augment": hp.Boolean("augment", default=True),
-    }
+    # Local contrast normalisation (dark, washed-out photos) replaces the global normalisation. It is
+    # a parameter of its own, not a third ``preprocessing`` choice: Optuna refuses a categorical whose
+    # choices changed, so a study made before it existed could not be resumed.
+    p: dict[str, Any] = {"local_contrast": hp.Boolean("local_contrast", default=False)}
+    with hp.conditional_scope("local_contrast", [False]):
+        p["preprocessing"] = hp.Choice("preprocessing", list(PREPROCESSING), default="standardize")
+    p["grayscale"] = hp.Boolean("grayscale", default=False)
+    p["augment"] = hp.Boolean("augment", default=True)
     with hp.conditional_scope("augment", [True]):
         # Degrees; signs are seldom tilted more than ~15 degrees in GTSRB.
         p["aug_rotation"] = hp.Float("aug_rotation", 0.0, 20.0, step=5.0, default=10.0)
@@ -107,6 +116,8 @@ def apply_front_end(p: dict[str, Any], x: Any) -> Any:
             x = keras.layers.RandomContrast(p["aug_contrast"], value_range=(0, 255))(x)
     if p["grayscale"]:
         x = Grayscale()(x)
+    if p["local_contrast"]:
+        return LocalContrastNormalization()(x)
     if p["preprocessing"] == "standardize":
         return PerImageStandardization()(x)
     return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0)(x)
@@ -163,14 +174,21 @@ def cosine_lr(base: float, epoch: int, epochs: int) -> float:
     return base * 0.5 * (1.0 + math.cos(math.pi * min(epoch, epochs) / max(epochs, 1)))
 
 
-def lr_callback(settings: TrainingSettings, epochs: int) -> keras.callbacks.Callback | None:
-    """Per-epoch learning-rate callback for the schedule, or ``None`` for a constant rate."""
+def lr_callback(settings: TrainingSettings, epochs: int,
+                horizon: Callable[[int], int] | None = None) -> keras.callbacks.Callback | None:
+    """Per-epoch learning-rate callback for the schedule, or ``None`` for a constant rate.
+
+    ``horizon(epoch)`` is the epoch count the cosine anneals over, asked at the start of each
+    (0-based) epoch; by default ``epochs``. A run that a time cap will stop early passes fewer, so
+    it still ends at a low learning rate instead of being cut off mid-schedule.
+    """
     if settings.lr_schedule == "constant":
         return None
     if settings.lr_schedule != "cosine":
         raise ValueError(f"unknown lr_schedule {settings.lr_schedule!r}; choose from cosine, constant")
     base = settings.learning_rate
-    return keras.callbacks.LearningRateScheduler(lambda epoch, lr=None: cosine_lr(base, epoch, epochs))
+    span = horizon or (lambda epoch: epochs)
+    return keras.callbacks.LearningRateScheduler(lambda epoch, lr=None: cosine_lr(base, epoch, span(epoch)))
 
 
 # -- assembly ---------------------------------------------------------------------------------------

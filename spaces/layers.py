@@ -2,14 +2,15 @@
 
 Everything that ends up inside a saved ``.keras`` file is registered under the
 ``traffic_sign_search`` package, so ``keras.saving.load_model`` works after ``import spaces``
-with no ``custom_objects``. Only ``keras`` / ``keras.ops`` are used, so the models run under the
-TensorFlow, JAX and PyTorch backends alike.
+with no ``custom_objects``. Only ``keras`` / ``keras.ops`` are used on tensors (numpy only for constants),
+so the models run under the TensorFlow, JAX and PyTorch backends alike.
 """
 from __future__ import annotations
 
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 PACKAGE = "traffic_sign_search"
@@ -43,6 +44,103 @@ class PerImageStandardization(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape
+
+
+LCN_MIN_VARIANCE = 1.0 / 12  # rounding to uint8 adds this variance: less contrast than that is noise
+
+
+def gaussian_window(size: int, sigma: float) -> np.ndarray:
+    """A normalised 1-D Gaussian of ``size`` taps (odd), the separable factor of the 2-D window."""
+    taps = np.arange(size, dtype="float64") - (size - 1) / 2
+    window = np.exp(-0.5 * (taps / sigma) ** 2)
+    return window / window.sum()
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LocalContrastNormalization(keras.layers.Layer):
+    """Subtract a Gaussian-weighted local mean, divide by the local standard deviation, per channel.
+
+    The local contrast step of Sermanet & LeCun, "Traffic sign recognition with multi-scale
+    convolutional networks" (IJCNN 2011) on GTSRB, subtractive then divisive as in Jarrett et al. (2009):
+    with ``m`` the weighted mean over a ``size`` x ``size`` window, ``v = x - m`` and ``s^2`` the weighted
+    mean of ``v^2``, the output is ``v / max(s, c)``. A dark or washed-out photo comes out like a well-lit
+    one (``a * x + b`` gives the same output for any ``a > 0``); the local mean removes slow lighting
+    gradients across the sign, and dividing by ``s`` where it exceeds ``c`` evens out strong edges.
+    The floor ``c^2`` is ``floor_share`` times the image's mean ``s^2`` (over pixels and channels), so
+    flat regions do not turn noise into contrast. A smaller share would also lift a sign half in shadow
+    to the lit half's contrast, but an int8 TFLite model computes ``rsqrt`` from 256 levels spread over
+    the variance's whole range, and the small variances it would divide by fall between them. On 300
+    GTSRB validation images the int8 layer's output correlated with the float one at 0.995 at share 1,
+    0.993 at 0.5, 0.983 at 0.3 and 0.91 at 0.1; a LeNet trained for 3 epochs gave the same class in
+    int8 as in float on 97% of 3,033 validation images at share 1, 93% at 0.3, 70% at 0.1 (98% with
+    per-image standardisation). An absolute floor, the variance that rounding to uint8 adds (1/12 grey
+    level squared), keeps a flat image finite (all zeros).
+
+    Windows are cut off at the border and renormalised (weights over the pixels inside the image sum
+    to 1), so border pixels are not darkened by zero padding. The division is a product with
+    ``rsqrt(max(var, floor))``, so an int8 TFLite model has no division by a value that rounds to zero.
+    """
+
+    def __init__(self, size: int = 7, sigma: float = 2.0, floor_share: float = 1.0, **kwargs: Any) -> None:
+        if int(size) < 1 or int(size) % 2 == 0:
+            raise ValueError(f"size must be a positive odd number, not {size!r}")
+        if not float(sigma) > 0:
+            raise ValueError(f"sigma must be > 0, not {sigma!r}")
+        if not 0 <= float(floor_share) <= 1:
+            raise ValueError(f"floor_share must be in [0, 1], not {floor_share!r}")
+        super().__init__(**kwargs)
+        self.size, self.sigma, self.floor_share = int(size), float(sigma), float(floor_share)
+        self.supports_masking = True
+
+    def _constants(self, shape: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """The depthwise kernel and ``1 / (weights inside the image)`` per pixel, from the static shape."""
+        height, width, channels = (int(d) if d is not None else None for d in shape[-3:])
+        if height is None or width is None or channels is None:
+            raise ValueError(f"{type(self).__name__} needs a static image shape, got {tuple(shape)}")
+        w = gaussian_window(self.size, self.sigma)
+        kernel = np.tile(np.outer(w, w)[:, :, None, None], (1, 1, channels, 1)).astype("float32")
+        half = self.size // 2
+
+        def inside(n: int) -> np.ndarray:  # weight of the 1-D window that falls inside 0..n-1
+            padded = np.convolve(np.ones(n), w, mode="full")
+            return padded[half:half + n]
+
+        coverage = np.outer(inside(height), inside(width))
+        return kernel, (1.0 / coverage)[None, :, :, None].astype("float32")
+
+    def call(self, inputs: Any) -> Any:
+        # Statistics in float32 even under mixed precision: squared 0..255 deviations reach 65,025.
+        x = ops.cast(inputs, "float32")
+        kernel, inv_coverage = self._constants(tuple(x.shape))
+        kernel = ops.convert_to_tensor(kernel, dtype="float32")
+        inv_coverage = ops.convert_to_tensor(inv_coverage, dtype="float32")
+
+        def local_mean(t: Any) -> Any:
+            return ops.depthwise_conv(t, kernel, strides=1, padding="same") * inv_coverage
+
+        # Standardise the whole image first. The output is the same (the local step ignores any
+        # a * x + b; the absolute floor is rescaled with it), but the intermediate tensors then have
+        # ranges independent of the photo's lighting, which int8 quantises better: in pixel units a dark
+        # photo's local deviations are a few grey levels, near one int8 step of a range calibrated on
+        # bright photos (int8-vs-float correlation at floor_share 0.5: 0.993, against 0.977 without).
+        axes = (-3, -2, -1)
+        n = int(np.prod([int(d) for d in x.shape[-3:]]))
+        mean = ops.mean(x, axis=axes, keepdims=True)
+        scale = ops.rsqrt(ops.maximum(ops.mean(ops.square(x - mean), axis=axes, keepdims=True), 1.0 / n))
+        z = (x - mean) * scale
+        centred = z - local_mean(z)
+        var = local_mean(ops.square(centred))
+        typical = ops.mean(var, axis=axes, keepdims=True)
+        floor = ops.maximum(typical * self.floor_share, LCN_MIN_VARIANCE * ops.square(scale))
+        out = centred * ops.rsqrt(ops.maximum(var, floor))
+        return ops.cast(out, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "size": self.size, "sigma": self.sigma, "floor_share": self.floor_share}
+
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

@@ -84,7 +84,7 @@ def family_of(values: dict[str, Any]) -> str:
 POINTS: dict[str, dict[str, Any]] = {
     # The tutorial's LeNet and training, exactly (657,235 parameters).
     "tutorial": {
-        "preprocessing": "scale", "grayscale": False, "augment": False,
+        "local_contrast": False, "preprocessing": "scale", "grayscale": False, "augment": False,
         "optimizer": "adam", "learning_rate": 1e-3, "label_smoothing": 0.0, "batch_size": 32,
         "lr_schedule": "constant",
         "filters_0": 5, "filters_1": 16, "filters_2": 32, "filters_3": 100,

@@ -9,7 +9,7 @@ from optuna.trial import FrozenTrial
 from ..config import SearchConfig
 from ..engine.events import SearchEvents
 from ..progress import Progress, summary_table
-from ..schema import FINISHED
+from ..schema import FINISHED, tie_break_of
 
 
 def search_events(cfg: SearchConfig, progress: Progress) -> SearchEvents:
@@ -43,4 +43,4 @@ def write_dashboard_safely(study: optuna.Study, run_dir: Path, progress: Progres
 
 
 def print_summary(study: optuna.Study, progress: Progress) -> None:
-    progress.say(summary_table(study.get_trials(deepcopy=False)))
+    progress.say(summary_table(study.get_trials(deepcopy=False), tie_break=tie_break_of(study)))

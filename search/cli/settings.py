@@ -53,6 +53,10 @@ def resolve(given: dict[str, Any], command: str, say: Callable[[str], None], *, 
         if fixed in changes:
             old, new = changes[fixed]
             raise UserError(f"study {name!r} was made with {fixed} {old!r}, not {new!r}; pick another --study name")
+    if "warm_start" in changes:  # a source that cannot be read must not become a stored setting
+        from ..engine.warm_start import read_new
+
+        read_new(cfg, study.user_attrs.get(StudyKey.WARM_STARTED, []))
     if changes:
         what = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in sorted(changes.items()))
         say(f"study {name!r}: stored settings, changed on this command line: {what}"

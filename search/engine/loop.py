@@ -23,6 +23,7 @@ from ..data.overview import data_overview, save_overview
 from ..data.sanity import sanity_report
 from ..errors import UserError
 from ..schema import FINISHED, RunFile, TrialKey, count_states, redact, write_json
+from .compiled import resolve_engine
 from .events import SearchEvents
 from .interrupt import deferred_interrupts
 from .objective import Objective, TrialFailed
@@ -81,7 +82,9 @@ def run_search(cfg: SearchConfig, *, dataset: Dataset | None = None,
     space = load_space(cfg.space)
     dataset = dataset or prepare_data(cfg, events.say)
     check_user_space(space, dataset.input_shape, dataset.n_classes)
-    study = open_study(cfg, make_storage(cfg), dataset.content_hash, pruner, worker_index=worker_index)
+    resolve_engine(cfg.engine)  # --engine compiled under another backend: one line before any trial
+    study = open_study(cfg, make_storage(cfg), dataset.content_hash, pruner, worker_index=worker_index,
+                       say=events.say)
     revived = fail_dead_local_trials(study)
     if revived:
         events.say(f"marked trials {revived} failed: their worker process had died (retried once)")

@@ -17,13 +17,15 @@ from optuna.trial import TrialState
 
 from ..config import SearchConfig
 from ..data import Dataset
+from ..sampling.screen import SCREEN_EPOCH
 from ..schema import FINISHED, TrialKey
 from .events import SearchEvents
 from .hp_adapter import OptunaHyperParameters
 from .latency import latency_per_image
+from .robustness import robust_accuracy
 from .session import fresh_session
 from .study import worker_id
-from .trainer import EpochHook, count_params, train_model
+from .trainer import EpochHook, TrainClock, count_params, train_model
 
 # A model still at chance level after this many epochs has diverged or cannot learn at its settings
 # (a too-high learning rate, say); Hyperband's later brackets would otherwise train it 3 or 9 epochs
@@ -31,6 +33,7 @@ from .trainer import EpochHook, count_params, train_model
 # (5.8% on GTSRB's unbalanced classes); healthy models are far above it after one epoch.
 STALL_EPOCH = 2
 STALL_FACTOR = 1.5
+CAP_GROWTH = 2.0  # a trial that passed its first epoch may run up to this many times the base cap
 
 
 def majority_share(labels: np.ndarray) -> float:
@@ -43,6 +46,17 @@ def stalled(epoch: int, val_accuracy: float, chance: float, max_epochs: int) -> 
     if epoch < STALL_EPOCH or epoch >= max_epochs:
         return False
     return not math.isfinite(val_accuracy) or val_accuracy <= STALL_FACTOR * chance
+
+
+def earned_deadline(started: float, now: float, epoch: int, epochs: int, base_cap: float,
+                    search_end: float | None) -> float:
+    """The deadline of a trial that goes on after its first ``epoch``(s): long enough for all its
+    ``epochs`` at the pace measured so far, at most ``CAP_GROWTH`` times the base cap, and never
+    past the search's end. A configuration good enough to pass the screen is not cut at 8 of 10
+    epochs by a cap sized before anything was known about it."""
+    pace = (now - started) / max(epoch, 1)
+    allowed = min(max(base_cap, pace * epochs), CAP_GROWTH * base_cap)
+    return min(started + allowed, search_end) if search_end is not None else started + allowed
 
 
 class TrialFailed(Exception):
@@ -74,9 +88,11 @@ class Objective:
         params = count_params(model)
         trial.set_user_attr(TrialKey.FAMILY, self.space.family_of(hp.values))
         trial.set_user_attr(TrialKey.PARAMS, params)
+        clock = TrainClock(self._trial_deadline())
         result = train_model(model, self.dataset, hp.values, epochs=self.cfg.epochs,
-                             patience=self.cfg.patience, deadline=self._trial_deadline(),
-                             hooks=self.epoch_hooks(trial), steps_per_execution=self.cfg.steps_per_execution)
+                             patience=self.cfg.patience, deadline=clock,
+                             hooks=self.epoch_hooks(trial, clock), steps_per_execution=self.cfg.steps_per_execution,
+                             engine=self.cfg.engine)
         stop_reason = trial.user_attrs.get(TrialKey.STOP_REASON) or result.stop_reason
         for key, value in {
             TrialKey.EPOCHS: result.epochs_run, TrialKey.BEST_EPOCH: result.best_epoch,
@@ -86,6 +102,10 @@ class Objective:
             TrialKey.SECONDS_PER_EPOCH: round(result.seconds / max(result.epochs_run, 1), 3),
         }.items():
             trial.set_user_attr(key, value)
+        if result.stop_reason not in ("nan", "pruned") and result.val_curve and math.isfinite(result.best_val_accuracy):
+            # Trained to the end: the trainer restored the best epoch's weights, scored here on the perturbed copy.
+            valid = self.dataset.valid
+            trial.set_user_attr(TrialKey.ROBUST_VAL_ACCURACY, robust_accuracy(model, valid.features, valid.labels))
         if result.stop_reason == "nan":
             self._fail(trial, "nan", "loss became NaN; training stopped at once")
         if not result.val_curve or not math.isfinite(result.best_val_accuracy):
@@ -104,12 +124,26 @@ class Objective:
             return seconds
         return float(params)
 
-    def epoch_hooks(self, trial: optuna.Trial) -> list[keras.callbacks.Callback]:
-        """The callbacks that judge ``trial`` after each epoch (pruning, the no-learning guard),
-        then the caller's own (``SearchEvents.trial_callbacks``: progress, probes)."""
+    def epoch_hooks(self, trial: optuna.Trial, clock: TrainClock | None = None) -> list[keras.callbacks.Callback]:
+        """The callbacks that judge ``trial`` after each epoch (pruning, the no-learning guard,
+        the longer cap a trial earns by passing the first epoch), then the caller's own
+        (``SearchEvents.trial_callbacks``: progress, probes)."""
         extra = list(self.events.trial_callbacks(trial)) if self.events.trial_callbacks else []
-        if self.cfg.multi_objective:
-            return extra  # Optuna cannot prune multi-objective studies
+        started = time.monotonic()
+        base_cap = self.cfg.trial_time_limit
+
+        def earn(epoch: int) -> None:
+            if clock is not None and base_cap is not None and epoch == SCREEN_EPOCH:
+                clock.deadline = earned_deadline(started, time.monotonic(), epoch, self.cfg.epochs, base_cap,
+                                                 self.deadline)
+
+        if self.cfg.multi_objective:  # Optuna cannot prune multi-objective studies
+
+            def only_earn(epoch: int, val_accuracy: float) -> bool:
+                earn(epoch)
+                return False
+
+            return [EpochHook(only_earn), *extra]
         # Named points are the study's anchors (the tutorial's models, a known strong model): they
         # report their curves, which the pruner judges other trials by, but always run to the end,
         # so a search never ends without knowing how the tutorial's models do.
@@ -118,12 +152,14 @@ class Objective:
         def report(epoch: int, val_accuracy: float) -> bool:
             if math.isfinite(val_accuracy):
                 trial.report(val_accuracy, epoch)
-            if anchor:
-                return False
-            if stalled(epoch, val_accuracy, self.chance, self.cfg.epochs):
-                trial.set_user_attr(TrialKey.STOP_REASON, "no_learning")
-                return True
-            return trial.should_prune()
+            if not anchor:
+                if stalled(epoch, val_accuracy, self.chance, self.cfg.epochs):
+                    trial.set_user_attr(TrialKey.STOP_REASON, "no_learning")
+                    return True
+                if trial.should_prune():
+                    return True
+            earn(epoch)
+            return False
 
         return [EpochHook(report), *extra]
 

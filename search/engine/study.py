@@ -11,6 +11,7 @@ import os
 import socket
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -26,6 +27,10 @@ from ..sampling import make_pruner, make_sampler
 from ..schema import StudyKey, TrialKey, count_finished, redact, sqlite_path, storage_url
 
 STORAGE_ATTEMPTS = 4
+# Two processes opening a new database at once race to create Optuna's tables; the loser's error
+# names the clash (PostgreSQL: "duplicate key"; SQLite: "UNIQUE constraint failed" on the version
+# row, or "table ... already exists") and it tries again.
+TABLE_RACE = ("duplicate", "unique constraint", "already exists")
 
 
 def worker_id() -> str:
@@ -50,9 +55,7 @@ def make_storage(cfg: SearchConfig) -> optuna.storages.BaseStorage:
             raise UserError(f"storage {redact(url)} needs the driver {exc.name!r}: pip install "
                             f"{'psycopg[binary]' if exc.name and 'psycopg' in exc.name else exc.name}") from None
         except Exception as exc:  # SQLAlchemy raises many types for a bad URL or unreachable server
-            # Workers starting together on an empty database race to create Optuna's tables;
-            # the loser sees a duplicate-key error and simply tries again.
-            if attempt + 1 < STORAGE_ATTEMPTS and "duplicate" in str(exc).lower():
+            if attempt + 1 < STORAGE_ATTEMPTS and any(m in str(exc).lower() for m in TABLE_RACE):
                 time.sleep(1.0 + attempt)
                 continue
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -61,12 +64,17 @@ def make_storage(cfg: SearchConfig) -> optuna.storages.BaseStorage:
 
 
 def open_study(cfg: SearchConfig, storage: optuna.storages.BaseStorage, data_hash: str,
-               pruner: optuna.pruners.BasePruner | None = None, *, worker_index: int = 0) -> optuna.Study:
+               pruner: optuna.pruners.BasePruner | None = None, *, worker_index: int = 0,
+               say: Callable[[str], None] | None = None) -> optuna.Study:
     """Create the study or resume it; refuse one built for another space or other data.
 
     A new study stores ``cfg`` whole (``StudyKey.CONFIG``); every later command reads it back.
-    ``worker_index`` varies the sampler's seed between processes sharing the study.
+    ``worker_index`` varies the sampler's seed between processes sharing the study. The
+    ``--warm-start`` studies not enqueued yet are read first (a bad one is refused before anything
+    is written) and their configurations enqueued after the named points; ``say`` reports them.
     """
+    from .warm_start import enqueue, read_new  # imported here: warm_start imports this module
+
     space = load_space(cfg.space)
     directions = ["maximize"] + (["minimize"] if cfg.multi_objective else [])
     if cfg.multi_objective:
@@ -75,11 +83,13 @@ def open_study(cfg: SearchConfig, storage: optuna.storages.BaseStorage, data_has
         pruner = make_pruner(cfg.pruner, cfg.epochs)
     sampler = make_sampler(cfg.sampler, cfg.seed + 7919 * worker_index,
                            multi_objective=cfg.multi_objective, local_share=cfg.local_share)
+    warm = read_new(cfg, _stored_attrs(storage, cfg.study_name).get(StudyKey.WARM_STARTED, []))
     study = optuna.create_study(storage=storage, study_name=cfg.study_name, directions=directions,
                                 sampler=sampler, pruner=pruner, load_if_exists=True)
     attrs = study.user_attrs
     if not attrs.get(StudyKey.SPACE):
         _initialise(study, cfg, data_hash, space)
+        enqueue(study, warm, space, say)
         return study
     if attrs[StudyKey.SPACE] != cfg.space:
         raise UserError(f"study {cfg.study_name!r} searches space {attrs[StudyKey.SPACE]!r}, not {cfg.space!r}; "
@@ -91,7 +101,16 @@ def open_study(cfg: SearchConfig, storage: optuna.storages.BaseStorage, data_has
         raise UserError(f"data in {cfg.data_dir} (hash {data_hash}) differs from the data study "
                         f"{cfg.study_name!r} was started with (hash {attrs[StudyKey.DATA_HASH]}, from "
                         f"{attrs.get(StudyKey.DATA_DIR)}); results would mix data sets")
+    enqueue(study, warm, space, say)
     return study
+
+
+def _stored_attrs(storage: optuna.storages.BaseStorage, name: str) -> dict:
+    """The user attributes of study ``name`` if it exists, without creating it."""
+    try:
+        return storage.get_study_user_attrs(storage.get_study_id_from_name(name))
+    except KeyError:
+        return {}
 
 
 def load_space(name: str):  # -> ModuleType

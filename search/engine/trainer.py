@@ -31,22 +31,68 @@ class TrainResult:
     seconds: float
     stop_reason: str  # early_stop | pruned | time_cap | max_epochs | nan
     val_loss_curve: list[float] = field(default_factory=list)
+    compile_seconds: float = 0.0  # tracing + XLA compilation (compiled engine only; fit's is not measured)
 
     @property
     def best_val_accuracy(self) -> float:
         return max(self.val_curve) if self.val_curve else 0.0
 
 
-class _WallClockCap(keras.callbacks.Callback):
-    """Stops training (mid-epoch if need be) once ``deadline`` (time.monotonic) has passed."""
+@dataclass
+class TrainClock:
+    """When a training run must stop (``time.monotonic()``; None: never). The caller may move it
+    while the run goes on: a search trial that passed the first screen earns a longer cap."""
 
-    def __init__(self, deadline: float | None) -> None:
+    deadline: float | None = None
+
+    def seconds_left(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+
+def cosine_horizon(epochs: int, epoch: int, last_epoch_seconds: float | None, seconds_left: float | None) -> int:
+    """The epoch count the cosine schedule anneals over, asked at the start of (0-based) ``epoch``.
+
+    ``epochs`` while the time left pays for them; fewer when a time cap will stop the run first,
+    so a capped run still ends at a low learning rate (budget-aware schedules: Li et al., "Budgeted
+    training", ICLR 2020). The pace is the last epoch's (training and validation), known from the
+    second epoch on; the first epoch's own pace includes the one-off tracing.
+    """
+    if epoch == 0 or seconds_left is None or not last_epoch_seconds:
+        return epochs
+    fit = int(max(seconds_left, 0.0) // last_epoch_seconds)
+    return max(epoch + 1, min(epochs, epoch + fit))
+
+
+class _EpochPace(keras.callbacks.Callback):
+    """Times whole epochs, so the schedule knows how many the clock still pays for; must come
+    before the schedule in the callback list (its ``on_epoch_begin`` runs first)."""
+
+    def __init__(self, epochs: int, clock: TrainClock) -> None:
         super().__init__()
-        self.deadline = deadline
+        self.epochs, self.clock = epochs, clock
+        self.began: float | None = None
+        self.last: float | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        now = time.monotonic()
+        if self.began is not None:
+            self.last = now - self.began
+        self.began = now
+
+    def horizon(self, epoch: int) -> int:
+        return cosine_horizon(self.epochs, epoch, self.last, self.clock.seconds_left())
+
+
+class _WallClockCap(keras.callbacks.Callback):
+    """Stops training (mid-epoch if need be) once the clock's deadline has passed."""
+
+    def __init__(self, clock: TrainClock) -> None:
+        super().__init__()
+        self.clock = clock
         self.hit = False
 
     def _check(self) -> None:
-        if self.deadline is not None and time.monotonic() >= self.deadline:
+        if self.clock.deadline is not None and time.monotonic() >= self.clock.deadline:
             self.hit = True
             self.model.stop_training = True
 
@@ -92,41 +138,75 @@ def supported_steps_per_execution(requested: int) -> int:
 
 
 def train_model(model: keras.Model, dataset: Dataset, values: dict, *, epochs: int, patience: int,
-                deadline: float | None = None, hooks: Sequence[keras.callbacks.Callback] = (),
-                steps_per_execution: int = 1, verbose: int = 0) -> TrainResult:
-    """Fit ``model`` with the training settings found in ``values`` (batch size, lr schedule)."""
+                deadline: float | TrainClock | None = None, hooks: Sequence[keras.callbacks.Callback] = (),
+                steps_per_execution: int = 1, verbose: int = 0, engine: str = "fit") -> TrainResult:
+    """Fit ``model`` with the training settings found in ``values`` (batch size, lr schedule).
+
+    ``deadline`` (``time.monotonic()``) stops training mid-epoch; a ``TrainClock`` may be moved
+    by the hooks while training runs. The cosine schedule anneals by the deadline when it binds.
+    ``engine`` (``SearchConfig.engine``) may hand the run to ``compiled.train_model_compiled``.
+    """
+    if engine != "fit":
+        from .compiled import resolve_engine, train_model_compiled
+
+        if resolve_engine(engine) == "compiled":
+            return train_model_compiled(model, dataset, values, epochs=epochs, patience=patience,
+                                        deadline=deadline, hooks=hooks, verbose=verbose)
     settings = common.training_settings(values)
-    early = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience,
-                                          restore_best_weights=True)
-    cap, nan = _WallClockCap(deadline), _NaNGuard()
-    callbacks: list[keras.callbacks.Callback] = [StopOnRequest(), nan, cap, early, *hooks]
-    schedule = common.lr_callback(settings, epochs)
-    if schedule is not None:
-        callbacks.append(schedule)
+    run = TrainingCallbacks.for_run(settings, epochs=epochs, patience=patience, deadline=deadline, hooks=hooks)
     model.steps_per_execution = supported_steps_per_execution(steps_per_execution)
     start = time.monotonic()
     history = model.fit(dataset.train.features, dataset.train.labels, batch_size=settings.batch_size,
                         epochs=epochs, validation_data=(dataset.valid.features, dataset.valid.labels),
-                        validation_batch_size=EVAL_BATCH_SIZE, shuffle=True, callbacks=callbacks,
+                        validation_batch_size=EVAL_BATCH_SIZE, shuffle=True, callbacks=run.callbacks,
                         verbose=verbose)
-    seconds = time.monotonic() - start
-    val = [float(v) for v in history.history.get("val_accuracy", [])]
-    train = [float(v) for v in history.history.get("accuracy", [])]
-    val_loss = [float(v) for v in history.history.get("val_loss", [])]
-    finite = [v if math.isfinite(v) else -1.0 for v in val]
-    best_epoch = int(np.argmax(finite)) + 1 if finite else 0
-    if nan.hit:
-        reason = "nan"
-    elif any(getattr(h, "stopped", False) for h in hooks):
-        reason = "pruned"
-    elif cap.hit:
-        reason = "time_cap"
-    elif early.stopped_epoch > 0:
-        reason = "early_stop"
-    else:
-        reason = "max_epochs"
-    return TrainResult(val_curve=val, train_curve=train, best_epoch=best_epoch, epochs_run=len(val),
-                       seconds=seconds, stop_reason=reason, val_loss_curve=val_loss)
+    return run.result(history.history, time.monotonic() - start)
+
+
+@dataclass
+class TrainingCallbacks:
+    """What every training run (``fit`` or the compiled engine) is watched by, in calling order, and
+    how their verdicts become a ``TrainResult``: one place, so both engines stop for the same reasons."""
+
+    callbacks: list[keras.callbacks.Callback]
+    nan: _NaNGuard
+    cap: _WallClockCap
+    early: keras.callbacks.EarlyStopping
+    hooks: Sequence[keras.callbacks.Callback]
+
+    @classmethod
+    def for_run(cls, settings: common.TrainingSettings, *, epochs: int, patience: int,
+                deadline: float | TrainClock | None, hooks: Sequence[keras.callbacks.Callback]) -> TrainingCallbacks:
+        """Ctrl-C, the NaN guard, the time cap, early stopping on validation accuracy (best weights
+        restored), the caller's hooks, then the learning-rate schedule (annealing by the deadline)."""
+        clock = deadline if isinstance(deadline, TrainClock) else TrainClock(deadline)
+        early = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience,
+                                              restore_best_weights=True)
+        cap, nan, pace = _WallClockCap(clock), _NaNGuard(), _EpochPace(epochs, clock)
+        callbacks: list[keras.callbacks.Callback] = [StopOnRequest(), nan, cap, early, *hooks, pace]
+        schedule = common.lr_callback(settings, epochs, horizon=pace.horizon)
+        if schedule is not None:
+            callbacks.append(schedule)
+        return cls(callbacks=callbacks, nan=nan, cap=cap, early=early, hooks=hooks)
+
+    def stop_reason(self) -> str:
+        if self.nan.hit:
+            return "nan"
+        if any(getattr(h, "stopped", False) for h in self.hooks):
+            return "pruned"
+        if self.cap.hit:
+            return "time_cap"
+        return "early_stop" if self.early.stopped_epoch > 0 else "max_epochs"
+
+    def result(self, history: dict[str, list], seconds: float, compile_seconds: float = 0.0) -> TrainResult:
+        """The run's ``TrainResult`` from its per-epoch logs (``History.history``'s form)."""
+        val = [float(v) for v in history.get("val_accuracy", [])]
+        finite = [v if math.isfinite(v) else -1.0 for v in val]
+        return TrainResult(val_curve=val, train_curve=[float(v) for v in history.get("accuracy", [])],
+                           best_epoch=int(np.argmax(finite)) + 1 if finite else 0, epochs_run=len(val),
+                           seconds=seconds, stop_reason=self.stop_reason(),
+                           val_loss_curve=[float(v) for v in history.get("val_loss", [])],
+                           compile_seconds=compile_seconds)
 
 
 def count_params(model: keras.Model) -> int:

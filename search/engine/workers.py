@@ -58,7 +58,7 @@ def run_workers(cfg: SearchConfig, worker_command: WorkerCommand, events: Search
     gets ``cfg`` as it is, never retrains and never writes dashboards.
     """
     dataset = prepare_data(cfg, events.say)
-    study = open_study(cfg, make_storage(cfg), dataset.content_hash)
+    study = open_study(cfg, make_storage(cfg), dataset.content_hash, say=events.say)
     target = settle_target(study, cfg.trials)
     n_gpus = visible_gpus()
     child = dataclasses.replace(cfg, workers=1, retrain=False, dashboard_every=0)

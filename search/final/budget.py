@@ -36,7 +36,7 @@ def retrain_seconds(trial: FrozenTrial, cfg: SearchConfig) -> float:
 def plan(trials: Sequence[FrozenTrial], cfg: SearchConfig, budget: float | None) -> list[FrozenTrial]:
     """The candidates the final stage retrains within ``budget`` seconds (None: no limit): the best
     always, then the next distinct ones while they fit."""
-    ranked = distinct_top(trials, cfg.final_candidates)
+    ranked = distinct_top(trials, cfg.final_candidates, tie_break=cfg.tie_break)
     chosen: list[FrozenTrial] = []
     spent = 0.0
     for trial in ranked:

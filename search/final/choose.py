@@ -90,14 +90,15 @@ def _params_key(trial: FrozenTrial) -> str:
     return json.dumps(trial.params, sort_keys=True, default=str)
 
 
-def distinct_top(trials: Iterable[FrozenTrial], k: int,
-                 directions: list[StudyDirection] | None = None) -> list[FrozenTrial]:
-    """The best ``k`` COMPLETE trials by ``rank_key`` with pairwise different params.
+def distinct_top(trials: Iterable[FrozenTrial], k: int, directions: list[StudyDirection] | None = None,
+                 tie_break: str = "loss") -> list[FrozenTrial]:
+    """The best ``k`` COMPLETE trials by ``rank_key`` (with the study's ``tie_break``) with pairwise
+    different params.
 
     A requeued or retried trial re-runs the same configuration; as an ensemble member it would
     add nothing a retrain does not, so only its better-ranked copy counts.
     """
-    ranked = sorted(rankable(trials), key=lambda t: rank_key(t, directions), reverse=True)
+    ranked = sorted(rankable(trials), key=lambda t: rank_key(t, directions, tie_break), reverse=True)
     seen: set[str] = set()
     picked: list[FrozenTrial] = []
     for trial in ranked:

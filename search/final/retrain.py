@@ -35,6 +35,7 @@ from .budget import overhead_seconds, plan, retrain_seconds
 from .calibration import apply_temperature, expected_calibration_error, fit_temperature
 from .choose import SINGLE, Option, choose, distinct_top
 from .combine import assemble, with_tta
+from .reevaluate import declare_best
 from .report import evaluate_on_test
 
 EXPORT_MARGIN_SECONDS = 20.0  # exports start only with at least this much of the budget left
@@ -56,7 +57,7 @@ def retrain_best(study: optuna.Study, dataset: Dataset, cfg: SearchConfig,
     ``best_model.keras``, score it once on test, write the JSON reports; return the best config."""
     progress = progress or Progress(0)
     trials = study.get_trials(deepcopy=False)
-    best = distinct_top(trials, 1)
+    best = distinct_top(trials, 1, tie_break=cfg.tie_break)
     if not best:
         raise UserError(f"study {study.study_name!r} has no completed trial yet: nothing to retrain")
     overhead = overhead_seconds(best[0])
@@ -73,6 +74,11 @@ def retrain_best(study: optuna.Study, dataset: Dataset, cfg: SearchConfig,
                      f"(val_acc {trial.values[0]:.4f}) for up to {cfg.final_epoch_limit} epochs: "
                      f"{key_params(trial.params, 10)}")
         members.append(_retrain(trial, space, dataset, cfg, training_ends, progress, seed=cfg.seed + i))
+    members, reevaluation = declare_best(members, len(dataset.valid.labels))
+    if reevaluation is not None:
+        means = ", ".join(f"#{e['trial_number']} {e['mean_val_accuracy']:.4f}" for e in reevaluation["candidates"])
+        progress.say(f"re-evaluated: {reevaluation['reason']}; mean of search and retrain: {means} -> "
+                     f"trial {reevaluation['declared_best']} is the single best")
     options = _options(members, dataset.valid, progress)
     labels = dataset.valid.labels
     chosen = choose(options, labels)
@@ -108,7 +114,7 @@ def retrain_best(study: optuna.Study, dataset: Dataset, cfg: SearchConfig,
         "test_accuracy": report["test_accuracy"] if report else None,
         "params": count_params(final), "epochs": best.result.epochs_run, "best_epoch": best.result.best_epoch,
         "final_model": chosen.describe(labels), "final_options": [o.describe(labels) for o in options],
-        "final_data": cfg.final_data,
+        "final_data": cfg.final_data, "reevaluation": reevaluation,
         "members": [{"trial_number": m.trial.number, "hyperparameters": dict(m.trial.params),
                      "epochs": m.result.epochs_run, "best_epoch": m.result.best_epoch,
                      "val_accuracy": m.result.best_val_accuracy} for m in members],
@@ -137,7 +143,7 @@ def _retrain(trial: FrozenTrial, space, dataset: Dataset, cfg: SearchConfig,  # 
                              patience=limit if epochs else max(2 * cfg.patience, 4),
                              deadline=deadline,
                              hooks=[EpochProgress(f"final #{trial.number}", limit, stream=progress.stream)],
-                             steps_per_execution=cfg.steps_per_execution)
+                             steps_per_execution=cfg.steps_per_execution, engine=cfg.engine)
     progress.say(f"  trial {trial.number} retrained: val_acc {result.best_val_accuracy:.4f} after "
                  f"{result.epochs_run} epochs ({format_duration(result.seconds)}, {result.stop_reason})")
     probs = _predict(model, dataset.valid.features)

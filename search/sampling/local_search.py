@@ -29,7 +29,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from ..schema import TrialKey, rank_key
+from ..schema import TrialKey, rank_key, tie_break_in
 
 
 @dataclass
@@ -90,7 +90,9 @@ class LocalSearchSampler(optuna.samplers.BaseSampler):
         complete = [t for t in finished if t.state == TrialState.COMPLETE and t.values]
         if not complete or not local_due(len(sampled), self.share):
             return
-        incumbent = max(complete, key=rank_key)  # the same best trial as everywhere (ties: lower loss)
+        # the same best trial as everywhere (a Hyperband bracket's view of the study has no user_attrs)
+        tie_break = tie_break_in(study._storage.get_study_user_attrs(study._study_id))
+        incumbent = max(complete, key=lambda t: rank_key(t, tie_break=tie_break))
         rng = random.Random(self.seed * 1_000_003 + trial.number)
         names = sorted(n for n, d in incumbent.distributions.items() if not d.single())
         if not names:

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     import optuna
 
 
+GP_STARTUP = 5  # the named points already cover the known-good region; few random points after them
+
+
 def _tpe(seed: int, multi_objective: bool) -> optuna.samplers.BaseSampler:
     """Grouped and multivariate for the conditional spaces; few start-up trials, since the named
     points already cover the cheap, known-good region and random start-up points are the most
@@ -43,17 +46,26 @@ def _cmaes(seed: int, multi_objective: bool) -> optuna.samplers.BaseSampler:
 
 
 def _gp(seed: int, multi_objective: bool) -> optuna.samplers.BaseSampler:
+    """Gaussian-process Bayesian optimisation, the sampler Optuna recommends for 10-100 trials:
+    a space-filling (scrambled Sobol) start of ``GP_STARTUP`` points, then the GP. Parameters that
+    only some trials have (the conditional blocks of ``all``) stay with the Sobol sampler."""
     import optuna
 
     _require("scipy", "torch")
-    return optuna.samplers.GPSampler(seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.GPSampler(seed=seed, independent_sampler=_qmc(seed, multi_objective),
+                                         n_startup_trials=GP_STARTUP, warn_independent_sampling=False)
 
 
 def _qmc(seed: int, multi_objective: bool) -> optuna.samplers.BaseSampler:
     import optuna
 
     _require("scipy")
-    return optuna.samplers.QMCSampler(seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False,
+                                          warn_asynchronous_seeding=False)
 
 
 def _require(*packages: str) -> None:
@@ -103,6 +115,12 @@ def _median(max_epochs: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=1)
 
 
+def _screen(max_epochs: int) -> optuna.pruners.BasePruner:
+    from .screen import ScreenPruner
+
+    return ScreenPruner()
+
+
 def _none(max_epochs: int) -> optuna.pruners.BasePruner:
     import optuna
 
@@ -110,7 +128,7 @@ def _none(max_epochs: int) -> optuna.pruners.BasePruner:
 
 
 PRUNERS: dict[str, Callable[[int], optuna.pruners.BasePruner]] = {
-    "hyperband": _hyperband, "sha": _sha, "median": _median, "none": _none,
+    "hyperband": _hyperband, "sha": _sha, "screen": _screen, "median": _median, "none": _none,
 }
 
 

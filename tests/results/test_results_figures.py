@@ -281,10 +281,24 @@ def test_summary_reads_run_files(full: optuna.Study, tmp_path: Path) -> None:
     seconds = [t.user_attrs["seconds"] for t in full.trials]
     assert info.total_seconds == pytest.approx(sum(seconds))
     assert info.mean_seconds == pytest.approx(sum(seconds) / len(seconds))
+    by_state = {s: [t.user_attrs["seconds"] for t in full.trials if t.state.name == s] for s in ("PRUNED", "FAIL")}
+    assert info.stopped == {"pruned": (6, pytest.approx(sum(by_state["PRUNED"]))),
+                            "dead": (1, pytest.approx(sum(by_state["FAIL"])))}
     assert info.warnings == ["12 test images duplicate training images"]
     assert info.test_facts["duplicates_with_train"] == 12
     labels = [label for label, _ in fig_summary._summary_rows(info)]
-    assert "Data warning" in labels and "Test accuracy (final model)" in labels
+    assert "Data warning" in labels and "Test accuracy (final model)" in labels and "Time on stopped trials" in labels
+
+
+def test_trials_stopped_at_chance_count_as_dead_not_pruned() -> None:
+    study = optuna.create_study(direction="maximize")
+    for reason, state, seconds in (("no_learning", TrialState.PRUNED, 7.0), ("pruned", TrialState.PRUNED, 5.0),
+                                   ("nan", TrialState.FAIL, 2.0), ("max_epochs", TrialState.COMPLETE, 30.0)):
+        study.add_trial(optuna.trial.create_trial(
+            state=state, value=0.5 if state == TrialState.COMPLETE else None, params={}, distributions={},
+            intermediate_values={1: 0.1} if state == TrialState.PRUNED else {},
+            user_attrs={"stop_reason": reason, "seconds": seconds}))
+    assert fig_summary._summary_info(study).stopped == {"pruned": (1, 5.0), "dead": (2, 9.0)}
 
 
 def test_broken_run_files_become_notes(full: optuna.Study, tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ def _not_defaults(data_dir: Path, out: Path) -> SearchConfig:
         final_data="train+valid", final_candidates=1, export=("savedmodel",), n_classes=12,
         valid_fraction=0.3, workers=3, precision="mixed_bfloat16", heartbeat=7.0,
         max_failures=2, dashboard_every=0, trial_time_fraction=0.5, steps_per_execution=2,
+        warm_start=("src",), tie_break="robust", engine="fit",
         command="python run_search.py search --made-up")
 
 
@@ -31,6 +32,7 @@ def test_every_setting_survives_the_round_trip_through_the_study(tmp_path: Path)
     defaults = SearchConfig(data_dir=".")
     for f in dataclasses.fields(SearchConfig):
         assert getattr(cfg, f.name) != getattr(defaults, f.name), f"{f.name} is at its default in the test"
+    optuna.create_study(study_name="src", storage=cfg.storage_url)  # the --warm-start source (no trials)
     open_study(cfg, make_storage(cfg), "hash0")
     study = optuna.load_study(study_name="roundtrip", storage=cfg.storage_url)
     back = SearchConfig.from_study_attrs(study.user_attrs)
@@ -61,7 +63,7 @@ def test_parser_defaults_are_the_config_defaults() -> None:
     assert given_settings(typed) == {"data_dir": Path("d"), "epochs": 4, "retrain": False,
                                      "objectives": ("accuracy", "params"), "local_share": 0.0}
     help_text = build_parser("x")._subparsers._group_actions[0].choices["search"].format_help()
-    assert "(default 10)" in help_text and "(default hyperband)" in help_text  # from the dataclass
+    assert "(default 10)" in help_text and "(default screen)" in help_text  # from the dataclass
 
 
 @pytest.mark.parametrize("field, value, message", [

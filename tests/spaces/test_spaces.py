@@ -225,6 +225,10 @@ def test_training_settings_and_lr_callback() -> None:
     assert isinstance(cb, keras.callbacks.LearningRateScheduler)
     lrs = [cb.schedule(e, 0.01) for e in range(4)]
     assert lrs[0] == pytest.approx(0.01) and all(a > b > 0 for a, b in zip(lrs, lrs[1:]))
+    # A shorter horizon (a time cap that pays for 2 of the 4 epochs) anneals sooner.
+    short = common.lr_callback(common.TrainingSettings(64, 0.01, "cosine"), epochs=4, horizon=lambda epoch: 2)
+    assert short.schedule(1, 0.01) == pytest.approx(common.cosine_lr(0.01, 1, 2))
+    assert short.schedule(1, 0.01) < lrs[1]
     with pytest.raises(ValueError, match="lr_schedule"):
         common.lr_callback(common.TrainingSettings(64, 0.01, "step"), epochs=4)
 

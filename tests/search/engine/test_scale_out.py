@@ -88,7 +88,9 @@ def test_killed_worker_trial_fails_and_is_retried(tiny_data: Path, tmp_path: Pat
     assert victim_trial is not None, (tmp_path / "victim.log").read_text()
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    survivor = _start(args, tmp_path / "survivor.log")
+    # The survivor finishes the study on short trials: the retried configuration is the same, its
+    # epoch count is a setting the rerun overrides.
+    survivor = _start([*args, "--epochs", "2", "--patience", "2"], tmp_path / "survivor.log")
     assert survivor.wait(timeout=400) == 0, (tmp_path / "survivor.log").read_text()
     study = optuna.load_study(study_name=name, storage=storage)
     killed = study.trials[victim_trial]
@@ -124,7 +126,7 @@ def test_workers_flag_on_sqlite_stops_on_ctrl_c_and_resumes(tiny_data: Path, tmp
     parent = subprocess.Popen(args, cwd=ROOT, stdout=open(tmp_path / "first.log", "w"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 300
     workers: set[str] = set()
-    while time.monotonic() < deadline and len(workers) < 2:
+    while time.monotonic() < deadline and len(workers) < 2 and parent.poll() is None:
         time.sleep(0.5)
         try:
             study = optuna.load_study(study_name="local2", storage=storage) if db.exists() else None

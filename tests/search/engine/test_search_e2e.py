@@ -105,6 +105,8 @@ def test_deterministic_pruner_prunes_sampled_trials_not_anchors(tiny_data: Path,
     assert sampled.state == TrialState.PRUNED and "point" not in sampled.user_attrs
     assert sampled.user_attrs["stop_reason"] == "pruned" and sampled.user_attrs["epochs"] == 1
     assert sampled.intermediate_values.keys() == {1}
+    from search.progress import format_duration, summary_table
+    assert f"of which pruned trials 1: {format_duration(sampled.user_attrs['seconds'])}" in summary_table(trials)
 
 
 def test_every_second_sampled_trial_is_a_neighbour_of_the_best(tiny_data: Path, tmp_path: Path,

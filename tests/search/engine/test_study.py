@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
+from pathlib import Path
 
 import optuna
 import pytest
@@ -16,6 +18,8 @@ from search.engine.study import retry_once, settle_target
 from search.errors import UserError
 from search.sampling import PRUNERS, SAMPLERS, make_pruner, make_sampler
 from search.sampling.local_search import LocalSearchSampler
+from search.sampling.registry import GP_STARTUP
+from search.sampling.screen import SCREEN_SHARE, ScreenPruner
 from search.schema import redact
 
 
@@ -100,7 +104,14 @@ def test_samplers_and_pruners_by_name() -> None:
     assert type(make_sampler("tpe", 0, multi_objective=True, local_share=0.5)) is optuna.samplers.TPESampler
     assert type(make_sampler("random", 0)) is optuna.samplers.RandomSampler
     assert type(make_sampler("cmaes", 0)) is optuna.samplers.CmaEsSampler
-    assert type(make_sampler("qmc", 0)) is optuna.samplers.QMCSampler
+    assert type(make_sampler("qmc", 0)) is optuna.samplers.QMCSampler and make_sampler("qmc", 0)._scramble
+    if importlib.util.find_spec("torch") is None:  # the GP sampler needs PyTorch
+        with pytest.raises(UserError, match="pip install torch"):
+            make_sampler("gp", 0)
+    else:
+        gp = make_sampler("gp", 0)
+        assert type(gp) is optuna.samplers.GPSampler and gp._n_startup_trials == GP_STARTUP
+        assert type(gp._independent_sampler) is optuna.samplers.QMCSampler  # a space-filling start
 
     hyperband = make_pruner("hyperband", 7)
     assert type(hyperband) is optuna.pruners.HyperbandPruner
@@ -111,6 +122,7 @@ def test_samplers_and_pruners_by_name() -> None:
     assert (sha._min_resource, sha._reduction_factor) == (1, 3)
     assert type(make_pruner("median", 7)) is optuna.pruners.MedianPruner
     assert type(make_pruner("none", 7)) is optuna.pruners.NopPruner
+    assert type(make_pruner("screen", 7)) is ScreenPruner and make_pruner("screen", 7).share == SCREEN_SHARE
     with pytest.raises(UserError, match="unknown pruner"):
         make_pruner("magic", 7)
     with pytest.raises(UserError, match="unknown sampler"):
@@ -121,7 +133,7 @@ def test_samplers_and_pruners_by_name() -> None:
 
 def test_cli_offers_exactly_the_registered_samplers_and_pruners() -> None:
     assert set(SAMPLERS) == {"tpe", "random", "cmaes", "gp", "qmc"}
-    assert set(PRUNERS) == {"hyperband", "sha", "median", "none"}
+    assert set(PRUNERS) == {"hyperband", "sha", "screen", "median", "none"}
     choices = {f.name: f.metadata.get("choices") for f in dataclasses.fields(SearchConfig)}
     assert tuple(choices["sampler"]) == tuple(SAMPLERS) and tuple(choices["pruner"]) == tuple(PRUNERS)
     parser = argparse.ArgumentParser()
@@ -133,3 +145,26 @@ def test_cli_offers_exactly_the_registered_samplers_and_pruners() -> None:
 def test_redact_hides_passwords() -> None:
     assert redact("postgresql://me:secret@db/x") == "postgresql://me:***@db/x"
     assert redact("sqlite:///runs/a/study.db") == "sqlite:///runs/a/study.db"
+
+
+@pytest.mark.parametrize("clash", ["(sqlite3.IntegrityError) UNIQUE constraint failed: alembic_version.version_num",
+                                   "(sqlite3.OperationalError) table trial_intermediate_values already exists",
+                                   'duplicate key value violates unique constraint "pg_type_typname_nsp_index"'])
+def test_storage_retries_when_another_process_creates_the_tables(clash: str, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from search.config import SearchConfig
+    from search.engine import study as study_module
+
+    calls: list[int] = []
+    real = study_module.RDBStorage
+
+    def racing(*args, **kwargs):  # noqa: ANN002, ANN003
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError(clash)  # the loser of the race to create Optuna's tables
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(study_module, "RDBStorage", racing)
+    monkeypatch.setattr(study_module.time, "sleep", lambda seconds: None)
+    cfg = SearchConfig(data_dir=tmp_path, out=tmp_path, study="race")
+    assert isinstance(study_module.make_storage(cfg), real) and len(calls) == 2

@@ -1,0 +1,296 @@
+"""The compiled training engine (JAX backend): the data stays on the device and an epoch runs as a
+few compiled calls of many steps, instead of ``model.fit``'s one host-to-device copy and one Python
+round trip per batch.
+
+Under Keras' JAX trainer every batch is sliced on the host and copied with ``jax.device_put``, and
+``steps_per_execution`` is a Python loop around the jitted step; on a GPU a small CNN's step is
+shorter than that overhead. Here the uint8 images go to the device once per process
+(:func:`device_data`), each epoch's order is a permutation drawn on the device, and one jitted call
+runs a chunk of ``chunk_steps`` steps of Keras' own ``model.train_step`` (the same loss, metrics,
+optimizer update, BatchNorm statistics and augmentation seeds as ``fit``), each on a batch gathered
+on the device. Between chunks the host reads the running loss and accuracy (the one sync point) and
+calls the same callbacks ``train_model`` uses, so the wall-clock cap, the NaN guard and Ctrl-C act
+within one chunk, early stopping restores the best epoch's weights, and the pruning hooks and
+progress lines see the logs they see under ``fit``. The validation pass is one jitted call of
+``test_step`` over the device-resident validation set. The Keras variables are read before and
+written after every epoch, so callbacks see and may change the model at epoch boundaries, as in fit.
+
+Differences from ``fit``: the last partial batch of every epoch is dropped (the permutation changes
+every epoch, so over the epochs every image is seen); ``on_train_batch_begin/end`` arrive once per
+chunk; ``on_test_begin/end`` once per validation pass (no per-batch test callbacks); a callback that
+changes the model inside an epoch is not seen until the next epoch.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+
+from spaces import common
+
+from ..config import ENGINES
+from ..data import Dataset
+from ..errors import UserError
+from .trainer import EVAL_BATCH_SIZE, TrainClock, TrainingCallbacks, TrainResult
+
+# Steps per compiled call: short enough that the time cap, NaN detection and Ctrl-C act within a
+# fraction of a second on a GPU, long enough that the per-call host work (one scalar read, the
+# callbacks) is negligible.
+CHUNK_STEPS = 16
+# XLA's CPU backend ran a train step inside a loop (lax.scan) or a conditional several times slower
+# than the same step as straight-line code (lenet, 2 cores: 0.5 s against 0.07-0.1 s per step), so on
+# a CPU the chunk is unrolled; its compile time grows with its length, so the chunk is short there.
+CPU_CHUNK_STEPS = 4  # at most: a divisor of the epoch's steps (see chunk_length)
+# Whether ``auto`` picks the compiled engine on a CPU-only JAX install. Measured on 2 CPU cores
+# (benchmarks/compiled_engine.py, 10k real images): 2.0x faster than fit per epoch for cnn:strong but
+# 0.85x for lenet:tutorial, and it compiles longer; not faster for every model, so CPUs keep fit.
+AUTO_ON_CPU = False
+
+
+def resolve_engine(name: str) -> str:
+    """``fit`` or ``compiled`` for the ``--engine`` setting under the running Keras backend."""
+    if name not in ENGINES:
+        raise UserError(f"--engine: {name!r} is not one of {', '.join(ENGINES)}")
+    backend = keras.backend.backend()
+    if name == "fit" or (name == "auto" and backend != "jax"):
+        return "fit"
+    if backend != "jax":
+        raise UserError(f"--engine compiled needs the JAX backend (KERAS_BACKEND=jax); this run uses {backend}")
+    if name == "compiled" or AUTO_ON_CPU:
+        return "compiled"
+    import jax
+
+    return "compiled" if jax.devices()[0].platform != "cpu" else "fit"
+
+
+# -- data on the device -----------------------------------------------------------------------------
+@dataclass
+class DeviceData:
+    """A dataset's train and validation arrays on the default device (pixels stay uint8)."""
+
+    source: tuple[np.ndarray, ...]  # the host arrays, held so that their identities stay theirs
+    x_train: Any
+    y_train: Any
+    x_valid: Any
+    y_valid: Any
+
+
+_DEVICE_CACHE: list[DeviceData] = []  # at most one entry: a process trains on one dataset at a time
+
+
+def device_data(dataset: Dataset) -> DeviceData:
+    """The dataset's arrays on the device, copied once per process and reused by every later trial.
+
+    Keyed by the identity of the host arrays rather than ``content_hash``: a subset made with
+    ``dataclasses.replace`` (the benchmarks do this) keeps the hash but not the arrays. Only the
+    latest dataset is kept, so device memory holds one copy.
+    """
+    import jax
+
+    arrays = (dataset.train.features, dataset.train.labels, dataset.valid.features, dataset.valid.labels)
+    if _DEVICE_CACHE and all(a is b for a, b in zip(_DEVICE_CACHE[0].source, arrays)):
+        return _DEVICE_CACHE[0]
+    _DEVICE_CACHE.clear()  # free the old copy before making the new one
+    entry = DeviceData(arrays, *jax.device_put(arrays))
+    _DEVICE_CACHE.append(entry)
+    return entry
+
+
+# -- the compiled functions -------------------------------------------------------------------------
+State = tuple[list, list, list, list]  # trainable, non-trainable, optimizer, metrics variables
+
+
+def _metrics_result(model: keras.Model, metrics_variables: list) -> dict:
+    """The model's metric results (loss, accuracy) for the given metric state, as ``fit`` logs them."""
+    with keras.StatelessScope(state_mapping=list(zip(model.metrics_variables, metrics_variables))):
+        return model.get_metrics_result()
+
+
+def chunk_length(steps: int, requested: int, *, whole: bool) -> int:
+    """Steps per chunk: ``requested`` (at most ``steps``); with ``whole``, the largest divisor of ``steps``
+    not above it, so that an unrolled chunk never runs past the epoch's end (a prime step count
+    gives 1: one step per call, as fit's own loop)."""
+    length = max(1, min(requested, steps))
+    while whole and steps % length:
+        length -= 1
+    return length
+
+
+def _train_chunk(model: keras.Model, batch_size: int, length: int, unroll: bool) -> Any:
+    """A jitted ``(state, x, y, perm, first, count) -> (state, logs)``: ``count`` (at most ``length``)
+    steps from step ``first`` of the epoch whose order is ``perm``, each Keras' own ``train_step``
+    on a batch gathered on the device; ``logs`` are the epoch's running loss and accuracy."""
+    import jax
+    import jax.numpy as jnp
+
+    def run(state: State, x: Any, y: Any, perm: Any, first: Any, count: Any) -> tuple[State, dict]:
+        def step(j: Any, state: State) -> State:
+            idx = jax.lax.dynamic_slice_in_dim(perm, (first + j) * batch_size, batch_size)
+            _, state = model.train_step(state, (jnp.take(x, idx, axis=0), jnp.take(y, idx, axis=0)))
+            return tuple(list(part) for part in state)  # type: ignore[return-value]
+
+        if unroll:
+            # Straight-line code: XLA's CPU backend runs a train step inside a loop or a conditional
+            # several times slower. ``length`` divides the epoch's steps here, so ``count == length``.
+            for j in range(length):
+                state = step(j, state)
+        else:
+            state = jax.lax.fori_loop(0, count, step, state)
+        return state, _metrics_result(model, state[3])
+
+    return jax.jit(run)
+
+
+def _evaluate(model: keras.Model, n: int, batch_size: int, unroll: bool) -> Any:
+    """A jitted ``(trainable, non_trainable, metrics0, x, y) -> logs``: Keras' ``test_step`` over the
+    whole validation set in batches of ``batch_size`` (the last one shorter), exactly what
+    ``evaluate`` inside ``fit`` reports as val_loss and val_accuracy."""
+    import jax
+
+    full, rest = divmod(n, batch_size)
+
+    def run(trainable: list, non_trainable: list, metrics: list, x: Any, y: Any) -> dict:
+        state = (trainable, non_trainable, metrics)
+
+        def body(state: tuple, data: tuple) -> tuple[tuple, None]:
+            _, state = model.test_step(state, data)
+            return tuple(list(part) for part in state), None
+
+        if unroll:  # straight-line code on a CPU, as in _train_chunk
+            for b in range(full):
+                state, _ = body(state, (x[b * batch_size:(b + 1) * batch_size], y[b * batch_size:(b + 1) * batch_size]))
+        elif full:
+            shape = (full, batch_size)
+            batches = (x[:full * batch_size].reshape(shape + x.shape[1:]),
+                       y[:full * batch_size].reshape(shape + y.shape[1:]))
+            state, _ = jax.lax.scan(body, state, batches)
+        if rest:
+            state, _ = body(state, (x[full * batch_size:], y[full * batch_size:]))
+        return _metrics_result(model, state[2])
+
+    return jax.jit(run)
+
+
+def _aot(fn: Any, *args: Any) -> tuple[Any, float]:
+    """``fn`` compiled ahead of time for ``args``' shapes, and the seconds tracing and compiling took."""
+    start = time.monotonic()
+    compiled = fn.lower(*args).compile()
+    return compiled, time.monotonic() - start
+
+
+def _read(model: keras.Model) -> tuple[list, list, list]:
+    """The model's trainable, non-trainable and optimizer variables' current values (no copies)."""
+    return ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables],
+            [v.value for v in model.optimizer.variables])
+
+
+def _write(model: keras.Model, state: State) -> None:
+    """Assign a training state back to the Keras variables (metrics are per epoch and not kept)."""
+    groups = (model.trainable_variables, model.non_trainable_variables, model.optimizer.variables)
+    for variables, values in zip(groups, state[:3]):
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+
+
+def _host(logs: dict) -> dict[str, float]:
+    import jax
+
+    return {key: float(value) for key, value in jax.device_get(logs).items()}
+
+
+# -- training ---------------------------------------------------------------------------------------
+def train_model_compiled(model: keras.Model, dataset: Dataset, values: dict, *, epochs: int, patience: int,
+                         deadline: float | TrainClock | None = None, hooks: Sequence[keras.callbacks.Callback] = (),
+                         verbose: int = 0, chunk_steps: int | None = None, unroll: bool | None = None) -> TrainResult:
+    """``trainer.train_model``'s contract (same settings, stop reasons, curves and best weights restored),
+    trained by compiled chunks of ``chunk_steps`` steps on device-resident data (JAX backend only).
+
+    The last partial batch of each epoch is dropped (``fit`` keeps it); a training set smaller than
+    one batch is trained as one batch. ``compile_seconds`` in the result is the time spent tracing
+    and compiling the train chunk and the validation pass (once per model). ``chunk_steps`` defaults
+    to ``CHUNK_STEPS`` on an accelerator and ``CPU_CHUNK_STEPS`` on a CPU; ``unroll`` (straight-line
+    chunks instead of loops, of a length that divides the epoch's steps) defaults to True on a CPU only.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    settings = common.training_settings(values)
+    data = device_data(dataset)
+    n = len(dataset.train)
+    batch = min(settings.batch_size, n)
+    steps = n // batch
+    on_cpu = jax.default_backend() == "cpu"
+    unroll = on_cpu if unroll is None else unroll
+    length = chunk_length(steps, int(chunk_steps or (CPU_CHUNK_STEPS if on_cpu else CHUNK_STEPS)), whole=unroll)
+
+    run = TrainingCallbacks.for_run(settings, epochs=epochs, patience=patience, deadline=deadline, hooks=hooks)
+    callback_list = keras.callbacks.CallbackList(run.callbacks, add_history=True, add_progbar=verbose != 0,
+                                                 verbose=verbose, epochs=epochs, steps=steps, model=model)
+
+    # Build the compiled loss, metrics and optimizer variables outside any trace, as fit does.
+    model._symbolic_build(data_batch=(dataset.train.features[:batch], dataset.train.labels[:batch]))
+    model.reset_metrics()
+    fresh_metrics = [v.value for v in model.metrics_variables]
+    # The epoch orders come from the global seed (keras.utils.set_random_seed), like fit's shuffle.
+    base_key = jax.random.key(int(np.random.randint(0, 2**31 - 1)))
+    chunk = evaluate = None
+    compile_seconds = 0.0
+
+    val: list[float] = []
+    train: list[float] = []
+    val_loss: list[float] = []
+    epoch_logs: dict[str, float] = {}
+    state: State | None = None
+    model.stop_training = False
+    start = time.monotonic()
+    callback_list.on_train_begin()
+    try:
+        for epoch in range(epochs):
+            callback_list.on_epoch_begin(epoch)  # the lr schedule sets the optimizer's rate here
+            # Read after the callbacks, as fit does: what they assigned (the learning rate) counts.
+            state = (*_read(model), list(fresh_metrics))
+            perm = jax.random.permutation(jax.random.fold_in(base_key, epoch), n)
+            logs: dict[str, float] = {}
+            for first in range(0, steps, length):
+                callback_list.on_train_batch_begin(first)
+                count = min(length, steps - first)
+                args = (state, data.x_train, data.y_train, perm, jnp.int32(first), jnp.int32(count))
+                if chunk is None:
+                    chunk, seconds = _aot(_train_chunk(model, batch, length, unroll), *args)
+                    compile_seconds += seconds
+                state, device_logs = chunk(*args)
+                logs = _host(device_logs)  # waits for the chunk: the cap and Ctrl-C act per chunk
+                callback_list.on_train_batch_end(first + count - 1, logs)
+                if model.stop_training:
+                    break
+            # The Keras variables follow every epoch, so callbacks (early stopping's copy of the best
+            # weights) see this epoch's model; assigning a JAX array copies nothing.
+            _write(model, state)
+            state = None
+
+            epoch_logs = dict(logs)
+            callback_list.on_test_begin()
+            val_args = (*_read(model)[:2], list(fresh_metrics), data.x_valid, data.y_valid)
+            if evaluate is None:
+                evaluate, seconds = _aot(_evaluate(model, len(dataset.valid), EVAL_BATCH_SIZE, unroll), *val_args)
+                compile_seconds += seconds
+            val_logs = _host(evaluate(*val_args))
+            callback_list.on_test_end(val_logs)
+            epoch_logs.update({f"val_{key}": value for key, value in val_logs.items()})
+            callback_list.on_epoch_end(epoch, epoch_logs)
+            val.append(float(epoch_logs.get("val_accuracy", float("nan"))))
+            train.append(float(epoch_logs.get("accuracy", float("nan"))))
+            val_loss.append(float(epoch_logs.get("val_loss", float("nan"))))
+            if model.stop_training:
+                break
+    finally:
+        if state is not None:  # stopped inside an epoch (Ctrl-C): keep what was trained, as fit does
+            _write(model, state)
+        model.optimizer.finalize_variable_values(model.trainable_weights)
+    callback_list.on_train_end(logs=epoch_logs)  # early stopping restores the best epoch's weights here
+    seconds = time.monotonic() - start
+    return run.result({"val_accuracy": val, "accuracy": train, "val_loss": val_loss}, seconds, compile_seconds)
