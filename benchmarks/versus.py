@@ -56,7 +56,6 @@ OURS = {"optuna": {}, "optuna-nopoints": {"named_points": False}, "optuna-noloca
 METHODS = (*OURS, "random", "hyperband", "bayesian")
 DEFAULT_METHODS = "optuna,random,hyperband,bayesian"
 CHECKPOINTS = (0.25, 0.5, 0.75, 1.0)
-DEAD_BELOW = 0.5  # trials that ended below this validation accuracy: time the search could have saved
 UNLIMITED_TRIALS = 1_000_000
 MAX_CONSECUTIVE_FAILURES = 5  # the search's default (SearchConfig.max_failures)
 
@@ -267,10 +266,7 @@ def summarize(res: dict, budget: float, grace: float, thresholds: list[float]) -
     states: dict[str, int] = {}
     for p in counted:
         states[p["state"].lower()] = states.get(p["state"].lower(), 0) + 1
-    # Trials run one after another, so a trial's cost is the time since the previous one ended.
-    ends = [p["elapsed"] for p in counted]
-    costs = [end - start for start, end in zip([0.0, *ends], ends)]
-    dead = sum(c for c, p in zip(costs, counted) if p["accuracy"] is None or not p["accuracy"] >= DEAD_BELOW)
+    dead = versus_report.seconds_below(res["trace"], budget, grace)
     return {"method": res["method"], "seed": res["seed"], "trials": len(counted),
             "late_trials": len(res["trace"]) - len(counted), "states": states, "best_so_far": curve,
             "checkpoints": checkpoints, "time_to": reached, "final_best": checkpoints["100%"],
@@ -279,13 +275,51 @@ def summarize(res: dict, budget: float, grace: float, thresholds: list[float]) -
             "peak_rss_mb": res.get("peak_rss_mb")}
 
 
+def render_table(args: argparse.Namespace, summaries: list[dict], errors: list[dict], raw: list[dict]) -> str:
+    """The per-run table printed at the end and stored in the results file."""
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    checkpoints = summaries[0]["checkpoints"] if summaries else {f"{k:.0%}": None for k in CHECKPOINTS}
+    headers = ["method", "seed", "trials", *(f"best @{k}" for k in checkpoints),
+               *(f"time to {t:g}" for t in args.threshold_list), f"s below {versus_report.DEAD_BELOW:g}", "stop"]
+    rows = []
+    for s in summaries:
+        states = ", ".join(f"{n} {k}" for k, n in sorted(s["states"].items()))
+        late = f" +{s['late_trials']} late" if s["late_trials"] else ""
+        rows.append([s["method"], s["seed"], f"{s['trials']} ({states}){late}",
+                     *(cell(v) for v in s["checkpoints"].values()),
+                     *("not reached" if v is None else f"{v:.0f}s" for v in s["time_to"].values()),
+                     f"{s['seconds_below_half']:.0f}", s["stop_reason"]])
+    for err in errors:
+        why = "skipped (needs scikit-learn)" if "scikit-learn" in err.get("skipped", "") else (
+            err.get("skipped") or f"failed (exit {err.get('exit')})")
+        rows.append([err["method"], err["seed"], why,
+                     *("" for _ in range(len(headers) - 3))])
+    images = f", {raw[0]['n_train']} train / {raw[0]['n_valid']} valid images" if raw else ""
+    return _bench.table(headers, rows, title=(
+        f"Best validation accuracy within a {args.budget:.0f}s budget per method: space {args.space}, "
+        f"up to {args.epochs} epochs, patience {args.patience}{images}"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.method:
         return run_child(args)
     started = time.time()
     _bench.require_data(args.data_dir)
+    # One path for the whole job, rewritten after every run: a job killed hours in keeps what it measured.
+    path = args.out or _bench.results_path("versus", Path(args.results_dir), _bench.machine_info()["keras_backend"])
+    settings = {k: v for k, v in vars(args).items() if k not in ("method", "json_out", "seed")}
     raw, summaries, errors = [], [], []
+
+    def save(finished: bool) -> str:
+        text = render_table(args, summaries, errors, raw)
+        results = {"summaries": summaries, "raw": raw, "errors": errors, "finished": finished}
+        _bench.write_results("versus", args.results_dir, settings=settings, results=results, table=text,
+                             started=started, path=path)
+        return text
+
     with tempfile.TemporaryDirectory(prefix="bench-versus-") as tmp:
         for seed in args.seed_list:
             for method in args.method_list:
@@ -305,40 +339,15 @@ def main(argv: list[str] | None = None) -> int:
                 if code != 0 or not json_out.exists():
                     errors.append({"method": method, "seed": seed, "exit": code})
                     print(f"   {method} (seed {seed}) failed: exit {code}", flush=True)
-                    continue
-                res = json.loads(json_out.read_text())
-                raw.append(res)
-                summaries.append(summarize(res, args.budget, args.grace, args.threshold_list))
+                else:
+                    res = json.loads(json_out.read_text())
+                    raw.append(res)
+                    summaries.append(summarize(res, args.budget, args.grace, args.threshold_list))
+                save(finished=False)
     if not summaries:
         print("error: every method failed", file=sys.stderr)
         return 1
-
-    def cell(value: float | None) -> str:
-        return "-" if value is None else f"{value:.4f}"
-
-    headers = ["method", "seed", "trials", *(f"best @{k}" for k in summaries[0]["checkpoints"]),
-               *(f"time to {t:g}" for t in args.threshold_list), f"s below {DEAD_BELOW:g}", "stop"]
-    rows = []
-    for s in summaries:
-        states = ", ".join(f"{n} {k}" for k, n in sorted(s["states"].items()))
-        late = f" +{s['late_trials']} late" if s["late_trials"] else ""
-        rows.append([s["method"], s["seed"], f"{s['trials']} ({states}){late}",
-                     *(cell(v) for v in s["checkpoints"].values()),
-                     *("not reached" if v is None else f"{v:.0f}s" for v in s["time_to"].values()),
-                     f"{s['seconds_below_half']:.0f}", s["stop_reason"]])
-    for err in errors:
-        why = "skipped (needs scikit-learn)" if "scikit-learn" in err.get("skipped", "") else (
-            err.get("skipped") or f"failed (exit {err.get('exit')})")
-        rows.append([err["method"], err["seed"], why,
-                     *("" for _ in range(len(headers) - 3))])
-    n_train, n_valid = raw[0]["n_train"], raw[0]["n_valid"]
-    text = _bench.table(headers, rows, title=(
-        f"Best validation accuracy within a {args.budget:.0f}s budget per method: space {args.space}, "
-        f"up to {args.epochs} epochs, patience {args.patience}, {n_train} train / {n_valid} valid images"))
-    results = {"summaries": summaries, "raw": raw, "errors": errors}
-    path = _bench.write_results("versus", args.results_dir, settings={k: v for k, v in vars(args).items()
-                                                                       if k not in ("method", "json_out", "seed")},
-                                results=results, table=text, started=started, path=args.out)
+    text = save(finished=True)
     print(f"\nresults: {path}\n{text}\n\n{versus_report.render(versus_report.load_runs([path]))}")
     return 1 if any("exit" in err for err in errors) else 0
 

@@ -34,6 +34,7 @@ from benchmarks import _bench  # noqa: E402
 
 OURS = "optuna"
 KERASTUNER = ("random", "hyperband", "bayesian")  # the peers the target names; optuna-* variants are ours
+DEAD_BELOW = 0.5  # trials that ended below this validation accuracy: time the search could have saved
 
 
 class BadResults(ValueError):
@@ -52,6 +53,18 @@ class Run:
     checkpoints: dict[str, float | None]
     time_to: dict[str, float | None]
     trials: int
+    seconds_below_half: float | None = None  # seconds on trials that ended below DEAD_BELOW
+
+
+def seconds_below(trace: Sequence[dict], budget: float, grace: float) -> float:
+    """Seconds a run spent on trials that ended below ``DEAD_BELOW`` validation accuracy (or with none).
+
+    Trials run one after another, so a trial costs the time since the previous one ended; only
+    trials that ended by ``budget + grace`` count, as everywhere in the comparison."""
+    counted = [p for p in trace if p["elapsed"] <= budget + grace]
+    ends = [p["elapsed"] for p in counted]
+    costs = [end - start for start, end in zip([0.0, *ends], ends)]
+    return sum(c for c, p in zip(costs, counted) if p["accuracy"] is None or not p["accuracy"] >= DEAD_BELOW)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -78,10 +91,14 @@ def load_runs(paths: Sequence[Path], host_flag: str | None = None) -> list[Run]:
             if host_flag and host_flag not in flags:
                 continue
             budget = float(doc["settings"]["budget"])
+            grace = float(doc["settings"].get("grace", 10.0))
+            traces = {(r["method"], int(r["seed"])): r["trace"] for r in doc["results"].get("raw", [])}
             for s in doc["results"]["summaries"]:
+                trace = traces.get((s["method"], int(s["seed"])))  # files from before the field: from the trace
+                dead = s.get("seconds_below_half", None if trace is None else seconds_below(trace, budget, grace))
                 runs.append(Run(source=path.name, group=path.name, budget=budget, seed=int(s["seed"]),
                                 method=s["method"], checkpoints=dict(s["checkpoints"]),
-                                time_to=dict(s["time_to"]), trials=int(s["trials"])))
+                                time_to=dict(s["time_to"]), trials=int(s["trials"]), seconds_below_half=dead))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise BadResults(f"{path}: {exc}") from None
     return runs
@@ -118,9 +135,11 @@ def verdicts(runs: Sequence[Run]) -> list[dict]:
             theirs = best.checkpoints.get(point)
             final = point == "100%"
             ok = _score(mine) > _score(theirs) if final else _score(mine) >= _score(theirs)
-            points[point] = {"ours": mine, "best_tuner": theirs, "best_tuner_method": best.method, "met": ok}
+            points[point] = {"ours": mine, "best_tuner": theirs, "best_tuner_method": best.method, "met": ok,
+                             "as_good": _score(mine) >= _score(theirs)}
         out.append({"source": ours.source, "seed": seed, "budget": ours.budget, "points": points,
-                    "met_all": all(p["met"] for p in points.values())})
+                    "met_all": all(p["met"] for p in points.values()),
+                    "as_good_all": all(p["as_good"] for p in points.values())})
     return out
 
 
@@ -142,8 +161,10 @@ def method_means(runs: Sequence[Run]) -> list[dict]:
             hits = [r.time_to.get(th) for r in members]
             as_budget = [h if h is not None else r.budget for h, r in zip(hits, members)]
             times[th] = {"median": statistics.median(as_budget), "not_reached": sum(h is None for h in hits)}
+        dead = [r.seconds_below_half for r in members if r.seconds_below_half is not None]
         out.append({"method": method, "runs": len(members), "checkpoints": means, "time_to": times,
-                    "trials_median": statistics.median(r.trials for r in members)})
+                    "trials_median": statistics.median(r.trials for r in members),
+                    "seconds_below_half": statistics.fmean(dead) if dead else None})
     return out
 
 
@@ -164,9 +185,11 @@ def render(runs: Sequence[Run]) -> str:
                      + ("" if p["met"] else " MISSED") for p in v["points"].values()]
             rows.append([v["source"], v["seed"], *cells, "met" if v["met_all"] else "missed"])
         met = sum(v["met_all"] for v in judged)
+        as_good = sum(v["as_good_all"] for v in judged)
         point_hits = {pt: sum(v["points"][pt]["met"] for v in judged) for pt in points}
-        title = (f"Budget {budget:.0f}s: ours vs the best KerasTuner tuner at each point; target met in "
-                 f"{met} of {len(judged)} runs (per point: "
+        title = (f"Budget {budget:.0f}s: ours vs the best KerasTuner tuner at each point; at least as good at "
+                 f"every point in {as_good} of {len(judged)} runs; that and strictly better at the end in "
+                 f"{met} of {len(judged)} (per point: "
                  + ", ".join(f"{pt} {n}/{len(judged)}" for pt, n in point_hits.items()) + ")")
         if judged:  # none when the runs hold no pair of ours and a KerasTuner tuner
             parts.append(_bench.table(["file (ours)", "seed", *(f"@{pt}" for pt in points), "target"], rows,
@@ -179,11 +202,12 @@ def render(runs: Sequence[Run]) -> str:
                 cells.append(_acc(st["mean"]) + short)
             times = [f"{t['median']:.0f}s" + (f" ({t['not_reached']} not reached)" if t["not_reached"] else "")
                      for t in m["time_to"].values()]
-            rows.append([m["method"], m["runs"], f"{m['trials_median']:g}", *cells, *times])
+            dead = "-" if m["seconds_below_half"] is None else f"{m['seconds_below_half']:.0f}"
+            rows.append([m["method"], m["runs"], f"{m['trials_median']:g}", *cells, *times, dead])
         thresholds = list(mine[0].time_to)
         parts.append(_bench.table(
             ["method", "runs", "trials (median)", *(f"mean @{pt}" for pt in points),
-             *(f"median time to {th}" for th in thresholds)], rows,
+             *(f"median time to {th}" for th in thresholds), f"mean s on trials < {DEAD_BELOW:g}"], rows,
             title=f"Budget {budget:.0f}s: per method over {len({(r.group, r.seed) for r in mine})} runs "
                   "(no finished trial yet counts as accuracy 0; never reached counts as the budget)"))
     return "\n\n".join(parts)

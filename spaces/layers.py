@@ -16,6 +16,20 @@ from keras import ops
 PACKAGE = "traffic_sign_search"
 
 
+def standardize(x: Any) -> tuple[Any, Any]:
+    """Each image of ``x`` (float32, ``(..., H, W, C)``) at zero mean and unit variance, and the
+    scale it was multiplied by: ``1 / max(std, 1/sqrt(pixels))``.
+
+    Written as a product with ``rsqrt(max(var, 1/n))`` (the same value): an int8 TFLite model then
+    has no division whose quantised divisor can round to zero.
+    """
+    axes = (-3, -2, -1)
+    n = int(np.prod([int(d) for d in x.shape[-3:]]))
+    mean = ops.mean(x, axis=axes, keepdims=True)
+    scale = ops.rsqrt(ops.maximum(ops.mean(ops.square(x - mean), axis=axes, keepdims=True), 1.0 / n))
+    return (x - mean) * scale, scale
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class PerImageStandardization(keras.layers.Layer):
     """Per-image zero mean / unit variance, like ``tf.image.per_image_standardization``.
@@ -30,16 +44,7 @@ class PerImageStandardization(keras.layers.Layer):
 
     def call(self, inputs: Any) -> Any:
         # Statistics in float32 even under mixed precision: squared 0..255 deviations reach 65,025.
-        x = ops.cast(inputs, "float32")
-        axes = (-3, -2, -1)
-        mean = ops.mean(x, axis=axes, keepdims=True)
-        var = ops.mean(ops.square(x - mean), axis=axes, keepdims=True)
-        n = 1
-        for d in x.shape[-3:]:
-            n *= int(d)
-        # x / max(std, 1/sqrt(n)) written as a product with rsqrt(max(var, 1/n)): the same value, and
-        # an int8 TFLite model has no division whose quantised divisor can round to zero.
-        out = (x - mean) * ops.rsqrt(ops.maximum(var, 1.0 / n))
+        out, _ = standardize(ops.cast(inputs, "float32"))
         return ops.cast(out, self.compute_dtype)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
@@ -123,14 +128,10 @@ class LocalContrastNormalization(keras.layers.Layer):
         # ranges independent of the photo's lighting, which int8 quantises better: in pixel units a dark
         # photo's local deviations are a few grey levels, near one int8 step of a range calibrated on
         # bright photos (int8-vs-float correlation at floor_share 0.5: 0.993, against 0.977 without).
-        axes = (-3, -2, -1)
-        n = int(np.prod([int(d) for d in x.shape[-3:]]))
-        mean = ops.mean(x, axis=axes, keepdims=True)
-        scale = ops.rsqrt(ops.maximum(ops.mean(ops.square(x - mean), axis=axes, keepdims=True), 1.0 / n))
-        z = (x - mean) * scale
+        z, scale = standardize(x)
         centred = z - local_mean(z)
         var = local_mean(ops.square(centred))
-        typical = ops.mean(var, axis=axes, keepdims=True)
+        typical = ops.mean(var, axis=(-3, -2, -1), keepdims=True)
         floor = ops.maximum(typical * self.floor_share, LCN_MIN_VARIANCE * ops.square(scale))
         out = centred * ops.rsqrt(ops.maximum(var, floor))
         return ops.cast(out, self.compute_dtype)

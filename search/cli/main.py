@@ -21,6 +21,9 @@ from ..errors import UserError
 from .parser import EXIT_USAGE, build_parser
 
 EXIT_INTERRUPTED = 130
+# Commands that only read a study (results/ needs neither Keras nor a backend): they answer at once,
+# without the seconds a backend takes to start.
+NO_KERAS = ("data", "export", "studies", "dashboard")
 
 
 def command_line(argv: Sequence[str]) -> str:
@@ -85,7 +88,7 @@ def prepare_process(*, keras_needed: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(__doc__.split("\n\n")[0]).parse_args(argv)
-    prepare_process(keras_needed=args.verb != "data")
+    prepare_process(keras_needed=args.verb not in NO_KERAS)
     command = command_line(argv)
     if args.verb is None:
         from .commands import default_job

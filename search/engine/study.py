@@ -19,8 +19,6 @@ from optuna.distributions import BaseDistribution
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-import spaces
-
 from ..config import SearchConfig
 from ..errors import UserError
 from ..sampling import make_pruner, make_sampler
@@ -114,7 +112,12 @@ def _stored_attrs(storage: optuna.storages.BaseStorage, name: str) -> dict:
 
 
 def load_space(name: str):  # -> ModuleType
-    """The space module, with a missing or malformed user space reported as one line."""
+    """The space module, with a missing or malformed user space reported as one line.
+
+    ``spaces`` (and with it Keras and its backend, seconds to import) is imported here, not with
+    this module: commands that only open a study answer a bad storage or study name at once."""
+    import spaces
+
     try:
         return spaces.get_space(name)
     except spaces.SpaceError as exc:
@@ -124,6 +127,8 @@ def load_space(name: str):  # -> ModuleType
 def check_user_space(space, input_shape: tuple[int, int, int], n_classes: int) -> None:  # noqa: ANN001
     """Build a user's space at its defaults once, so a model that does not fit the data is a
     one-line error before the first trial instead of a run of failed trials."""
+    import spaces
+
     if space.NAME in spaces.SPACES and space is spaces.SPACES[space.NAME]:
         return
     from spaces.hp import ValuesHyperParameters

@@ -28,8 +28,9 @@ from ..engine.interrupt import deferred_interrupts
 from ..engine.session import fresh_session
 from ..engine.study import load_space
 from ..engine.trainer import EVAL_BATCH_SIZE, TrainResult, count_params, train_model
+from ..epoch_progress import EpochProgress
 from ..errors import UserError
-from ..progress import EpochProgress, Progress, format_duration, key_params
+from ..progress import Progress, format_duration, key_params
 from ..schema import RunFile, StudyKey, atomic_path, write_json
 from .budget import overhead_seconds, plan, retrain_seconds
 from .calibration import apply_temperature, expected_calibration_error, fit_temperature

@@ -28,6 +28,21 @@ def test_help_lists_the_subcommands() -> None:
         assert command in result.stdout
 
 
+READ_ONLY = """
+import sys
+from search.cli.main import main
+codes = [main(["studies", "--out", sys.argv[1]]), main(["export", "--study", "nope", "--out", sys.argv[1]])]
+print(codes, "keras" in sys.modules)
+"""
+
+
+def test_commands_that_only_read_a_study_start_without_keras(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", READ_ONLY, str(tmp_path)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert done.stdout.split("\n")[-2] == "[0, 2] False", done.stdout + done.stderr
+    assert "no study 'nope'" in done.stderr and "cuda" not in done.stderr.lower()  # no backend chatter
+
+
 def test_convert_gtsrb_then_check(tmp_path: Path) -> None:
     make_tree(tmp_path / "GTSRB")
     out = tmp_path / "converted"

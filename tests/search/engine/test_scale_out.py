@@ -67,8 +67,11 @@ def test_killed_worker_trial_fails_and_is_retried(tiny_data: Path, tmp_path: Pat
     # Long trials (no early stop), so that the victim is surely mid-trial when it is killed.
     args[args.index("--epochs") + 1] = "30"
     args += ["--patience", "30"]
+    # One storage for all the polls, opened before the victim starts (no race to create the tables):
+    # a new URL each time would open a connection pool per poll, and five polls a second use up the
+    # server's connections within a minute.
+    storage = optuna.storages.RDBStorage(PG_URL)
     victim = _start(args, tmp_path / "victim.log")
-    storage = PG_URL
     deadline = time.monotonic() + 240
     victim_trial = None
     while time.monotonic() < deadline and victim_trial is None and victim.poll() is None:

@@ -178,10 +178,10 @@ def test_a_rerun_naming_a_missing_source_is_refused_before_the_setting_is_stored
     from search.cli.settings import resolve
 
     out, _ = first
-    cfg = _config(tiny_data, out, study="rerun")
+    cfg = _config(tiny_data, out, study="rerun-missing")
     open_study(cfg, make_storage(cfg), "hash")
-    given = {"study": "rerun", "out": out, "warm_start": ("nope",)}
+    given = {"study": "rerun-missing", "out": out, "warm_start": ("nope",)}
     with pytest.raises(UserError, match=r"^--warm-start nope: no study 'nope'"):
         resolve(given, "python run_search.py search ...", lambda text: None, store=True)
-    stored = _load(out, "rerun").user_attrs
+    stored = _load(out, "rerun-missing").user_attrs
     assert stored[StudyKey.CONFIG]["warm_start"] == [] and StudyKey.OVERRIDES not in stored

@@ -12,6 +12,7 @@ import pytest
 
 from search.config import SearchConfig
 from search.engine.loop import run_search
+from search.epoch_progress import EpochProgress
 from search.final.budget import (
     FINAL_SHARE,
     OVERHEAD_EPOCHS,
@@ -21,7 +22,7 @@ from search.final.budget import (
     reserve_seconds,
     retrain_seconds,
 )
-from search.progress import EpochProgress, Progress
+from search.progress import Progress
 from search.schema import TrialKey
 
 
