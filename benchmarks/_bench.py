@@ -55,6 +55,30 @@ def add_common_args(parser: Any, *, results: bool = True) -> None:
                             help="where the JSON results go (default benchmarks/results/)")
 
 
+def add_models_arg(parser: Any, default: str) -> None:
+    parser.add_argument("--models", default=default, help=f"comma-separated space:point list (default {default})")
+
+
+def named_models(text: str) -> list[tuple[str, Any, dict]]:
+    """``space:point,...`` as (name, space module, the point's values); exits 2 with one line when a
+    name is unknown or the list is empty."""
+    import spaces
+
+    models = []
+    for item in [m.strip() for m in text.split(",") if m.strip()]:
+        space_name, _, point = item.partition(":")
+        space = spaces.get_space(space_name)
+        if point not in space.POINTS:
+            print(f"error: space {space_name!r} has no point {point!r} (has: {', '.join(space.POINTS)})",
+                  file=sys.stderr)
+            raise SystemExit(EXIT_NO_DATA)
+        models.append((item, space, space.POINTS[point]))
+    if not models:
+        print("error: --models names no model (give space:point, e.g. lenet:tutorial)", file=sys.stderr)
+        raise SystemExit(EXIT_NO_DATA)
+    return models
+
+
 def begin(data_dir: Path) -> float:
     """Every benchmark's start: its clock, quiet libraries, and an early exit when there is no
     data (before TensorFlow is imported, so a wrong path costs no seconds). Returns the start time."""

@@ -38,8 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     _bench.add_common_args(p)
-    p.add_argument("--models", default=DEFAULT_MODELS,
-                   help=f"comma-separated space:point list (default {DEFAULT_MODELS})")
+    _bench.add_models_arg(p, DEFAULT_MODELS)
     p.add_argument("--epochs", type=int, default=3,
                    help="epochs per run, the first one is warm-up (default 3, at least 2)")
     p.add_argument("--repeat", type=int, default=1, help="runs per engine and model (default 1)")
@@ -87,7 +86,6 @@ def main(argv: list[str] | None = None) -> int:
     import jax
     import keras
 
-    import spaces
     from search.config import SearchConfig
 
     if keras.backend.backend() != "jax":
@@ -95,18 +93,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     spe = SearchConfig(data_dir=Path(".")).steps_per_execution
-    models = []
-    for item in [m.strip() for m in args.models.split(",") if m.strip()]:
-        space_name, _, point = item.partition(":")
-        space = spaces.get_space(space_name)
-        if point not in space.POINTS:
-            print(f"error: space {space_name!r} has no point {point!r} (has: {', '.join(space.POINTS)})",
-                  file=sys.stderr)
-            return 2
-        models.append((item, space, space.POINTS[point]))
-    if not models:
-        print("error: --models names no model (give space:point, e.g. lenet:tutorial)", file=sys.stderr)
-        return 2
+    models = _bench.named_models(args.models)
     dataset = _bench.load_data(args.data_dir, max_train=args.max_train, max_valid=args.max_valid)
     n_train = len(dataset.train)
     device = str(jax.devices()[0])

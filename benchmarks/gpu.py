@@ -5,18 +5,21 @@ On the GPU machine (see ../shared/GPU.md; the data copied to ``.gpudata/`` befor
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl \\
       && export PYTHONPATH=/tmp/site KERAS_BACKEND=jax && bash benchmarks/gpu.sh
 
-About 13 minutes with the defaults; under a 10-minute limit per command run it as two calls:
-``bash benchmarks/gpu.sh --parts epochs,workers`` (about 8 minutes) and ``bash benchmarks/gpu.sh
---parts search`` (about 5.5). Dry run on a CPU machine (a few minutes on 2 cores):
+About 15 minutes with the defaults; under a 10-minute limit per command run it as three calls:
+``bash benchmarks/gpu.sh --parts epochs,population`` (about 5 minutes), ``--parts workers`` (about 5)
+and ``--parts search`` (about 5.5). Dry run on a CPU machine (a few minutes on 2 cores):
 
     KERAS_BACKEND=tensorflow bash benchmarks/gpu.sh --dry-run
 
-Parts (``--parts``, default all three):
+Parts (``--parts``, default all four):
 
 * ``epochs``: seconds per epoch of the tutorial LeNet, the tutorial CNN and cnn "strong" on the
   training images replicated to ``--replicate-to`` (35k, the tutorial's train.p size), through the
   tool's ``train_model`` and through a plain ``model.fit`` (the same code as benchmarks/throughput.py);
   the first epoch (compilation) is warm-up, the median of the rest is reported.
+* ``population``: trials per hour of ``--population-epochs``-epoch trials of the tutorial LeNet
+  trained one at a time (``fit``, the compiled engine) and as populations of ``--sizes`` members in
+  one program (benchmarks/population.py, search/engine/population.py), wall time with compilation.
 * ``workers``: trials per hour with K = 1, 2, 4, 8 worker processes sharing the GPU:
   ``run_search.py search --workers K`` with a fixed short trial setting (space lenet, 2 epochs, no
   pruning, random sampler), interrupted (Ctrl-C, as a user would) ``--worker-seconds`` after its first
@@ -52,12 +55,12 @@ from benchmarks import _bench  # noqa: E402
 
 ROOT = _bench.ROOT
 RUN_SEARCH = ROOT / "run_search.py"
-PARTS = ("epochs", "workers", "search")
+PARTS = ("epochs", "population", "workers", "search")
 STARTUP_LIMIT_S = 300.0  # a search that has not started a trial by then is stopped
 GPU_DATA_DIR = ROOT / ".gpudata"
 DRY_RUN = {"replicate_to": 1500, "max_valid": 300, "epochs": 2, "models": "lenet:tutorial,cnn:tutorial",
            "workers": "1,2", "worker_seconds": 15.0, "search_seconds": 20.0, "search_space": "lenet",
-           "search_epochs": 2}
+           "search_epochs": 2, "sizes": "1,2", "population_epochs": 1}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -73,6 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-valid", type=int, default=None, help="validation subset (default: all)")
     p.add_argument("--models", default="lenet:tutorial,cnn:tutorial,cnn:strong", help="epochs part: space:point list")
     p.add_argument("--epochs", type=int, default=4, help="epochs part: epochs per fit, first is warm-up (default 4)")
+    p.add_argument("--sizes", default="1,2,4,8,16", help="population part: population sizes (default 1,2,4,8,16)")
+    p.add_argument("--population-epochs", type=int, default=3, help="population part: epochs per trial (default 3)")
     p.add_argument("--workers", default="1,2,4,8", help="workers part: the K values (default 1,2,4,8)")
     p.add_argument("--worker-seconds", type=float, default=45.0,
                    help="workers part: measuring window per K, from its first trial's start (default 45)")
@@ -98,6 +103,8 @@ def estimate_seconds(args: argparse.Namespace) -> float:
     total = 0.0
     if "epochs" in args.part_list:
         total += 60.0 * len(args.models.split(","))
+    if "population" in args.part_list:
+        total += 20.0 * (len(args.sizes.split(",")) + 2)
     if "workers" in args.part_list:
         total += sum(args.worker_seconds + 30.0 for _ in args.k_list)
     if "search" in args.part_list:
@@ -142,6 +149,21 @@ def part_epochs(args: argparse.Namespace, dataset) -> list[dict]:
                   "training)", flush=True)
         row["images_per_s"] = len(dataset.train) / row["tool_train_s"]
         rows.append(row)
+    return rows
+
+
+def part_population(args: argparse.Namespace, dataset) -> list[dict]:
+    import spaces
+    from benchmarks.population import run
+
+    space = spaces.get_space("lenet")
+    plan = [("fit", 1), ("compiled", 1)] + [("population", int(n)) for n in args.sizes.split(",") if n.strip()]
+    rows = []
+    for kind, size in plan:
+        row = run(kind, space, space.POINTS["tutorial"], dataset, size=size, epochs=args.population_epochs)
+        rows.append(row)
+        print(f"  lenet:tutorial {kind:<10} N={size:<2} {row['wall_s']:7.1f}s (compile {row['compile_s']:.1f}s) "
+              f"{row['trials_per_hour']:7.0f} trials/h", flush=True)
     return rows
 
 
@@ -326,6 +348,13 @@ def tables(results: dict) -> str:
               r["tool_first_epoch_s"]] for r in results["epochs"]],
             title=f"Seconds per epoch on {results['n_train']} training images "
                   "(median after warm-up, incl. validation)"))
+    if results.get("population"):
+        fit = next((r["trials_per_hour"] for r in results["population"] if r["kind"] == "fit"), None)
+        out.append(_bench.table(
+            ["engine", "N", "wall s", "compile s", "trials/hour", "x fit"],
+            [[r["kind"], r["size"], r["wall_s"], r["compile_s"], f"{r['trials_per_hour']:.0f}",
+              _bench.fmt(r["trials_per_hour"] / fit if fit else None)] for r in results["population"]],
+            title="Tutorial LeNet trials one at a time and as populations in one program"))
     if results.get("workers"):
         out.append(_bench.table(
             ["K workers", "trials", "trials/hour", "speedup", "median trial s", "GPU util %", "GPU mem MiB"],
@@ -376,6 +405,10 @@ def main(argv: list[str] | None = None) -> int:
         if "epochs" in args.part_list:
             print("== epochs", flush=True)
             results["epochs"] = part_epochs(args, dataset)
+            save()
+        if "population" in args.part_list:
+            print("== population", flush=True)
+            results["population"] = part_population(args, dataset)
             save()
         del dataset
         if "workers" in args.part_list:

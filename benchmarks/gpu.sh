@@ -4,8 +4,9 @@
 # On the GPU machine, from the project root (wheels in .whl/, data in .gpudata/):
 #   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl \
 #     && export PYTHONPATH=/tmp/site KERAS_BACKEND=jax && bash benchmarks/gpu.sh
-# Under a 10-minute limit per command, run it in two calls:
-#   bash benchmarks/gpu.sh --parts epochs,workers     # about 8 minutes
+# Under a 10-minute limit per command, run it in three calls:
+#   bash benchmarks/gpu.sh --parts epochs,population  # about 5 minutes
+#   bash benchmarks/gpu.sh --parts workers            # about 5 minutes
 #   bash benchmarks/gpu.sh --parts search             # about 5.5 minutes
 # Dry run on a CPU machine:  KERAS_BACKEND=tensorflow bash benchmarks/gpu.sh --dry-run
 #

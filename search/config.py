@@ -95,6 +95,10 @@ class SearchConfig:
     engine: str = setting("auto", "how a trial trains: fit (Keras model.fit), compiled (JAX backend only: data on "
                                   "the device, compiled chunks of 16 steps), auto (compiled under JAX with a "
                                   "GPU/TPU, else fit)", choices=ENGINES)
+    population: int = setting(0, "trials trained together in one compiled program, sharing the architecture and "
+                                 "differing in learning rate, weight decay, label smoothing and seed (JAX "
+                                 "backend); 0: automatic (1 on a CPU, where it does not pay; 4 on a GPU/TPU)",
+                              check="count")
     tie_break: str = setting("loss", "how trials of equal validation accuracy are ordered: loss (the lower "
                                      "validation loss) or robust (the higher accuracy on a darkened / "
                                      "low-contrast copy of the validation images, then the lower loss)",
@@ -234,6 +238,8 @@ def _number(value: Any) -> float | None:
 
 CHECKS = {
     "positive": lambda v: None if (_number(v) or 0) > 0 else "must be a positive number",
+    "count": lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else "must be 0 or a "
+                                                                                             "whole number",
     "non_negative": lambda v: None if _number(v) is not None and v >= 0 else "must be 0 or more",
     "share": lambda v: None if _number(v) is not None and 0 <= v < 1 else "must be at least 0 and below 1",
     "share_one": lambda v: None if _number(v) is not None and 0 < v <= 1 else "must be above 0 and at most 1",

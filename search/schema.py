@@ -46,6 +46,9 @@ class TrialKey:
     STOP_REASON = "stop_reason"  # max_epochs | early_stop | time_cap | pruned | no_learning | nan | ...
     FAIL_REASON = "fail_reason"
     SURPLUS = "surplus"  # started in a race after other workers had covered the study's target
+    COMPILE_SECONDS = "compile_seconds"  # tracing + XLA compilation (compiled engine, populations)
+    # numbers of the trials trained together in one program (--population), this one included
+    POPULATION = "population"
 
 
 class StudyKey:

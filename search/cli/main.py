@@ -16,6 +16,7 @@ import signal
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from ..errors import UserError
 from .parser import EXIT_USAGE, build_parser
@@ -37,6 +38,9 @@ def _quiet_backends() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    # JAX's persistent compilation cache: a repeated architecture (a resumed study, another worker, the
+    # final retrain of a searched model) loads its compiled program instead of compiling it again.
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path.home() / ".cache" / "gtsrb-search" / "jax"))
 
 
 def _import_backend_quietly() -> None:

@@ -196,6 +196,12 @@ def _write(model: keras.Model, state: State) -> None:
             variable.assign(value)
 
 
+def order_seed() -> int:
+    """The seed of a run's epoch orders, drawn from the global seed (``keras.utils.set_random_seed``)
+    like fit's shuffle; a population member draws its own at the same point after its build."""
+    return int(np.random.randint(0, 2**31 - 1))
+
+
 def _host(logs: dict) -> dict[str, float]:
     import jax
 
@@ -218,6 +224,9 @@ def train_model_compiled(model: keras.Model, dataset: Dataset, values: dict, *, 
     import jax
     import jax.numpy as jnp
 
+    # The epoch orders come from the global seed (keras.utils.set_random_seed), like fit's shuffle,
+    # drawn first, right after the model's build, where a population member draws its own.
+    base_key = jax.random.key(order_seed())
     settings = common.training_settings(values)
     data = device_data(dataset)
     n = len(dataset.train)
@@ -235,8 +244,6 @@ def train_model_compiled(model: keras.Model, dataset: Dataset, values: dict, *, 
     model._symbolic_build(data_batch=(dataset.train.features[:batch], dataset.train.labels[:batch]))
     model.reset_metrics()
     fresh_metrics = [v.value for v in model.metrics_variables]
-    # The epoch orders come from the global seed (keras.utils.set_random_seed), like fit's shuffle.
-    base_key = jax.random.key(int(np.random.randint(0, 2**31 - 1)))
     chunk = evaluate = None
     compile_seconds = 0.0
 

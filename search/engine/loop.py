@@ -9,7 +9,6 @@ most the trial that was running.
 from __future__ import annotations
 
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,8 @@ from .compiled import resolve_engine
 from .events import SearchEvents
 from .interrupt import deferred_interrupts
 from .objective import Objective, TrialFailed
+from .population import resolve_population
+from .population_trials import note_crash, population_size, requeue, run_population
 from .study import (
     check_user_space,
     fail_dead_local_trials,
@@ -83,6 +84,7 @@ def run_search(cfg: SearchConfig, *, dataset: Dataset | None = None,
     dataset = dataset or prepare_data(cfg, events.say)
     check_user_space(space, dataset.input_shape, dataset.n_classes)
     resolve_engine(cfg.engine)  # --engine compiled under another backend: one line before any trial
+    population = resolve_population(cfg)
     study = open_study(cfg, make_storage(cfg), dataset.content_hash, pruner, worker_index=worker_index,
                        say=events.say)
     revived = fail_dead_local_trials(study)
@@ -93,6 +95,7 @@ def run_search(cfg: SearchConfig, *, dataset: Dataset | None = None,
     events.say(f"study {cfg.study_name!r}: {finished0[TrialState.COMPLETE] + finished0[TrialState.PRUNED]} "
                f"finished trials, target {target}; space {cfg.space}, sampler {cfg.sampler}, pruner "
                f"{_pruner_name(cfg, pruner)}, up to {cfg.epochs} epochs per trial"
+               + (f", populations of {population} trials" if population > 1 else "")
                + (f", {cfg.timeout:.0f}s budget" if cfg.timeout else ""))
     if events.on_start is not None:
         events.on_start(study, target)
@@ -117,16 +120,20 @@ def run_search(cfg: SearchConfig, *, dataset: Dataset | None = None,
                 time.sleep(POLL_SECONDS)  # other workers hold the last trials; wait for them (or their death)
                 fail_dead_local_trials(study)
                 continue
-            trial = _run_one(study, objective, errors_log)
-            if trial is None or trial.user_attrs.get(TrialKey.SURPLUS):
-                continue
-            finished += trial.state in FINISHED
-            events.trial_ended(study, trial)
-            consecutive_failures = consecutive_failures + 1 if trial.state == TrialState.FAIL else 0
-            if consecutive_failures >= cfg.max_failures:
-                reason = trial.user_attrs.get(TrialKey.FAIL_REASON, f"see {errors_log}")
-                raise SearchStopped(f"stopping: {consecutive_failures} trials in a row failed (last: "
-                                    f"{reason}); completed trials are kept in {redact(cfg.storage_url)}")
+            size = population_size(population, target - finished - counts[TrialState.RUNNING],
+                                   counts[TrialState.WAITING])
+            trials = (run_population(study, objective, errors_log, size) if size > 1
+                      else [_run_one(study, objective, errors_log)])
+            for trial in trials:
+                if trial is None or trial.user_attrs.get(TrialKey.SURPLUS):
+                    continue
+                finished += trial.state in FINISHED
+                events.trial_ended(study, trial)
+                consecutive_failures = consecutive_failures + 1 if trial.state == TrialState.FAIL else 0
+                if consecutive_failures >= cfg.max_failures:
+                    reason = trial.user_attrs.get(TrialKey.FAIL_REASON, f"see {errors_log}")
+                    raise SearchStopped(f"stopping: {consecutive_failures} trials in a row failed (last: "
+                                        f"{reason}); completed trials are kept in {redact(cfg.storage_url)}")
     return SearchOutcome(study=study, dataset=dataset, stop_reason=stop_reason, finished=finished)
 
 
@@ -148,24 +155,12 @@ def _run_one(study: optuna.Study, objective: Objective, errors_log: Path) -> Fro
         except KeyboardInterrupt:
             trial.set_user_attr(TrialKey.FAIL_REASON, "interrupted (Ctrl-C)")
             trial.set_user_attr(TrialKey.STOP_REASON, "interrupted")
-            _requeue(study, trial)
+            requeue(study, trial)
             raise
         except Exception as exc:  # noqa: BLE001 - one trial's crash (OOM, bad config) must not end the search
-            trial.set_user_attr(TrialKey.FAIL_REASON, f"{type(exc).__name__}: {str(exc).strip()[:300]}")
-            trial.set_user_attr(TrialKey.STOP_REASON, "error")
-            with open(errors_log, "a") as fh:
-                fh.write(f"--- trial {trial.number} {trial.params}\n{traceback.format_exc()}\n")
+            note_crash(trial, exc, errors_log)
             raise
 
     study.optimize(logged_objective, n_trials=1, catch=(Exception,), gc_after_trial=False,
                    callbacks=[lambda _study, frozen: done.append(frozen)])
     return done[0] if done else None
-
-
-def _requeue(study: optuna.Study, trial: optuna.Trial) -> None:
-    """An interrupted configuration is run again first when the study resumes."""
-    attrs = {TrialKey.REQUEUED_FROM: trial.number}
-    for key in (TrialKey.POINT, TrialKey.NEAR):  # where the configuration came from
-        if key in trial.user_attrs:
-            attrs[key] = trial.user_attrs[key]
-    study.enqueue_trial(dict(trial.params), user_attrs=attrs)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 import keras
 import numpy as np
@@ -25,7 +27,7 @@ from .latency import latency_per_image
 from .robustness import robust_accuracy
 from .session import fresh_session
 from .study import worker_id
-from .trainer import EpochHook, TrainClock, count_params, train_model
+from .trainer import EpochHook, TrainClock, TrainResult, count_params, train_model
 
 # A model still at chance level after this many epochs has diverged or cannot learn at its settings
 # (a too-high learning rate, say); Hyperband's later brackets would otherwise train it 3 or 9 epochs
@@ -59,6 +61,17 @@ def earned_deadline(started: float, now: float, epoch: int, epochs: int, base_ca
     return min(started + allowed, search_end) if search_end is not None else started + allowed
 
 
+@dataclass
+class BuiltTrial:
+    """A trial's model, ready to train, and what judges it while it trains."""
+
+    model: keras.Model
+    values: dict[str, Any]
+    params: int
+    clock: TrainClock
+    hooks: list[keras.callbacks.Callback]
+
+
 class TrialFailed(Exception):
     """A trial that cannot produce a score (NaN loss, build error); the search goes on."""
 
@@ -75,6 +88,16 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         fresh_session()
+        built = self.start(trial)
+        result = train_model(built.model, self.dataset, built.values, epochs=self.cfg.epochs,
+                             patience=self.cfg.patience, deadline=built.clock, hooks=built.hooks,
+                             steps_per_execution=self.cfg.steps_per_execution, engine=self.cfg.engine)
+        return self.finish(trial, built, result)
+
+    def start(self, trial: optuna.Trial) -> BuiltTrial:
+        """Everything before training: the trial's seed, its model, how it is judged per epoch.
+        Raises ``TrialFailed`` for a configuration that cannot be built (or a surplus trial). Leaves
+        earlier models alone (a population builds several); a solo trial clears the session first."""
         if self.events.on_trial_start is not None:
             self.events.on_trial_start(trial)
         trial.set_user_attr(TrialKey.WORKER, worker_id())
@@ -89,10 +112,12 @@ class Objective:
         trial.set_user_attr(TrialKey.FAMILY, self.space.family_of(hp.values))
         trial.set_user_attr(TrialKey.PARAMS, params)
         clock = TrainClock(self._trial_deadline())
-        result = train_model(model, self.dataset, hp.values, epochs=self.cfg.epochs,
-                             patience=self.cfg.patience, deadline=clock,
-                             hooks=self.epoch_hooks(trial, clock), steps_per_execution=self.cfg.steps_per_execution,
-                             engine=self.cfg.engine)
+        return BuiltTrial(model, dict(hp.values), params, clock, self.epoch_hooks(trial, clock))
+
+    def finish(self, trial: optuna.Trial, built: BuiltTrial, result: TrainResult) -> float | tuple[float, float]:
+        """Record the training's outcome on the trial and return its value; raises ``TrialFailed``
+        (NaN, no score) or ``optuna.TrialPruned``."""
+        model = built.model
         stop_reason = trial.user_attrs.get(TrialKey.STOP_REASON) or result.stop_reason
         for key, value in {
             TrialKey.EPOCHS: result.epochs_run, TrialKey.BEST_EPOCH: result.best_epoch,
@@ -102,6 +127,8 @@ class Objective:
             TrialKey.SECONDS_PER_EPOCH: round(result.seconds / max(result.epochs_run, 1), 3),
         }.items():
             trial.set_user_attr(key, value)
+        if result.compile_seconds:
+            trial.set_user_attr(TrialKey.COMPILE_SECONDS, round(result.compile_seconds, 3))
         if result.stop_reason not in ("nan", "pruned") and result.val_curve and math.isfinite(result.best_val_accuracy):
             # Trained to the end: the trainer restored the best epoch's weights, scored here on the perturbed copy.
             valid = self.dataset.valid
@@ -113,7 +140,7 @@ class Objective:
         if result.stop_reason == "pruned":
             raise optuna.TrialPruned(f"pruned after epoch {result.epochs_run}")
         if self.cfg.multi_objective:
-            return result.best_val_accuracy, self._second_objective(trial, model, params)
+            return result.best_val_accuracy, self._second_objective(trial, model, built.params)
         return result.best_val_accuracy
 
     def _second_objective(self, trial: optuna.Trial, model: keras.Model, params: int) -> float:

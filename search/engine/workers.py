@@ -39,11 +39,17 @@ def visible_gpus() -> int:
     return sum(line.startswith("GPU ") for line in out.splitlines())
 
 
-def worker_env(index: int, n_gpus: int) -> dict[str, str]:
+def worker_env(index: int, n_gpus: int, workers: int = 1) -> dict[str, str]:
+    """Worker ``index``'s environment: its GPU (round robin), and when several workers share one GPU
+    under JAX, an equal share of its memory each (``XLA_PYTHON_CLIENT_MEM_FRACTION``; JAX would
+    otherwise let the first worker take 75%). A fraction the user set is kept."""
     env = dict(os.environ, TF_FORCE_GPU_ALLOW_GROWTH="true", XLA_PYTHON_CLIENT_PREALLOCATE="false",
                PYTHONUNBUFFERED="1")
     if n_gpus:
         env["CUDA_VISIBLE_DEVICES"] = str(index % n_gpus)
+        sharing = -(-workers // n_gpus)  # workers on the busiest GPU
+        if sharing > 1:
+            env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{0.9 / sharing:.2f}")
     return env
 
 
@@ -66,7 +72,7 @@ def run_workers(cfg: SearchConfig, worker_command: WorkerCommand, events: Search
                + (f", {n_gpus} GPUs" if n_gpus else ", CPU") + ")")
     # Own session: a Ctrl-C in the terminal reaches only this process, which passes exactly
     # one SIGINT on; a second one would make the workers stop at once instead of after a batch.
-    procs = [subprocess.Popen(worker_command(child, i), env=worker_env(i, n_gpus), start_new_session=True)
+    procs = [subprocess.Popen(worker_command(child, i), env=worker_env(i, n_gpus, cfg.workers), start_new_session=True)
              for i in range(cfg.workers)]
     try:
         codes = [p.wait() for p in procs]

@@ -1,14 +1,11 @@
 """The compiled training engine (search/engine/compiled.py): JAX only, so its checks run in a JAX child."""
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
 import pytest
+from support.jax_child import run_jax_checks
 
 from search.config import SearchConfig
 from search.engine.compiled import resolve_engine
@@ -16,22 +13,16 @@ from search.engine.trainer import train_model
 from search.errors import UserError
 from spaces.common import cosine_lr
 
-ROOT = Path(__file__).resolve().parents[3]
 CHILD = Path(__file__).with_name("jax_compiled_checks.py")
 
 
-@pytest.fixture(scope="module")
+# Session scope: a module fixture is set up again whenever a worker's tests interleave with other
+# modules'; run_jax_checks runs the child once per test run.
+@pytest.fixture(scope="session")
 def checks(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The child's answers: one JAX process runs every check (tests/search/engine/jax_compiled_checks.py)."""
+    """The child's answers (tests/search/engine/jax_compiled_checks.py)."""
     pytest.importorskip("jax")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT)}
-    cache = tmp_path_factory.mktemp("xla_cache")
-    done = subprocess.run([sys.executable, str(CHILD), str(tiny_data), str(cache)], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=400)
-    assert done.returncode == 0, done.stderr[-3000:]
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
-    assert answer["backend"] == "jax"
-    return answer
+    return run_jax_checks(CHILD, tiny_data, tmp_path_factory)
 
 
 def test_compiled_learns_like_fit_and_keeps_the_contract(checks: dict) -> None:

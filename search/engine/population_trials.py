@@ -1,0 +1,149 @@
+"""A population's trials in the study: one sampled architecture, members asked, trained together, told.
+
+The first trial is asked as any other; its values except ``FREE_PARAMS`` are enqueued for the other
+members, so the sampler picks only their learning rate, weight decay and label smoothing, and each
+member is an ordinary trial with its own seed (its number), reports, pruning and result. Trials are
+asked and told directly (``study.optimize`` runs one trial at a time), each with Optuna's heartbeat,
+so a killed worker's members are found dead and retried like any trial.
+
+Another worker may take an enqueued member first: it then trains that configuration alone, and a
+trial asked here that does not share the first one's values trains alone after the population.
+"""
+from __future__ import annotations
+
+import contextlib
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+from optuna.storages._heartbeat import get_heartbeat_thread  # what study.optimize wraps a trial in
+from optuna.trial import FrozenTrial, TrialState
+
+from ..schema import TrialKey
+from .compiled import order_seed
+from .objective import BuiltTrial, Objective, TrialFailed
+from .population import FREE_PARAMS, Member, shared_values, train_population
+from .session import fresh_session
+from .trainer import train_model
+
+
+def population_size(requested: int, remaining: int, waiting: int) -> int:
+    """Members of the next population: 1 while enqueued trials wait (named points, warm starts,
+    requeued configurations run as they were given), and never more than the target still needs."""
+    return 1 if waiting else max(1, min(requested, remaining))
+
+
+def note_crash(trial: optuna.Trial, exc: BaseException, errors_log: Path) -> None:
+    """Record an unexpected error on the trial and its traceback in the run's error log."""
+    trial.set_user_attr(TrialKey.FAIL_REASON, f"{type(exc).__name__}: {str(exc).strip()[:300]}")
+    trial.set_user_attr(TrialKey.STOP_REASON, "error")
+    with open(errors_log, "a") as fh:
+        fh.write(f"--- trial {trial.number} {trial.params}\n{traceback.format_exc()}\n")
+
+
+def requeue(study: optuna.Study, trial: optuna.Trial) -> None:
+    """An interrupted configuration is run again first when the study resumes."""
+    attrs = {TrialKey.REQUEUED_FROM: trial.number}
+    for key in (TrialKey.POINT, TrialKey.NEAR):  # where the configuration came from
+        if key in trial.user_attrs:
+            attrs[key] = trial.user_attrs[key]
+    study.enqueue_trial(dict(trial.params), user_attrs=attrs)
+
+
+class _Told:
+    """The population's trials and which of them the study has been told about."""
+
+    def __init__(self, study: optuna.Study, errors_log: Path) -> None:
+        self.study, self.errors_log = study, errors_log
+        self.open: list[optuna.Trial] = []
+        self.done: list[FrozenTrial] = []
+
+    def settle(self, trial: optuna.Trial, work: Callable[[], object]) -> object | None:
+        """Run ``work`` for ``trial``; a failure or pruning is told at once (``None`` returned)."""
+        try:
+            return work()
+        except optuna.TrialPruned:
+            self.tell(trial, state=TrialState.PRUNED)
+        except TrialFailed:
+            self.tell(trial, state=TrialState.FAIL)
+        except Exception as exc:  # noqa: BLE001 - one trial's crash must not end the search
+            note_crash(trial, exc, self.errors_log)
+            self.tell(trial, state=TrialState.FAIL)
+        return None
+
+    def tell(self, trial: optuna.Trial, value: object = None, state: TrialState | None = None) -> None:
+        self.open.remove(trial)
+        self.done.append(self.study.tell(trial, value, state=state))  # type: ignore[arg-type]
+
+
+def run_population(study: optuna.Study, objective: Objective, errors_log: Path, size: int) -> list[FrozenTrial]:
+    """Ask ``size`` trials sharing one architecture, train them in one program and tell each its
+    result; returns the finished trials (failed ones included) in the order they were told."""
+    fresh_session()
+    told = _Told(study, errors_log)
+    with contextlib.ExitStack() as heartbeats:
+
+        def ask() -> optuna.Trial:
+            trial = study.ask()
+            told.open.append(trial)
+            heartbeats.enter_context(get_heartbeat_thread(trial._trial_id, study._storage))
+            return trial
+
+        try:
+            _train(study, objective, told, ask, size)
+        except KeyboardInterrupt:
+            for trial in list(told.open):
+                trial.set_user_attr(TrialKey.FAIL_REASON, "interrupted (Ctrl-C)")
+                trial.set_user_attr(TrialKey.STOP_REASON, "interrupted")
+                requeue(study, trial)
+                told.tell(trial, state=TrialState.FAIL)
+            raise
+        except Exception as exc:  # noqa: BLE001 - the population's program failed: its trials fail
+            for trial in list(told.open):
+                note_crash(trial, exc, errors_log)
+                told.tell(trial, state=TrialState.FAIL)
+    return told.done
+
+
+def _train(study: optuna.Study, objective: Objective, told: _Told, ask: Callable[[], optuna.Trial],
+           size: int) -> None:
+    members: list[tuple[optuna.Trial, BuiltTrial, int]] = []
+    strays: list[tuple[optuna.Trial, BuiltTrial]] = []
+    leader = ask()
+    built = told.settle(leader, lambda: objective.start(leader))
+    if not isinstance(built, BuiltTrial):
+        return
+    members.append((leader, built, order_seed()))
+    shared = shared_values(built.values)
+    fixed = {name: value for name, value in leader.params.items() if name not in FREE_PARAMS}
+    for _ in range(size - 1):
+        study.enqueue_trial(fixed)
+    for _ in range(size - 1):
+        trial = ask()
+        other = told.settle(trial, lambda t=trial: objective.start(t))
+        if isinstance(other, BuiltTrial):
+            if shared_values(other.values) == shared:
+                members.append((trial, other, order_seed()))
+            else:
+                strays.append((trial, other))
+    numbers = [trial.number for trial, _, _ in members]
+    for trial, _, _ in members:
+        trial.set_user_attr(TrialKey.POPULATION, numbers)
+    cfg = objective.cfg
+    results = train_population([Member(b.model, b.values, seed, b.clock, b.hooks) for _, b, seed in members],
+                               objective.dataset, epochs=cfg.epochs, patience=cfg.patience)
+    for (trial, built_trial, _), result in zip(members, results):
+        value = told.settle(trial, lambda t=trial, b=built_trial, r=result: objective.finish(t, b, r))
+        if value is not None:
+            told.tell(trial, value)
+    for trial, built_trial in strays:  # taken from the queue of another worker's population: alone
+        def solo(t: optuna.Trial = trial, b: BuiltTrial = built_trial) -> object:
+            result = train_model(b.model, objective.dataset, b.values, epochs=cfg.epochs, patience=cfg.patience,
+                                 deadline=b.clock, hooks=b.hooks, steps_per_execution=cfg.steps_per_execution,
+                                 engine=cfg.engine)
+            return objective.finish(t, b, result)
+
+        value = told.settle(trial, solo)
+        if value is not None:
+            told.tell(trial, value)
