@@ -88,6 +88,18 @@ def begin(data_dir: Path) -> float:
     return started
 
 
+def begin_jax(data_dir: Path, what: str) -> float:
+    """``begin`` for a benchmark of JAX-only code (``what``): KERAS_BACKEND defaults to jax, and any
+    other backend exits 2 with one line."""
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    started = begin(data_dir)
+    backend = keras_backend()
+    if backend != "jax":
+        print(f"error: {what} needs the JAX backend; KERAS_BACKEND is {backend}", file=sys.stderr)
+        raise SystemExit(EXIT_NO_DATA)
+    return started
+
+
 def require_data(data_dir: Path) -> Path:
     """Exit with one clear line when ``data_dir`` has no training file."""
     from search.data import find_split_file

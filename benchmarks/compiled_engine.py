@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import sys
 from pathlib import Path
 
@@ -81,17 +80,10 @@ def run_once(engine: str, space, values: dict, dataset, *, epochs: int, spe: int
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    started = _bench.begin(args.data_dir)
+    started = _bench.begin_jax(args.data_dir, "the compiled engine")
     import jax
-    import keras
 
     from search.config import SearchConfig
-
-    if keras.backend.backend() != "jax":
-        print(f"error: the compiled engine needs the JAX backend; KERAS_BACKEND is {keras.backend.backend()}",
-              file=sys.stderr)
-        return 2
     spe = SearchConfig(data_dir=Path(".")).steps_per_execution
     models = _bench.named_models(args.models)
     dataset = _bench.load_data(args.data_dir, max_train=args.max_train, max_valid=args.max_valid)

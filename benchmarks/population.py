@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import sys
 import time
 from pathlib import Path
@@ -88,16 +87,8 @@ def run(kind: str, space, values: dict, dataset, *, size: int, epochs: int) -> d
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    started = _bench.begin(args.data_dir)
+    started = _bench.begin_jax(args.data_dir, "population training")
     import jax
-    import keras
-
-
-    if keras.backend.backend() != "jax":
-        print(f"error: population training needs the JAX backend; KERAS_BACKEND is {keras.backend.backend()}",
-              file=sys.stderr)
-        return 2
     models = _bench.named_models(args.models)
     dataset = _bench.load_data(args.data_dir, max_train=args.max_train, max_valid=args.max_valid)
     device = str(jax.devices()[0])

@@ -133,43 +133,56 @@ def _train_chunk(model: keras.Model, batch_size: int, length: int, unroll: bool)
             _, state = model.train_step(state, (jnp.take(x, idx, axis=0), jnp.take(y, idx, axis=0)))
             return tuple(list(part) for part in state)  # type: ignore[return-value]
 
-        if unroll:
-            # Straight-line code: XLA's CPU backend runs a train step inside a loop or a conditional
-            # several times slower. ``length`` divides the epoch's steps here, so ``count == length``.
-            for j in range(length):
-                state = step(j, state)
-        else:
-            state = jax.lax.fori_loop(0, count, step, state)
+        state = run_steps(step, state, length, count, unroll)
         return state, _metrics_result(model, state[3])
 
     return jax.jit(run)
 
 
-def _evaluate(model: keras.Model, n: int, batch_size: int, unroll: bool) -> Any:
+def run_steps(step: Any, state: Any, length: int, count: Any, unroll: bool) -> Any:
+    """``state = step(j, state)`` for j in 0..count-1 inside a traced chunk. Unrolled (straight-line
+    code), ``length`` steps: XLA's CPU backend runs a train step inside a loop or a conditional several
+    times slower, and there ``length`` divides the epoch's steps, so ``count == length``."""
+    import jax
+
+    if unroll:
+        for j in range(length):
+            state = step(j, state)
+        return state
+    return jax.lax.fori_loop(0, count, step, state)
+
+
+def fold_batches(body: Any, carry: Any, x: Any, y: Any, batch_size: int, unroll: bool) -> Any:
+    """``carry = body(carry, xb, yb)`` over ``x``, ``y`` in batches of ``batch_size`` (the last one
+    shorter) inside a traced function: unrolled on a CPU (as ``run_steps``), a ``lax.scan`` elsewhere."""
+    import jax
+
+    full, rest = divmod(len(x), batch_size)
+    if unroll:
+        for b in range(full):
+            carry = body(carry, x[b * batch_size:(b + 1) * batch_size], y[b * batch_size:(b + 1) * batch_size])
+    elif full:
+        shape = (full, batch_size)
+        batches = (x[:full * batch_size].reshape(shape + x.shape[1:]),
+                   y[:full * batch_size].reshape(shape + y.shape[1:]))
+        carry, _ = jax.lax.scan(lambda c, data: (body(c, *data), None), carry, batches)
+    if rest:
+        carry = body(carry, x[full * batch_size:], y[full * batch_size:])
+    return carry
+
+
+def _evaluate(model: keras.Model, batch_size: int, unroll: bool) -> Any:
     """A jitted ``(trainable, non_trainable, metrics0, x, y) -> logs``: Keras' ``test_step`` over the
     whole validation set in batches of ``batch_size`` (the last one shorter), exactly what
     ``evaluate`` inside ``fit`` reports as val_loss and val_accuracy."""
     import jax
 
-    full, rest = divmod(n, batch_size)
-
     def run(trainable: list, non_trainable: list, metrics: list, x: Any, y: Any) -> dict:
-        state = (trainable, non_trainable, metrics)
+        def body(state: tuple, xb: Any, yb: Any) -> tuple:
+            _, state = model.test_step(state, (xb, yb))
+            return tuple(list(part) for part in state)
 
-        def body(state: tuple, data: tuple) -> tuple[tuple, None]:
-            _, state = model.test_step(state, data)
-            return tuple(list(part) for part in state), None
-
-        if unroll:  # straight-line code on a CPU, as in _train_chunk
-            for b in range(full):
-                state, _ = body(state, (x[b * batch_size:(b + 1) * batch_size], y[b * batch_size:(b + 1) * batch_size]))
-        elif full:
-            shape = (full, batch_size)
-            batches = (x[:full * batch_size].reshape(shape + x.shape[1:]),
-                       y[:full * batch_size].reshape(shape + y.shape[1:]))
-            state, _ = jax.lax.scan(body, state, batches)
-        if rest:
-            state, _ = body(state, (x[full * batch_size:], y[full * batch_size:]))
+        state = fold_batches(body, (trainable, non_trainable, metrics), x, y, batch_size, unroll)
         return _metrics_result(model, state[2])
 
     return jax.jit(run)
@@ -283,7 +296,7 @@ def train_model_compiled(model: keras.Model, dataset: Dataset, values: dict, *, 
             callback_list.on_test_begin()
             val_args = (*_read(model)[:2], list(fresh_metrics), data.x_valid, data.y_valid)
             if evaluate is None:
-                evaluate, seconds = _aot(_evaluate(model, len(dataset.valid), EVAL_BATCH_SIZE, unroll), *val_args)
+                evaluate, seconds = _aot(_evaluate(model, EVAL_BATCH_SIZE, unroll), *val_args)
                 compile_seconds += seconds
             val_logs = _host(evaluate(*val_args))
             callback_list.on_test_end(val_logs)

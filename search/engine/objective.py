@@ -89,10 +89,13 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         fresh_session()
         built = self.start(trial)
-        result = train_model(built.model, self.dataset, built.values, epochs=self.cfg.epochs,
-                             patience=self.cfg.patience, deadline=built.clock, hooks=built.hooks,
-                             steps_per_execution=self.cfg.steps_per_execution, engine=self.cfg.engine)
-        return self.finish(trial, built, result)
+        return self.finish(trial, built, self.train(built))
+
+    def train(self, built: BuiltTrial) -> TrainResult:
+        """Train one built trial alone, with the search's settings."""
+        return train_model(built.model, self.dataset, built.values, epochs=self.cfg.epochs,
+                           patience=self.cfg.patience, deadline=built.clock, hooks=built.hooks,
+                           steps_per_execution=self.cfg.steps_per_execution, engine=self.cfg.engine)
 
     def start(self, trial: optuna.Trial) -> BuiltTrial:
         """Everything before training: the trial's seed, its model, how it is judged per epoch.

@@ -36,7 +36,17 @@ from spaces import common
 from ..config import SearchConfig
 from ..data import Dataset
 from ..errors import UserError
-from .compiled import CHUNK_STEPS, CPU_CHUNK_STEPS, _aot, _read, _write, chunk_length, device_data
+from .compiled import (
+    CHUNK_STEPS,
+    CPU_CHUNK_STEPS,
+    _aot,
+    _read,
+    _write,
+    chunk_length,
+    device_data,
+    fold_batches,
+    run_steps,
+)
 from .trainer import EVAL_BATCH_SIZE, TrainClock, TrainingCallbacks, TrainResult
 
 # The settings in which members of one population may differ; every other value is shared.
@@ -153,41 +163,24 @@ def _train_chunk(model: keras.Model, batch_size: int, length: int, unroll: bool)
     members = jax.vmap(member_step, in_axes=(0, 0, None, None, 0, None))
 
     def run(state: tuple, hyper: tuple, x: Any, y: Any, perms: Any, first: Any, count: Any) -> tuple:
-        if unroll:  # straight-line code on a CPU (see compiled.CPU_CHUNK_STEPS); count == length here
-            for j in range(length):
-                state = members(state, hyper, x, y, perms, first + j)
-            return state
-        return jax.lax.fori_loop(0, count, lambda j, s: members(s, hyper, x, y, perms, first + j), state)
+        return run_steps(lambda j, s: members(s, hyper, x, y, perms, first + j), state, length, count, unroll)
 
     return jax.jit(run)
 
 
-def _evaluate(model: keras.Model, n: int, batch_size: int, unroll: bool) -> Any:
+def _evaluate(model: keras.Model, batch_size: int, unroll: bool) -> Any:
     """A jitted ``(trainable, non_trainable, smoothing, x, y) -> sums``: each member's validation loss
     (with its smoothing, as ``fit``'s val_loss) and accuracy sums over the whole validation set."""
     import jax
 
-    full, rest = divmod(n, batch_size)
-
     def member(trainable: list, non_trainable: list, smoothing: Any, x: Any, y: Any) -> Any:
-        def batch(xb: Any, yb: Any) -> Any:
+        def batch(total: Any, xb: Any, yb: Any) -> Any:
             probabilities, _, losses = model.stateless_call(trainable, non_trainable, xb, training=False,
                                                             return_losses=True)
             loss = smoothed_crossentropy(yb, probabilities, smoothing)
-            return _sums(loss + sum(losses) if losses else loss, probabilities, yb)
+            return total + _sums(loss + sum(losses) if losses else loss, probabilities, yb)
 
-        total = ops.zeros((3,), "float32")
-        if unroll:
-            for b in range(full):
-                total = total + batch(x[b * batch_size:(b + 1) * batch_size], y[b * batch_size:(b + 1) * batch_size])
-        elif full:
-            shape = (full, batch_size)
-            xs = x[:full * batch_size].reshape(shape + x.shape[1:])
-            ys = y[:full * batch_size].reshape(shape + y.shape[1:])
-            total, _ = jax.lax.scan(lambda t, data: (t + batch(*data), None), total, (xs, ys))
-        if rest:
-            total = total + batch(x[full * batch_size:], y[full * batch_size:])
-        return total
+        return fold_batches(batch, ops.zeros((3,), "float32"), x, y, batch_size, unroll)
 
     return jax.jit(jax.vmap(member, in_axes=(0, 0, 0, None, None)))
 
@@ -201,8 +194,8 @@ def _logs(sums: Any) -> dict[str, float]:
 class _Compiled:
     """The population's compiled chunk and validation pass, one of each per population size."""
 
-    def __init__(self, model: keras.Model, batch: int, length: int, n_valid: int, unroll: bool) -> None:
-        self.model, self.batch, self.length, self.n_valid, self.unroll = model, batch, length, n_valid, unroll
+    def __init__(self, model: keras.Model, batch: int, length: int, unroll: bool) -> None:
+        self.model, self.batch, self.length, self.unroll = model, batch, length, unroll
         self.chunks: dict[int, Any] = {}
         self.evaluations: dict[int, Any] = {}
         self.seconds = 0.0
@@ -215,7 +208,7 @@ class _Compiled:
 
     def evaluate(self, size: int, *args: Any) -> Any:
         if size not in self.evaluations:
-            fn = _evaluate(self.model, self.n_valid, EVAL_BATCH_SIZE, self.unroll)
+            fn = _evaluate(self.model, EVAL_BATCH_SIZE, self.unroll)
             self.evaluations[size], seconds = _aot(fn, *args)
             self.seconds += seconds
         return self.evaluations[size](*args)
@@ -262,7 +255,7 @@ def train_population(members: Sequence[Member], dataset: Dataset, *, epochs: int
     on_cpu = jax.default_backend() == "cpu"
     unroll = on_cpu if unroll is None else unroll
     length = chunk_length(steps, int(chunk_steps or (CPU_CHUNK_STEPS if on_cpu else CHUNK_STEPS)), whole=unroll)
-    compiled = _Compiled(members[0].model, batch, length, len(dataset.valid), unroll)
+    compiled = _Compiled(members[0].model, batch, length, unroll)
 
     runs = [TrainingCallbacks.for_run(s, epochs=epochs, patience=patience, deadline=m.clock, hooks=m.hooks)
             for s, m in zip(settings, members)]

@@ -25,7 +25,6 @@ from .compiled import order_seed
 from .objective import BuiltTrial, Objective, TrialFailed
 from .population import FREE_PARAMS, Member, shared_values, train_population
 from .session import fresh_session
-from .trainer import train_model
 
 
 def population_size(requested: int, remaining: int, waiting: int) -> int:
@@ -138,12 +137,6 @@ def _train(study: optuna.Study, objective: Objective, told: _Told, ask: Callable
         if value is not None:
             told.tell(trial, value)
     for trial, built_trial in strays:  # taken from the queue of another worker's population: alone
-        def solo(t: optuna.Trial = trial, b: BuiltTrial = built_trial) -> object:
-            result = train_model(b.model, objective.dataset, b.values, epochs=cfg.epochs, patience=cfg.patience,
-                                 deadline=b.clock, hooks=b.hooks, steps_per_execution=cfg.steps_per_execution,
-                                 engine=cfg.engine)
-            return objective.finish(t, b, result)
-
-        value = told.settle(trial, solo)
+        value = told.settle(trial, lambda t=trial, b=built_trial: objective.finish(t, b, objective.train(b)))
         if value is not None:
             told.tell(trial, value)
