@@ -35,7 +35,7 @@ class TrialKey:
     LATENCY = "latency_s"  # measured CPU seconds per image at batch 1 (--objective accuracy,latency)
     EPOCHS = "epochs"
     BEST_EPOCH = "best_epoch"  # 1-based epoch of the best validation accuracy
-    SECONDS = "seconds"
+    SECONDS = "seconds"  # training cost; a population member carries its share of the population's time
     SECONDS_PER_EPOCH = "seconds_per_epoch"
     VAL_CURVE = "val_curve"  # validation accuracy per epoch
     VAL_LOSS_CURVE = "val_loss_curve"  # validation loss per epoch (the tie-break of equal accuracies)

@@ -239,8 +239,10 @@ def train_population(members: Sequence[Member], dataset: Dataset, *, epochs: int
     reasons, curves and restored best weights), all in one compiled program; one result per member.
 
     Members must share every value but ``FREE_PARAMS`` (see ``shared_values``). A member's
-    ``seconds`` run from the population's start until it stopped; ``compile_seconds`` is the whole
-    population's compilation, which every member waited for.
+    ``seconds`` is its share of the population's wall time (each stretch split evenly among the
+    members training in it), so the members' seconds add up to what the population cost, as solo
+    trials' seconds add up to a search's; ``compile_seconds`` is the whole population's compilation,
+    which every member waited for.
     """
     import jax
     import jax.numpy as jnp
@@ -270,9 +272,7 @@ def train_population(members: Sequence[Member], dataset: Dataset, *, epochs: int
     smoothings = [float(m.values.get("label_smoothing") or 0.0) for m in members]
     histories: list[dict[str, list[float]]] = [{"val_accuracy": [], "accuracy": [], "val_loss": []} for _ in members]
     last_logs: list[dict[str, float]] = [{} for _ in members]
-    seconds = [0.0 for _ in members]
-
-    start = time.monotonic()
+    meter = _Meter(len(members))
     for callbacks in lists:
         callbacks.on_train_begin()
 
@@ -292,7 +292,7 @@ def train_population(members: Sequence[Member], dataset: Dataset, *, epochs: int
             last_logs[i] = logs
             for key in histories[i]:
                 histories[i][key].append(float(logs.get(key, float("nan"))))
-            seconds[i] = time.monotonic() - start
+        meter.charge(group)
 
     active = list(range(len(members)))
     state: tuple | None = None
@@ -316,6 +316,7 @@ def train_population(members: Sequence[Member], dataset: Dataset, *, epochs: int
                 state = compiled.chunk(len(active), state, hyper, data.x_train, data.y_train, perms,
                                        jnp.int32(first), jnp.int32(count))
                 sums = jax.device_get(state[3])  # waits for the chunk: caps and Ctrl-C act per chunk
+                meter.charge(active)
                 train_logs = [_logs(row) for row in sums]
                 for row, i in enumerate(active):
                     lists[i].on_train_batch_end(first + count - 1, train_logs[row])
@@ -342,6 +343,21 @@ def train_population(members: Sequence[Member], dataset: Dataset, *, epochs: int
     results = []
     for i in range(len(members)):
         lists[i].on_train_end(logs=last_logs[i])  # early stopping restores the best epoch's weights here
-        results.append(runs[i].result(histories[i], seconds[i] or time.monotonic() - start, compiled.seconds))
+        results.append(runs[i].result(histories[i], meter.seconds[i], compiled.seconds))
     return results
+
+
+class _Meter:
+    """Each member's share of the population's wall time: a stretch is split evenly among the
+    members that trained or validated in it."""
+
+    def __init__(self, n: int) -> None:
+        self.seconds = [0.0] * n
+        self.last = time.monotonic()
+
+    def charge(self, group: Sequence[int]) -> None:
+        now = time.monotonic()
+        for i in group:
+            self.seconds[i] += (now - self.last) / len(group)
+        self.last = now
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -52,7 +53,9 @@ def main(data_dir: str, cache_dir: str) -> None:
         model = built(dataset, seed, values_of(lr, wd, ls))
         members.append(Member(model, values_of(lr, wd, ls), order_seed()))
         models.append(model)
+    start = time.monotonic()
     results = train_population(members, dataset, epochs=EPOCHS, patience=EPOCHS, chunk_steps=CHUNK)
+    out["population_wall"] = time.monotonic() - start
     out["population"] = [result(r, m) for r, m in zip(results, models)]
 
     out["solo"] = []

@@ -44,6 +44,14 @@ def test_each_member_trains_to_the_curve_of_its_solo_run(checks: dict) -> None:
     assert len({round(m["val_loss_curve"][-1], 3) for m in checks["population"]}) == len(checks["population"])
 
 
+def test_members_seconds_are_shares_of_the_population_wall_time(checks: dict) -> None:
+    # Summed trial seconds (the progress summary, the dashboard's cost panels) must count a population
+    # once, not once per member: four members training together each carry a quarter of the time.
+    seconds = [m["seconds"] for m in checks["population"]]
+    assert seconds == pytest.approx([seconds[0]] * len(seconds))
+    assert 0.5 * checks["population_wall"] < sum(seconds) <= checks["population_wall"]
+
+
 def test_a_pruned_member_stops_and_the_others_go_on(checks: dict) -> None:
     first, pruned = checks["pruned"]
     assert pruned["stop_reason"] == "pruned" and pruned["epochs_run"] == 1
