@@ -86,7 +86,7 @@ class SearchConfig:
     max_failures: int = setting(5, "consecutive failed trials that stop the search", check="positive")
     dashboard_every: int = setting(5, "regenerate the dashboard after every N finished trials (0: only at "
                                       "the end)", check="non_negative")
-    trial_time_fraction: float = setting(0.25, "most share of --timeout one trial may use", check="share_one")
+    trial_time_fraction: float = setting(0.2, "most share of --timeout one trial may use", check="share_one")
     steps_per_execution: int = setting(4, "train steps per compiled call (1 under PyTorch)", check="positive")
     warm_start: tuple[str, ...] = setting((), "earlier studies whose best configurations (3 distinct each) "
                                               "run first as named points, comma-separated: NAME (read from "

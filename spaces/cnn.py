@@ -98,13 +98,7 @@ _AUGMENT = {"augment": True, "aug_rotation": 10.0, "aug_translate": 0.1, "aug_zo
             "aug_brightness": 0.2, "aug_contrast": 0.2}
 
 POINTS: dict[str, dict[str, Any]] = {
-    # The tutorial's model and training, exactly (928,171 parameters).
-    "tutorial": {
-        **_TUTORIAL_SETUP,
-        "conv_blocks": 1, "convs_per_block": 1, "kernel_size": 3, "padding": "valid", "pooling": "max",
-        "batch_norm": False, "activation": "relu", "filters_0": 32, "dropout_0": 0.5,
-        "head": "flatten", "dense_layers": 1, "units_0": 128, "dense_dropout_0": 0.0,
-    },
+    # Run order: the strong net first (the first good model), then the tutorial's (spaces/combined.py).
     # Hand-tuned VGG-style net: ~97.8% on the real GTSRB test set.
     "strong": {
         "local_contrast": False, "preprocessing": "standardize", "grayscale": False, **_AUGMENT,
@@ -115,5 +109,12 @@ POINTS: dict[str, dict[str, Any]] = {
         "filters_0": 32, "filters_1": 64, "filters_2": 128,
         "dropout_0": 0.0, "dropout_1": 0.0, "dropout_2": 0.0,
         "head": "flatten", "dense_layers": 1, "units_0": 256, "dense_dropout_0": 0.0,
+    },
+    # The tutorial's model and training, exactly (928,171 parameters).
+    "tutorial": {
+        **_TUTORIAL_SETUP,
+        "conv_blocks": 1, "convs_per_block": 1, "kernel_size": 3, "padding": "valid", "pooling": "max",
+        "batch_norm": False, "activation": "relu", "filters_0": 32, "dropout_0": 0.5,
+        "head": "flatten", "dense_layers": 1, "units_0": 128, "dense_dropout_0": 0.0,
     },
 }

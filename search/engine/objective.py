@@ -161,9 +161,14 @@ class Objective:
         extra = list(self.events.trial_callbacks(trial)) if self.events.trial_callbacks else []
         started = time.monotonic()
         base_cap = self.cfg.trial_time_limit
+        # Named points are the study's anchors (the tutorial's models, a known strong model): they
+        # report their curves, which the pruner judges other trials by, but always run to the end,
+        # so a search never ends without knowing how the tutorial's models do. They keep the base
+        # cap (the cosine anneals to it): they run first, and their job is a good model early.
+        anchor = TrialKey.POINT in trial.user_attrs
 
         def earn(epoch: int) -> None:
-            if clock is not None and base_cap is not None and epoch == SCREEN_EPOCH:
+            if clock is not None and base_cap is not None and epoch == SCREEN_EPOCH and not anchor:
                 clock.deadline = earned_deadline(started, time.monotonic(), epoch, self.cfg.epochs, base_cap,
                                                  self.deadline)
 
@@ -174,11 +179,6 @@ class Objective:
                 return False
 
             return [EpochHook(only_earn), *extra]
-        # Named points are the study's anchors (the tutorial's models, a known strong model): they
-        # report their curves, which the pruner judges other trials by, but always run to the end,
-        # so a search never ends without knowing how the tutorial's models do.
-        anchor = TrialKey.POINT in trial.user_attrs
-
         def report(epoch: int, val_accuracy: float) -> bool:
             if math.isfinite(val_accuracy):
                 trial.report(val_accuracy, epoch)

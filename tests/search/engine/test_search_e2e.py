@@ -78,7 +78,7 @@ def test_three_trial_search_writes_everything_and_resumes(tiny_data: Path, tmp_p
     assert "trial" in first.stdout and "Search summary" in first.stdout and "test accuracy" in first.stdout
     study = _study(tmp_path, "e2e")
     points = [t.user_attrs.get("point") for t in study.trials[:3]]
-    assert points == list(spaces.get_space("all").POINTS)[:3]  # the tutorial's points come first
+    assert points == list(spaces.get_space("all").POINTS)[:3]  # the named points run first
     finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
     assert finished == 3
     for t in study.trials:

@@ -5,11 +5,13 @@ import time
 from pathlib import Path
 
 import keras
+import optuna
 import pytest
 
 import spaces
+from search.config import SearchConfig
 from search.data import load_dataset
-from search.engine.objective import CAP_GROWTH, earned_deadline
+from search.engine.objective import CAP_GROWTH, Objective, earned_deadline
 from search.engine.trainer import EpochHook, TrainClock, cosine_horizon, train_model
 from spaces.common import cosine_lr
 
@@ -83,3 +85,24 @@ def test_a_capped_cosine_run_anneals_by_its_deadline(dataset) -> None:  # noqa: 
     # From the second epoch on, each epoch is the schedule's last: the rate falls at once (uncapped,
     # the second of ten epochs would run at 97.6% of the base rate).
     assert seen[1] == pytest.approx(cosine_lr(1e-2, 1, 2)) and seen[2] == pytest.approx(cosine_lr(1e-2, 2, 3))
+
+
+def test_sampled_trials_earn_a_longer_cap_named_points_keep_the_base_cap(dataset, tmp_path: Path) -> None:  # noqa: ANN001
+    # Named points run first: their job is a good model within the first cap, so they earn no more.
+    cfg = SearchConfig(data_dir=tmp_path, timeout=5.0, out=tmp_path, retrain=False, dashboard_every=0)
+    assert cfg.trial_time_limit == pytest.approx(1.0)  # a fifth of --timeout
+    objective = Objective(dataset, spaces.get_space("lenet"), cfg, target=10, deadline=None)
+    study = optuna.create_study(direction="maximize")
+    moved = {}
+    for kind in ("named", "sampled"):
+        trial = study.ask()
+        if kind == "named":
+            trial.set_user_attr("point", "tutorial")
+        clock = TrainClock(time.monotonic() + cfg.trial_time_limit)
+        before = clock.deadline
+        hook = objective.epoch_hooks(trial, clock)[0]
+        time.sleep(0.15)  # the screen's epoch: 10 epochs at this pace want 1.5 s, above the 1 s base cap
+        assert hook.fn(1, 0.9) is False
+        moved[kind] = clock.deadline - before
+    assert moved["named"] == 0.0
+    assert 0.4 < moved["sampled"] <= 1.0  # earned: about 1.5 s from its start, at most twice the base cap
