@@ -18,6 +18,7 @@ just before the search object is created.
   net), then the default sampler, pruner and local search, ``timeout=budget``. Dashboards are off.
 * variants that change one default, to measure what each part is worth: ``optuna-nopoints`` (no
   named points: the search algorithm alone), ``optuna-nolocal`` (``--local-share 0``),
+  ``optuna-nocontinue`` (``--no-continue-cut``: a trial the cap cut short is not trained on),
   ``optuna-hyperband`` (``--pruner hyperband``), ``optuna-gp`` (``--sampler gp``).
 * ``random``, ``hyperband``, ``bayesian``: KerasTuner's RandomSearch, Hyperband (``max_epochs`` =
   ``--epochs``, factor 3, iterating until stopped) and BayesianOptimization (its default
@@ -52,7 +53,8 @@ from benchmarks import _bench, versus_report  # noqa: E402
 # Our search as ``run_search.py search`` runs it (the settings' defaults), and variants that change one
 # setting, to measure what each part is worth.
 OURS = {"optuna": {}, "optuna-nopoints": {"named_points": False}, "optuna-nolocal": {"local_share": 0.0},
-        "optuna-hyperband": {"pruner": "hyperband"}, "optuna-gp": {"sampler": "gp"}}
+        "optuna-hyperband": {"pruner": "hyperband"}, "optuna-gp": {"sampler": "gp"},
+        "optuna-nocontinue": {"continue_cut": False}}
 METHODS = (*OURS, "random", "hyperband", "bayesian")
 DEFAULT_METHODS = "optuna,random,hyperband,bayesian"
 CHECKPOINTS = (0.25, 0.5, 0.75, 1.0)

@@ -87,6 +87,9 @@ class SearchConfig:
     dashboard_every: int = setting(5, "regenerate the dashboard after every N finished trials (0: only at "
                                       "the end)", check="non_negative")
     trial_time_fraction: float = setting(0.2, "most share of --timeout one trial may use", check="share_one")
+    continue_cut: bool = setting(True, "when the per-trial time cap cuts the best trial so far short of its "
+                                       "epochs, the next trial trains it on from its weights for the epochs it "
+                                       "had left", flag="--no-continue-cut")
     steps_per_execution: int = setting(4, "train steps per compiled call (1 under PyTorch)", check="positive")
     warm_start: tuple[str, ...] = setting((), "earlier studies whose best configurations (3 distinct each) "
                                               "run first as named points, comma-separated: NAME (read from "

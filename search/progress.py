@@ -73,7 +73,10 @@ class Progress:
         """A live epoch line for every trial (``SearchEvents.trial_callbacks``)."""
         from .epoch_progress import EpochProgress  # Keras: imported only where training happens
 
-        return [EpochProgress(f"trial {trial.number}", self.epochs or 1, stream=self.stream)] if self.epochs else []
+        if not self.epochs:
+            return []
+        left = self.epochs - int(trial.user_attrs.get(TrialKey.RESUMED_EPOCHS, 0))  # a continuation's
+        return [EpochProgress(f"trial {trial.number}", max(left, 1), stream=self.stream)]
 
     def say(self, text: str) -> None:
         print(text, file=self.stream, flush=True)

@@ -27,6 +27,8 @@ class TrialKey:
 
     POINT = "point"  # name of the space's named point the trial evaluated (the tutorial's CNN...)
     NEAR = "near"  # number of the trial a local-search neighbour started from
+    CONTINUES = "continues"  # number of the time-capped trial whose weights this one trained on from
+    RESUMED_EPOCHS = "resumed_epochs"  # epochs those weights had been trained for (a continuation's)
     REQUEUED_FROM = "requeued_from"  # an interrupted trial whose configuration this one re-runs
     RETRY_OF = "retry_of"  # a dead worker's trial whose configuration this one re-runs
     WORKER = "worker"  # "host:pid" of the process that ran it
@@ -221,10 +223,14 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
 
 def origin_of(user_attrs: dict) -> str | None:
     """Where a trial's configuration came from: a named point, "near #N" for a local-search
-    neighbour of trial N, or None for the sampler's own pick."""
+    neighbour of trial N, "continues #N" for trial N trained on from its weights, or None for the
+    sampler's own pick."""
     point = user_attrs.get(TrialKey.POINT)
     if point not in (None, ""):
         return str(point)
+    parent = user_attrs.get(TrialKey.CONTINUES)
+    if parent is not None:
+        return f"continues #{parent}"
     near = user_attrs.get(TrialKey.NEAR)
     return f"near #{near}" if near is not None else None
 

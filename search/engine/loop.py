@@ -23,11 +23,12 @@ from ..data.sanity import sanity_report
 from ..errors import UserError
 from ..schema import FINISHED, RunFile, TrialKey, count_states, redact, write_json
 from .compiled import resolve_engine
+from .continuation import run_continuation
 from .events import SearchEvents
 from .interrupt import deferred_interrupts
-from .objective import Objective, TrialFailed
+from .objective import Objective
 from .population import resolve_population
-from .population_trials import note_crash, population_size, requeue, run_population
+from .population_trials import population_size, run_population
 from .study import (
     check_user_space,
     fail_dead_local_trials,
@@ -37,6 +38,7 @@ from .study import (
     settle_target,
     stored_target,
 )
+from .telling import TrialFailed, note_crash, requeue
 
 POLL_SECONDS = 2.0
 
@@ -122,8 +124,12 @@ def run_search(cfg: SearchConfig, *, dataset: Dataset | None = None,
                 continue
             size = population_size(population, target - finished - counts[TrialState.RUNNING],
                                    counts[TrialState.WAITING])
-            trials = (run_population(study, objective, errors_log, size) if size > 1
-                      else [_run_one(study, objective, errors_log)])
+            if objective.cut is not None:  # the best trial so far, cut short by the time cap: on from its weights
+                trials = [run_continuation(study, objective, errors_log)]
+            elif size > 1:
+                trials = run_population(study, objective, errors_log, size)
+            else:
+                trials = [_run_one(study, objective, errors_log)]
             for trial in trials:
                 if trial is None or trial.user_attrs.get(TrialKey.SURPLUS):
                     continue

@@ -21,12 +21,14 @@ from ..config import SearchConfig
 from ..data import Dataset
 from ..sampling.screen import SCREEN_EPOCH
 from ..schema import FINISHED, TrialKey
+from .continuation import CutTrial, best_complete_value, restart_values, worth_continuing
 from .events import SearchEvents
 from .hp_adapter import OptunaHyperParameters
 from .latency import latency_per_image
 from .robustness import robust_accuracy
 from .session import fresh_session
 from .study import worker_id
+from .telling import TrialFailed
 from .trainer import EpochHook, TrainClock, TrainResult, count_params, train_model
 
 # A model still at chance level after this many epochs has diverged or cannot learn at its settings
@@ -70,10 +72,8 @@ class BuiltTrial:
     params: int
     clock: TrainClock
     hooks: list[keras.callbacks.Callback]
-
-
-class TrialFailed(Exception):
-    """A trial that cannot produce a score (NaN loss, build error); the search goes on."""
+    epochs: int  # the most this run trains: the search's --epochs, or what a continuation has left
+    resumed: CutTrial | None = None  # the cut trial whose weights this run starts from
 
 
 class Objective:
@@ -85,6 +85,10 @@ class Objective:
         self.target, self.deadline = target, deadline
         self.events = events or SearchEvents()
         self.chance = majority_share(dataset.valid.labels)
+        # The best trial so far that the time cap cut short (the loop runs its continuation next),
+        # and the one whose weights the running trial starts from (continuation.run_continuation).
+        self.cut: CutTrial | None = None
+        self.resuming: CutTrial | None = None
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         fresh_session()
@@ -93,7 +97,8 @@ class Objective:
 
     def train(self, built: BuiltTrial) -> TrainResult:
         """Train one built trial alone, with the search's settings."""
-        return train_model(built.model, self.dataset, built.values, epochs=self.cfg.epochs,
+        values = restart_values(built.values) if built.resumed else built.values
+        return train_model(built.model, self.dataset, values, epochs=built.epochs,
                            patience=self.cfg.patience, deadline=built.clock, hooks=built.hooks,
                            steps_per_execution=self.cfg.steps_per_execution, engine=self.cfg.engine)
 
@@ -114,8 +119,19 @@ class Objective:
         params = count_params(model)
         trial.set_user_attr(TrialKey.FAMILY, self.space.family_of(hp.values))
         trial.set_user_attr(TrialKey.PARAMS, params)
+        resumed = self._resumed_weights(trial, model)
+        done = resumed.epochs_done if resumed else 0
         clock = TrainClock(self._trial_deadline())
-        return BuiltTrial(model, dict(hp.values), params, clock, self.epoch_hooks(trial, clock))
+        return BuiltTrial(model, dict(hp.values), params, clock, self.epoch_hooks(trial, clock, done),
+                          epochs=self.cfg.epochs - done, resumed=resumed)
+
+    def _resumed_weights(self, trial: optuna.Trial, model: keras.Model) -> CutTrial | None:
+        """Load the cut trial's weights into a continuation's freshly built model."""
+        cut = self.resuming
+        if cut is None or trial.user_attrs.get(TrialKey.CONTINUES) != cut.number:
+            return None
+        model.set_weights(cut.weights)
+        return cut
 
     def finish(self, trial: optuna.Trial, built: BuiltTrial, result: TrainResult) -> float | tuple[float, float]:
         """Record the training's outcome on the trial and return its value; raises ``TrialFailed``
@@ -144,7 +160,21 @@ class Objective:
             raise optuna.TrialPruned(f"pruned after epoch {result.epochs_run}")
         if self.cfg.multi_objective:
             return result.best_val_accuracy, self._second_objective(trial, model, built.params)
+        self._keep_if_cut(trial, built, result)
         return result.best_val_accuracy
+
+    def _keep_if_cut(self, trial: optuna.Trial, built: BuiltTrial, result: TrainResult) -> None:
+        """Keep the weights of the best trial so far when the time cap cut it short of its epochs:
+        the loop trains it on next (``continuation.run_continuation``)."""
+        if not self.cfg.continue_cut:
+            return
+        epochs_done = (built.resumed.epochs_done if built.resumed else 0) + result.epochs_run
+        seconds_per_epoch = result.seconds / max(result.epochs_run, 1)
+        seconds_left = None if self.deadline is None else self.deadline - time.monotonic()
+        if worth_continuing(result.stop_reason, result.best_val_accuracy, epochs_done, self.cfg.epochs,
+                            best_complete_value(trial.study), seconds_left, seconds_per_epoch):
+            self.cut = CutTrial(trial.number, dict(trial.params), dict(trial.distributions),
+                                built.model.get_weights(), epochs_done, seconds_per_epoch)
 
     def _second_objective(self, trial: optuna.Trial, model: keras.Model, params: int) -> float:
         """Model size in weights, or measured CPU seconds per image at batch 1."""
@@ -154,10 +184,12 @@ class Objective:
             return seconds
         return float(params)
 
-    def epoch_hooks(self, trial: optuna.Trial, clock: TrainClock | None = None) -> list[keras.callbacks.Callback]:
+    def epoch_hooks(self, trial: optuna.Trial, clock: TrainClock | None = None,
+                    epochs_done: int = 0) -> list[keras.callbacks.Callback]:
         """The callbacks that judge ``trial`` after each epoch (pruning, the no-learning guard,
         the longer cap a trial earns by passing the first epoch), then the caller's own
-        (``SearchEvents.trial_callbacks``: progress, probes)."""
+        (``SearchEvents.trial_callbacks``: progress, probes). A continuation reports its epochs
+        after the ``epochs_done`` its weights were trained for."""
         extra = list(self.events.trial_callbacks(trial)) if self.events.trial_callbacks else []
         started = time.monotonic()
         base_cap = self.cfg.trial_time_limit
@@ -165,7 +197,8 @@ class Objective:
         # report their curves, which the pruner judges other trials by, but always run to the end,
         # so a search never ends without knowing how the tutorial's models do. They keep the base
         # cap (the cosine anneals to it): they run first, and their job is a good model early.
-        anchor = TrialKey.POINT in trial.user_attrs
+        # A continuation is judged like its parent, which already passed the screen.
+        anchor = TrialKey.POINT in trial.user_attrs or TrialKey.CONTINUES in trial.user_attrs
 
         def earn(epoch: int) -> None:
             if clock is not None and base_cap is not None and epoch == SCREEN_EPOCH and not anchor:
@@ -181,7 +214,7 @@ class Objective:
             return [EpochHook(only_earn), *extra]
         def report(epoch: int, val_accuracy: float) -> bool:
             if math.isfinite(val_accuracy):
-                trial.report(val_accuracy, epoch)
+                trial.report(val_accuracy, epochs_done + epoch)
             if not anchor:
                 if stalled(epoch, val_accuracy, self.chance, self.cfg.epochs):
                     trial.set_user_attr(TrialKey.STOP_REASON, "no_learning")

@@ -12,7 +12,6 @@ trial asked here that does not share the first one's values trains alone after t
 from __future__ import annotations
 
 import contextlib
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,9 +21,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..schema import TrialKey
 from .compiled import order_seed
-from .objective import BuiltTrial, Objective, TrialFailed
+from .objective import BuiltTrial, Objective
 from .population import FREE_PARAMS, Member, shared_values, train_population
 from .session import fresh_session
+from .telling import Told, note_crash, requeue
 
 
 def population_size(requested: int, remaining: int, waiting: int) -> int:
@@ -33,54 +33,11 @@ def population_size(requested: int, remaining: int, waiting: int) -> int:
     return 1 if waiting else max(1, min(requested, remaining))
 
 
-def note_crash(trial: optuna.Trial, exc: BaseException, errors_log: Path) -> None:
-    """Record an unexpected error on the trial and its traceback in the run's error log."""
-    trial.set_user_attr(TrialKey.FAIL_REASON, f"{type(exc).__name__}: {str(exc).strip()[:300]}")
-    trial.set_user_attr(TrialKey.STOP_REASON, "error")
-    with open(errors_log, "a") as fh:
-        fh.write(f"--- trial {trial.number} {trial.params}\n{traceback.format_exc()}\n")
-
-
-def requeue(study: optuna.Study, trial: optuna.Trial) -> None:
-    """An interrupted configuration is run again first when the study resumes."""
-    attrs = {TrialKey.REQUEUED_FROM: trial.number}
-    for key in (TrialKey.POINT, TrialKey.NEAR):  # where the configuration came from
-        if key in trial.user_attrs:
-            attrs[key] = trial.user_attrs[key]
-    study.enqueue_trial(dict(trial.params), user_attrs=attrs)
-
-
-class _Told:
-    """The population's trials and which of them the study has been told about."""
-
-    def __init__(self, study: optuna.Study, errors_log: Path) -> None:
-        self.study, self.errors_log = study, errors_log
-        self.open: list[optuna.Trial] = []
-        self.done: list[FrozenTrial] = []
-
-    def settle(self, trial: optuna.Trial, work: Callable[[], object]) -> object | None:
-        """Run ``work`` for ``trial``; a failure or pruning is told at once (``None`` returned)."""
-        try:
-            return work()
-        except optuna.TrialPruned:
-            self.tell(trial, state=TrialState.PRUNED)
-        except TrialFailed:
-            self.tell(trial, state=TrialState.FAIL)
-        except Exception as exc:  # noqa: BLE001 - one trial's crash must not end the search
-            note_crash(trial, exc, self.errors_log)
-            self.tell(trial, state=TrialState.FAIL)
-        return None
-
-    def tell(self, trial: optuna.Trial, value: object = None, state: TrialState | None = None) -> None:
-        self.open.remove(trial)
-        self.done.append(self.study.tell(trial, value, state=state))  # type: ignore[arg-type]
-
-
 def run_population(study: optuna.Study, objective: Objective, errors_log: Path, size: int) -> list[FrozenTrial]:
     """Ask ``size`` trials sharing one architecture, train them in one program and tell each its
     result; returns the finished trials (failed ones included) in the order they were told."""
     fresh_session()
-    told = _Told(study, errors_log)
+    told = Told(study, errors_log)
     with contextlib.ExitStack() as heartbeats:
 
         def ask() -> optuna.Trial:
@@ -105,7 +62,7 @@ def run_population(study: optuna.Study, objective: Objective, errors_log: Path, 
     return told.done
 
 
-def _train(study: optuna.Study, objective: Objective, told: _Told, ask: Callable[[], optuna.Trial],
+def _train(study: optuna.Study, objective: Objective, told: Told, ask: Callable[[], optuna.Trial],
            size: int) -> None:
     members: list[tuple[optuna.Trial, BuiltTrial, int]] = []
     strays: list[tuple[optuna.Trial, BuiltTrial]] = []

@@ -22,7 +22,7 @@ def _not_defaults(data_dir: Path, out: Path) -> SearchConfig:
         pruner="sha", seed=11, objectives=("accuracy", "params"), named_points=False, retrain=False,
         final_data="train+valid", final_candidates=1, export=("savedmodel",), n_classes=12,
         valid_fraction=0.3, workers=3, precision="mixed_bfloat16", heartbeat=7.0,
-        max_failures=2, dashboard_every=0, trial_time_fraction=0.5, steps_per_execution=2,
+        max_failures=2, dashboard_every=0, trial_time_fraction=0.5, continue_cut=False, steps_per_execution=2,
         warm_start=("src",), tie_break="robust", engine="fit", population=3,
         command="python run_search.py search --made-up")
 

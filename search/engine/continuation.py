@@ -1,0 +1,112 @@
+"""Train on the best trial that the per-trial time cap cut short, from its weights, as the next trial.
+
+A cap sized before anything is known about a configuration cuts a good one at 5-7 of its 10
+epochs (the ``strong`` point at ``--timeout 600``, whose cosine anneals to the cap: a good model
+early, not yet its best). Training that configuration again from scratch would pay for those
+epochs twice. The continuation loads the cut model's weights, trains the epochs it had left on a
+new cosine from a lower peak (a warm restart, as in SGDR), and is otherwise an ordinary trial
+with the same parameters: the best-so-far, the dashboards and the final retrain need nothing new.
+It runs at once, ahead of queued trials, because its job is the best model early.
+
+The weights stay in this process's memory (``Objective.cut``), so the process that trained the
+cut trial runs its continuation; one interrupted by Ctrl-C is requeued as its configuration and,
+on resume, trains from scratch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.storages._heartbeat import get_heartbeat_thread  # what study.optimize wraps a trial in
+from optuna.trial import FrozenTrial, TrialState
+
+from ..schema import TrialKey
+from .telling import Told, requeue
+
+if TYPE_CHECKING:
+    from .objective import Objective
+
+# The continuation's cosine starts at this share of the configuration's learning rate: the cut
+# model already sits at a good solution, and a full-height restart would first undo part of it.
+RESTART_LR_SCALE = 0.5
+# A continuation starts only with time for this many of the parent's epochs before the search ends.
+MIN_EPOCHS_LEFT_IN_BUDGET = 2.0
+
+
+@dataclass
+class CutTrial:
+    """A trial the time cap stopped with epochs left, and what continuing it needs."""
+
+    number: int
+    params: dict[str, Any]
+    distributions: dict[str, BaseDistribution]
+    weights: list[np.ndarray]
+    epochs_done: int  # epochs these weights were trained for, over the trial and its own parents
+    seconds_per_epoch: float
+
+
+def worth_continuing(stop_reason: str, value: float, epochs_done: int, max_epochs: int,
+                     best_so_far: float | None, seconds_left: float | None, seconds_per_epoch: float) -> bool:
+    """True for a trial cut by the time cap with epochs left that is the best so far (ties
+    included), when the search still has time for a few of its epochs."""
+    if stop_reason != "time_cap" or epochs_done >= max_epochs:
+        return False
+    if best_so_far is not None and value < best_so_far:
+        return False
+    return seconds_left is None or seconds_left >= MIN_EPOCHS_LEFT_IN_BUDGET * seconds_per_epoch
+
+
+def best_complete_value(study: optuna.Study) -> float | None:
+    """The highest value of the study's complete trials (single objective), or None."""
+    values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+              if t.value is not None]
+    return max(values) if values else None
+
+
+def restart_values(values: dict[str, Any]) -> dict[str, Any]:
+    """The training values of a continuation: the same, with the cosine's peak lowered."""
+    if "learning_rate" not in values:
+        return dict(values)
+    return {**values, "learning_rate": float(values["learning_rate"]) * RESTART_LR_SCALE}
+
+
+def start_continuation(study: optuna.Study, cut: CutTrial) -> optuna.Trial:
+    """A new running trial with the cut trial's parameters, created directly in storage so that it
+    runs now rather than behind the trials already queued (``study.ask`` would pop those first).
+    Its parameters are marked fixed, as an enqueued trial's are, so no sampler plans around it."""
+    template = optuna.trial.create_trial(state=TrialState.RUNNING, params=cut.params,
+                                         distributions=cut.distributions,
+                                         user_attrs={TrialKey.CONTINUES: cut.number,
+                                                     TrialKey.RESUMED_EPOCHS: cut.epochs_done},
+                                         system_attrs={"fixed_params": cut.params})
+    trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)
+    return optuna.Trial(study, trial_id)
+
+
+def run_continuation(study: optuna.Study, objective: Objective, errors_log: Path) -> FrozenTrial:
+    """Run the continuation of ``objective.cut`` with Optuna's heartbeat and tell its result; a
+    failure stays inside the trial, Ctrl-C requeues its configuration (from scratch) and leaves."""
+    cut, objective.cut = objective.cut, None
+    assert cut is not None, "run_continuation needs a cut trial"
+    trial = start_continuation(study, cut)
+    told = Told(study, errors_log)
+    told.open.append(trial)
+    objective.resuming = cut
+    try:
+        with get_heartbeat_thread(trial._trial_id, study._storage):
+            value = told.settle(trial, lambda: objective(trial))
+            if value is not None:
+                told.tell(trial, value)
+    except KeyboardInterrupt:
+        trial.set_user_attr(TrialKey.FAIL_REASON, "interrupted (Ctrl-C)")
+        trial.set_user_attr(TrialKey.STOP_REASON, "interrupted")
+        requeue(study, trial)
+        told.tell(trial, state=TrialState.FAIL)
+        raise
+    finally:
+        objective.resuming = None
+    return told.done[0]
