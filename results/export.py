@@ -63,6 +63,12 @@ def best_config(study: optuna.Study, run_dir: Path | None) -> dict[str, Any]:
     }
     if trial.user_attrs.get(TrialKey.BEST_EPOCH) is not None:
         cfg["best_epoch"] = trial.user_attrs[TrialKey.BEST_EPOCH]
+    resumed = trial.user_attrs.get(TrialKey.RESUMED_EPOCHS)
+    if resumed:  # a continuation: epochs counted from the start of the weights' training
+        cfg["continues"] = trial.user_attrs.get(TrialKey.CONTINUES)
+        for key in ("epochs", "best_epoch"):
+            if cfg.get(key) is not None:
+                cfg[key] += resumed
     if is_multi_objective(study):
         cfg["objectives"] = dict(zip(objective_names(study), trial.values))
     point = point_of(trial)

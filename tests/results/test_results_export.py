@@ -28,6 +28,15 @@ def test_best_config_from_best_trial(tmp_path: Path) -> None:
     assert cfg["val_accuracy"] == max(t.values[0] for t in study.trials if t.values)
 
 
+def test_a_continuations_epochs_count_from_the_start_of_its_weights_training() -> None:
+    study = fk.new_study(["maximize"])
+    fk.add_trial(study, curve=[0.90, 0.93], attrs={"stop_reason": "time_cap"})
+    fk.add_trial(study, curve=[0.95, 0.97, 0.96], attrs={"continues": 0, "resumed_epochs": 2})
+    cfg = best_config(study, None)
+    assert cfg["trial_number"] == 1 and cfg["continues"] == 0
+    assert cfg["epochs"] == 5 and cfg["best_epoch"] == 4  # 2 + 3 epochs; its second is the fourth
+
+
 def test_best_config_prefers_run_file(tmp_path: Path) -> None:
     fk.write_run_files(tmp_path)
     cfg = best_config(fk.full_study(), tmp_path)
