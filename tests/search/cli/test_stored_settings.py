@@ -80,6 +80,8 @@ def test_join_refuses_a_study_that_does_not_exist(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_join_adds_trials_to_a_running_postgres_study_with_its_settings(tiny_data: Path, tmp_path: Path) -> None:
     name = f"join-{uuid.uuid4().hex[:8]}"
+    # One storage for all the polls, opened before the search starts: no race to create the tables.
+    storage = optuna.storages.RDBStorage(PG_URL)
     first = subprocess.Popen([*RUN, "search", "--data-dir", str(tiny_data), "--space", "lenet", "--trials", "5",
                               "--epochs", "1", "--pruner", "none", "--study", name, "--storage", PG_URL,
                               "--out", str(tmp_path), "--no-retrain", "--heartbeat", "1",
@@ -90,7 +92,7 @@ def test_join_adds_trials_to_a_running_postgres_study_with_its_settings(tiny_dat
     while time.monotonic() < deadline:  # join once the study is running
         time.sleep(0.5)
         try:
-            study = optuna.load_study(study_name=name, storage=PG_URL)
+            study = optuna.load_study(study_name=name, storage=storage)
         except KeyError:
             continue
         if StudyKey.CONFIG in study.user_attrs and _finished(study):

@@ -13,6 +13,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 from support.postgres import PG_URL, needs_pg
+from support.study_db import finished_workers
 
 from search.schema import FINISHED
 
@@ -131,11 +132,7 @@ def test_workers_flag_on_sqlite_stops_on_ctrl_c_and_resumes(tiny_data: Path, tmp
     workers: set[str] = set()
     while time.monotonic() < deadline and len(workers) < 2 and parent.poll() is None:
         time.sleep(0.5)
-        try:
-            study = optuna.load_study(study_name="local2", storage=storage) if db.exists() else None
-        except KeyError:
-            study = None
-        workers = {t.user_attrs.get("worker") for t in _finished(study)} if study else set()
+        workers = finished_workers(db)  # read-only: a load_study here raced the parent's table set-up
     parent.send_signal(signal.SIGINT)  # as a terminal's Ctrl-C would, to the parent only
     parent.wait(timeout=120)
     first = (tmp_path / "first.log").read_text()

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
+from support.study_db import finished_count
 
 import spaces
 from search.config import SearchConfig
@@ -257,15 +257,7 @@ def _wait_for(predicate, timeout: float = 240) -> None:  # noqa: ANN001
 
 
 def _finished(out: Path, name: str) -> int:
-    """Finished trials, read with plain read-only SQL so that polling never locks the worker out."""
-    db = out / name / "study.db"
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
-            return conn.execute("SELECT COUNT(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')").fetchone()[0]
-    except sqlite3.Error:
-        return 0
+    return finished_count(out / name / "study.db")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
