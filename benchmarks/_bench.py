@@ -32,7 +32,7 @@ EXIT_NO_DATA = 2
 
 
 def setup_env() -> None:
-    """The environment ``run_search.py`` gives itself (search/cli.py ``_quiet_backends``)."""
+    """The environment ``run_search.py`` gives itself (``search/cli/backend.py`` ``quiet_backends``)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")

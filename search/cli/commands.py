@@ -15,9 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..config import DEFAULT_OUT, SearchConfig
+from ..data.prepare import prepare_data
 from ..errors import UserError
 from ..progress import Progress, format_duration
 from ..schema import best_trial, count_finished, redact, sqlite_url, write_text
+from .backend import start_backend
 from .parser import given_settings
 from .reporting import print_summary, search_events, write_dashboard_safely
 from .settings import resolve
@@ -30,12 +32,6 @@ DEFAULT_SEARCH = {"space": "all", "trials": 40, "timeout": 300.0, "epochs": 6, "
 EXIT_INTERRUPTED = 130
 
 
-def _set_precision(policy: str) -> None:
-    import keras
-
-    keras.mixed_precision.set_global_policy(policy)
-
-
 def search(args: argparse.Namespace, command: str) -> int:
     """Search (or resume), then retrain the best configuration, score it on test and report."""
     started = time.monotonic()
@@ -46,11 +42,12 @@ def search(args: argparse.Namespace, command: str) -> int:
 
 def run_job(cfg: SearchConfig, progress: Progress, started: float) -> int:
     """The whole job within ``--timeout`` from ``started``: the search stops early enough to pay
-    for the final stage (``final/budget.py``)."""
+    for the final stage (``final/budget.py``). The data is checked before the backend starts."""
+    dataset = prepare_data(cfg, progress.say)
+    start_backend(cfg.precision)
     from ..engine.loop import run_search
     from ..final.budget import reserve_seconds
 
-    _set_precision(cfg.precision)
     progress.target, progress.timeout, progress.epochs = cfg.trials, cfg.timeout, cfg.epochs
     progress.start = started
     start = time.monotonic()
@@ -62,9 +59,9 @@ def run_job(cfg: SearchConfig, progress: Progress, started: float) -> int:
     if cfg.workers > 1:
         from ..engine.workers import run_workers
 
-        outcome = run_workers(cfg, worker_launcher(cfg, started), events)
+        outcome = run_workers(cfg, worker_launcher(cfg, started), events, dataset=dataset)
     else:
-        outcome = run_search(cfg, events=events, started=started, reserve=reserve)
+        outcome = run_search(cfg, dataset=dataset, events=events, started=started, reserve=reserve)
     print_summary(outcome.study, progress)
     best = best_trial(outcome.study)
     progress.say(f"best trial: #{best.number} val_acc {best.values[0]:.4f}" if best else "best trial: none completed")
@@ -117,7 +114,6 @@ def default_job(argv: Sequence[str]) -> int:
 
 def join(args: argparse.Namespace, command: str) -> int:
     """One more worker on a study, with the study's settings; never past the study's target."""
-    from ..engine.loop import run_search
     from ..engine.study import stored_target, worker_id
 
     progress = Progress(0)
@@ -129,10 +125,14 @@ def join(args: argparse.Namespace, command: str) -> int:
                      "finished): nothing to do")
         return 0
     cfg = cfg.with_overrides({"retrain": False, "dashboard_every": 0, "workers": 1})[0]
-    _set_precision(cfg.precision)
+    dataset = prepare_data(cfg, progress.say)
+    start_backend(cfg.precision)
+    from ..engine.loop import run_search
+
     progress.target, progress.timeout = target, cfg.timeout
     index = 1 + zlib.crc32(worker_id().encode()) % 9973  # a sampler seed of its own
-    outcome = run_search(cfg, events=search_events(cfg, progress), worker_index=index, extend=False)
+    outcome = run_search(cfg, dataset=dataset, events=search_events(cfg, progress), worker_index=index,
+                         extend=False)
     progress.say(f"worker stopped ({outcome.stop_reason}): {outcome.finished} of {target} trials finished")
     return 0
 
@@ -140,7 +140,6 @@ def join(args: argparse.Namespace, command: str) -> int:
 def retrain(args: argparse.Namespace, command: str) -> int:
     """The final stage again, with the study's stored settings (and the data split they made)."""
     from ..data import load_dataset
-    from ..final import retrain_best
     from ..schema import StudyKey
 
     given = given_settings(args)
@@ -149,11 +148,13 @@ def retrain(args: argparse.Namespace, command: str) -> int:
     progress = Progress(0)
     cfg, study = resolve(given, command, progress.say, store=False, must_exist=True)
     assert study is not None
-    _set_precision(cfg.precision)
     dataset = load_dataset(cfg.data_dir, n_classes=cfg.n_classes, valid_fraction=cfg.valid_fraction, seed=cfg.seed)
     stored_hash = study.user_attrs.get(StudyKey.DATA_HASH)
     if stored_hash and stored_hash != dataset.content_hash:
         raise UserError(f"data in {cfg.data_dir} differs from the data study {cfg.study_name!r} was searched on")
+    start_backend(cfg.precision)
+    from ..final import retrain_best
+
     retrain_best(study, dataset, cfg, progress)
     write_dashboard_safely(study, cfg.run_dir, progress)
     return 0
@@ -212,6 +213,7 @@ def dashboard(args: argparse.Namespace, command: str) -> int:
 
 
 def spaces(args: argparse.Namespace, command: str) -> int:
+    start_backend()
     import spaces as space_registry
 
     for name in space_registry.SPACES:
@@ -222,11 +224,6 @@ def spaces(args: argparse.Namespace, command: str) -> int:
 
 def export_model(args: argparse.Namespace, command: str) -> int:
     """One deployable artifact of ``best_model.keras``, scored on ``test.p`` in its own runtime."""
-    import spaces  # noqa: F401  (registers the custom layers of the .keras file)
-
-    from ..data import find_split_file, load_split
-    from ..final.deploy import export_and_score
-    from ..final.export import representative_images
     from ..schema import RunFile
 
     run_dir = _out(args) / args.study
@@ -237,6 +234,13 @@ def export_model(args: argparse.Namespace, command: str) -> int:
     if args.quantize and args.format != "tflite":
         raise UserError(f"--quantize applies to --format tflite only, not {args.format}")
     data_dir = Path(args.data_dir or SearchConfig.from_study_attrs(_open(args).user_attrs).data_dir)
+    start_backend()
+    import spaces  # noqa: F401  (registers the custom layers of the .keras file)
+
+    from ..data import find_split_file, load_split
+    from ..final.deploy import export_and_score
+    from ..final.export import representative_images
+
     rep = representative_images(data_dir) if args.quantize == "int8" else None
     test_path = find_split_file(data_dir, "test") if data_dir.is_dir() else None
     if test_path is None:

@@ -4,64 +4,26 @@ With no command it runs the embedded default: generate the built-in synthetic tr
 search the combined space for about five minutes on two CPU cores, retrain the best model, score it
 on the synthetic test split and write the dashboard.
 
-Heavy imports (Keras, Optuna) happen inside the commands so that ``--help`` and argument errors
+Heavy imports happen inside the commands, and the Keras backend starts only once a command's
+settings and data are checked (``backend.py``), so ``--help``, argument errors and bad data files
 answer at once.
 """
 from __future__ import annotations
 
-import logging
-import os
 import shlex
 import signal
 import sys
-import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from ..errors import UserError
+from .backend import quiet_backends
 from .parser import EXIT_USAGE, build_parser
 
 EXIT_INTERRUPTED = 130
-# Commands that only read a study (results/ needs neither Keras nor a backend): they answer at once,
-# without the seconds a backend takes to start.
-NO_KERAS = ("data", "export", "studies", "dashboard")
 
 
 def command_line(argv: Sequence[str]) -> str:
     return "python run_search.py " + shlex.join(argv) if argv else "python run_search.py"
-
-
-def _quiet_backends() -> None:
-    """Keep the terminal for our own progress lines: backend chatter goes, errors still raise."""
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    # JAX's persistent compilation cache: a repeated architecture (a resumed study, another worker, the
-    # final retrain of a searched model) loads its compiled program instead of compiling it again.
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path.home() / ".cache" / "gtsrb-search" / "jax"))
-
-
-def _import_backend_quietly() -> None:
-    """Import Keras and touch a device with file descriptor 2 pointed at /dev/null.
-
-    TensorFlow's C++ start-up writes log lines (CUDA probing, absl notices) straight to fd 2, past
-    every Python logging setting; they would bury the one-line errors and progress this tool
-    prints. Python-level import errors still raise and are reported after stderr is restored.
-    """
-    if "keras" in sys.modules:
-        return
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import keras
-
-        keras.ops.convert_to_numpy(keras.ops.zeros((1,)))
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def _sigterm_as_interrupt(signum: int, frame: object) -> None:
@@ -81,18 +43,16 @@ def run_guarded(work: Callable[[], int], resume: str | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
-def prepare_process(*, keras_needed: bool) -> None:
-    """Quiet backends, SIGTERM as Ctrl-C, and Keras imported with its start-up chatter hidden."""
-    _quiet_backends()
+def prepare_process() -> None:
+    """Quiet backends before any of them starts, and SIGTERM (a scheduler's stop) as Ctrl-C."""
+    quiet_backends()
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    if keras_needed:
-        _import_backend_quietly()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(__doc__.split("\n\n")[0]).parse_args(argv)
-    prepare_process(keras_needed=args.verb not in NO_KERAS)
+    prepare_process()
     command = command_line(argv)
     if args.verb is None:
         from .commands import default_job

@@ -16,6 +16,7 @@ import optuna
 from ..config import DEFAULT_OUT, SearchConfig, default_study_name
 from ..errors import UserError
 from ..schema import StudyKey
+from .backend import start_backend
 
 
 def _locate(given: dict[str, Any]) -> tuple[str, str | None, Path]:
@@ -54,6 +55,7 @@ def resolve(given: dict[str, Any], command: str, say: Callable[[str], None], *, 
             old, new = changes[fixed]
             raise UserError(f"study {name!r} was made with {fixed} {old!r}, not {new!r}; pick another --study name")
     if "warm_start" in changes:  # a source that cannot be read must not become a stored setting
+        start_backend()  # reading a source builds its space's values: Keras
         from ..engine.warm_start import read_new
 
         read_new(cfg, study.user_attrs.get(StudyKey.WARM_STARTED, []))

@@ -15,15 +15,16 @@ from .main import prepare_process, run_guarded
 
 def main(argv: list[str]) -> int:
     from ..config import SearchConfig
-    from ..engine.loop import run_search
-    from ..final.budget import reserve_seconds
     from ..progress import Progress
-    from .commands import _set_precision
+    from .backend import start_backend
 
     cfg = SearchConfig.from_json(json.loads(argv[0]))
     index = int(argv[1])
     final_stage = dataclasses.replace(cfg, retrain=True) if argv[2:] == ["reserve"] else None
-    _set_precision(cfg.precision)
+    start_backend(cfg.precision)
+    from ..engine.loop import run_search
+    from ..final.budget import reserve_seconds
+
     progress = Progress(cfg.trials, timeout=cfg.timeout, epochs=cfg.epochs)
 
     def reserve(study) -> float:  # noqa: ANN001 - the parent's final stage runs after the workers
@@ -34,5 +35,5 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    prepare_process(keras_needed=True)
+    prepare_process()
     raise SystemExit(run_guarded(lambda: main(sys.argv[1:])))

@@ -17,11 +17,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..config import SearchConfig
-from ..data import Dataset, load_dataset
-from ..data.overview import data_overview, save_overview
-from ..data.sanity import sanity_report
+from ..data import Dataset
+from ..data.prepare import prepare_data
 from ..errors import UserError
-from ..schema import FINISHED, RunFile, TrialKey, count_states, redact, write_json
+from ..schema import FINISHED, RunFile, TrialKey, count_states, redact
 from .compiled import resolve_engine
 from .continuation import run_continuation
 from .events import SearchEvents
@@ -53,20 +52,6 @@ class SearchOutcome:
 
 class SearchStopped(UserError):
     """Too many consecutive failures: something is wrong with the space, the data or the machine."""
-
-
-def prepare_data(cfg: SearchConfig, say: Callable[[str], None]) -> Dataset:
-    """Load and check the data once for the process; the report is printed and saved with the run."""
-    dataset = load_dataset(cfg.data_dir, n_classes=cfg.n_classes, valid_fraction=cfg.valid_fraction,
-                           seed=cfg.seed)
-    report = sanity_report(dataset)
-    say(report.text())
-    cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(cfg.run_dir / RunFile.SANITY_REPORT, report.to_json())
-    overview_path = cfg.run_dir / RunFile.DATA_OVERVIEW
-    if not overview_path.exists():
-        save_overview(data_overview(dataset), overview_path)
-    return dataset
 
 
 def run_search(cfg: SearchConfig, *, dataset: Dataset | None = None,

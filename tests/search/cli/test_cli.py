@@ -119,3 +119,29 @@ def test_search_refuses_bad_data_before_any_trial(tmp_path: Path, case: str) -> 
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     assert _trials_in(out / "bad" / "study.db") == 0
+
+
+BAD_INPUT = """
+import sys
+from search.cli.main import main
+def run(argv):
+    try:
+        return main(argv)
+    except SystemExit as exc:  # argparse's own refusals
+        return exc.code
+codes = [run(["search", "--data-dir", sys.argv[1], "--sampler", "magic", "--out", sys.argv[2]]),
+         run(["search", "--data-dir", sys.argv[1], "--out", sys.argv[2], "--study", "bad"]),
+         run(["retrain", "--study", "nope", "--out", sys.argv[2]])]
+print(codes, "keras" in sys.modules)
+"""
+
+
+def test_bad_settings_and_bad_data_are_answered_before_the_backend_starts(tmp_path: Path) -> None:
+    # The backend's start-up (seconds) comes after the checks: a typo costs a fraction of a second.
+    splits, message = BAD_SEARCH_DATA["test_other_image_size"]
+    data = _pickles(tmp_path / "data", **splits)
+    done = subprocess.run([sys.executable, "-c", BAD_INPUT, str(data), str(tmp_path / "runs")], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
+    assert done.stdout.split("\n")[-2] == "[2, 2, 2] False", done.stdout + done.stderr
+    assert "invalid choice" in done.stderr and message in done.stderr and "no study 'nope'" in done.stderr
+    assert done.stderr.count("\n") == 3  # one line each, and no backend chatter

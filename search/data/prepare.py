@@ -1,0 +1,32 @@
+"""A search's data, loaded and checked once per process, with its report saved beside the study.
+
+Needs NumPy only, so the command line runs it before it starts the Keras backend: bad data is
+reported within a second or two instead of after the backend's start-up.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..schema import RunFile, write_json
+from .loading import Dataset, load_dataset
+from .overview import data_overview, save_overview
+from .sanity import sanity_report
+
+if TYPE_CHECKING:
+    from ..config import SearchConfig
+
+
+def prepare_data(cfg: SearchConfig, say: Callable[[str], None]) -> Dataset:
+    """Load and check the data; the sanity report is printed and saved with the run, the data
+    overview (for the dashboard) written once."""
+    dataset = load_dataset(cfg.data_dir, n_classes=cfg.n_classes, valid_fraction=cfg.valid_fraction,
+                           seed=cfg.seed)
+    report = sanity_report(dataset)
+    say(report.text())
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(cfg.run_dir / RunFile.SANITY_REPORT, report.to_json())
+    overview_path = cfg.run_dir / RunFile.DATA_OVERVIEW
+    if not overview_path.exists():
+        save_overview(data_overview(dataset), overview_path)
+    return dataset
