@@ -64,7 +64,8 @@ def run_workers(cfg: SearchConfig, worker_command: WorkerCommand, events: Search
 
     ``worker_command(settings, index)`` is the caller's way to start one worker with the
     serialised settings (the command line passes ``python -m search.cli.worker``); each worker
-    gets ``cfg`` as it is, never retrains and never writes dashboards.
+    gets ``cfg`` as it is, never retrains and never writes dashboards. ``dataset``: the data the
+    caller has loaded and checked already (loaded here otherwise).
     """
     dataset = dataset or prepare_data(cfg, events.say)
     study = open_study(cfg, make_storage(cfg), dataset.content_hash, say=events.say)
