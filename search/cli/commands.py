@@ -59,7 +59,7 @@ def run_job(cfg: SearchConfig, progress: Progress, started: float) -> int:
     if cfg.workers > 1:
         from ..engine.workers import run_workers
 
-        outcome = run_workers(cfg, worker_launcher(cfg, started), events, dataset=dataset)
+        outcome = run_workers(cfg, dataset, worker_launcher(cfg, started), events)
     else:
         outcome = run_search(cfg, dataset=dataset, events=events, started=started, reserve=reserve)
     print_summary(outcome.study, progress)

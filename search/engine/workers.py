@@ -20,7 +20,6 @@ import optuna
 
 from ..config import SearchConfig
 from ..data import Dataset
-from ..data.prepare import prepare_data
 from ..schema import count_finished
 from .events import SearchEvents
 from .loop import SearchOutcome
@@ -58,16 +57,15 @@ def worker_env(index: int, n_gpus: int, workers: int = 1) -> dict[str, str]:
 WorkerCommand = Callable[[SearchConfig, int], list[str]]
 
 
-def run_workers(cfg: SearchConfig, worker_command: WorkerCommand, events: SearchEvents, *,
-                dataset: Dataset | None = None) -> SearchOutcome:
+def run_workers(cfg: SearchConfig, dataset: Dataset, worker_command: WorkerCommand,
+                events: SearchEvents) -> SearchOutcome:
     """Create the study, start ``cfg.workers`` processes on it, wait for them all.
 
     ``worker_command(settings, index)`` is the caller's way to start one worker with the
     serialised settings (the command line passes ``python -m search.cli.worker``); each worker
-    gets ``cfg`` as it is, never retrains and never writes dashboards. ``dataset``: the data the
-    caller has loaded and checked already (loaded here otherwise).
+    gets ``cfg`` as it is, never retrains and never writes dashboards. ``dataset`` is the data the
+    caller loaded and checked (``search/data/prepare.py``) before any worker starts.
     """
-    dataset = dataset or prepare_data(cfg, events.say)
     study = open_study(cfg, make_storage(cfg), dataset.content_hash, say=events.say)
     target = settle_target(study, cfg.trials)
     n_gpus = visible_gpus()
