@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..config import DEFAULT_OUT, SearchConfig
-from ..data.prepare import prepare_data
+from ..data.prepare import load_configured, prepare_data
 from ..errors import UserError
 from ..progress import Progress, format_duration
 from ..schema import best_trial, count_finished, redact, sqlite_url, write_text
@@ -139,8 +139,7 @@ def join(args: argparse.Namespace, command: str) -> int:
 
 def retrain(args: argparse.Namespace, command: str) -> int:
     """The final stage again, with the study's stored settings (and the data split they made)."""
-    from ..data import load_dataset
-    from ..schema import StudyKey
+    from ..engine.study import check_same_data
 
     given = given_settings(args)
     if "study" not in given:
@@ -148,10 +147,8 @@ def retrain(args: argparse.Namespace, command: str) -> int:
     progress = Progress(0)
     cfg, study = resolve(given, command, progress.say, store=False, must_exist=True)
     assert study is not None
-    dataset = load_dataset(cfg.data_dir, n_classes=cfg.n_classes, valid_fraction=cfg.valid_fraction, seed=cfg.seed)
-    stored_hash = study.user_attrs.get(StudyKey.DATA_HASH)
-    if stored_hash and stored_hash != dataset.content_hash:
-        raise UserError(f"data in {cfg.data_dir} differs from the data study {cfg.study_name!r} was searched on")
+    dataset = load_configured(cfg)
+    check_same_data(study.user_attrs, cfg, dataset.content_hash)
     start_backend(cfg.precision)
     from ..final import retrain_best
 

@@ -17,11 +17,17 @@ if TYPE_CHECKING:
     from ..config import SearchConfig
 
 
+def load_configured(cfg: SearchConfig) -> Dataset:
+    """The data as ``cfg`` splits it: the search and a later retrain of its study must see the same
+    validation images."""
+    return load_dataset(cfg.data_dir, n_classes=cfg.n_classes, valid_fraction=cfg.valid_fraction,
+                        seed=cfg.seed)
+
+
 def prepare_data(cfg: SearchConfig, say: Callable[[str], None]) -> Dataset:
     """Load and check the data; the sanity report is printed and saved with the run, the data
     overview (for the dashboard) written once."""
-    dataset = load_dataset(cfg.data_dir, n_classes=cfg.n_classes, valid_fraction=cfg.valid_fraction,
-                           seed=cfg.seed)
+    dataset = load_configured(cfg)
     report = sanity_report(dataset)
     say(report.text())
     cfg.run_dir.mkdir(parents=True, exist_ok=True)

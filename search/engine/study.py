@@ -95,12 +95,18 @@ def open_study(cfg: SearchConfig, storage: optuna.storages.BaseStorage, data_has
     if [d.name.lower() for d in study.directions] != directions:
         raise UserError(f"study {cfg.study_name!r} has objectives {attrs.get(StudyKey.OBJECTIVES)}, not "
                         f"{list(cfg.objectives)}; pick another --study name")
+    check_same_data(attrs, cfg, data_hash)
+    enqueue(study, warm, space, say)
+    return study
+
+
+def check_same_data(attrs: dict, cfg: SearchConfig, data_hash: str) -> None:
+    """Refuse data other than the study's own (by content hash): trials, or a final model, from
+    another data set would be mixed into its results."""
     if attrs.get(StudyKey.DATA_HASH) and attrs[StudyKey.DATA_HASH] != data_hash:
         raise UserError(f"data in {cfg.data_dir} (hash {data_hash}) differs from the data study "
                         f"{cfg.study_name!r} was started with (hash {attrs[StudyKey.DATA_HASH]}, from "
                         f"{attrs.get(StudyKey.DATA_DIR)}); results would mix data sets")
-    enqueue(study, warm, space, say)
-    return study
 
 
 def _stored_attrs(storage: optuna.storages.BaseStorage, name: str) -> dict:

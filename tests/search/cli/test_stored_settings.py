@@ -70,6 +70,15 @@ def test_join_never_extends_a_study_that_reached_its_target(tmp_path: Path) -> N
     assert len(optuna.load_study(study_name="done", storage=cfg.storage_url).trials) == before
 
 
+def test_retrain_refuses_data_other_than_the_studys(tiny_data: Path, tmp_path: Path) -> None:
+    cfg = SearchConfig(data_dir=tiny_data, space="lenet", trials=1, study="mixed", out=tmp_path)
+    open_study(cfg, make_storage(cfg), "hash-of-other-data")
+    result = _cli("retrain", "--study", "mixed", "--out", str(tmp_path), timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "differs from the data study 'mixed' was started with (hash hash-of-other-data" in result.stderr
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "mixed" / "best_model.keras").exists()
+
+
 def test_join_refuses_a_study_that_does_not_exist(tmp_path: Path) -> None:
     result = _cli("join", "--study", "ghost", "--out", str(tmp_path), timeout=120)
     assert result.returncode == 2 and "no study 'ghost'" in result.stderr
