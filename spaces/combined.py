@@ -64,8 +64,9 @@ def lift(family: str, values: dict[str, Any]) -> dict[str, Any]:
 
 # Enqueue order is run order. The strong CNN comes first: it is the search's first good model (and the
 # bar the screen sets for sampled configurations), and every second spent before it delays that answer
-# (at 600 s, KerasTuner's first trial, a strong-like CNN, reached 97% before ours did while the two
-# tutorial models ran first; BENCHMARKS.md, session 7). The tutorial models are cheap and run next.
+# (at 600 s, KerasTuner's first trial, a random draw as good as `strong`, reached 97% before ours did
+# while the two tutorial models ran first; BENCHMARKS.md, session 7). The tutorial models are cheap and
+# run next.
 POINTS: dict[str, dict[str, Any]] = {
     f"{fam}_{point}": lift(fam, values)
     for fam, point in (("cnn", "strong"), ("cnn", "tutorial"), ("lenet", "tutorial"))
