@@ -60,6 +60,17 @@ DEFAULT_METHODS = "optuna,random,hyperband,bayesian"
 CHECKPOINTS = (0.25, 0.5, 0.75, 1.0)
 UNLIMITED_TRIALS = 1_000_000
 MAX_CONSECUTIVE_FAILURES = 5  # the search's default (SearchConfig.max_failures)
+# KerasTuner draws a run's k-th parameter value with seed + k (``Oracle._seed_state``), so runs seeded
+# s and s + 1 draw the same values shifted by one parameter: the same first configuration, nearly.
+# Seeds this far apart draw disjoint sequences for longer than any budgeted run (a trial draws ~20).
+KERASTUNER_SEED_STRIDE = 100_000
+
+
+def kerastuner_seed(seed: int, seeding: str = "spaced") -> int:
+    """The seed KerasTuner gets for benchmark seed ``seed``. ``spaced``: independent runs per seed,
+    and never 0, which KerasTuner reads as "no seed" (``seed or random.randint``). ``plain``: the
+    seed as given, as runs recorded before 2026-12-06 (session 16) were seeded."""
+    return seed if seeding == "plain" else seed * KERASTUNER_SEED_STRIDE + 1
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -73,6 +84,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--methods", default=DEFAULT_METHODS,
                    help=f"comma-separated, from {', '.join(METHODS)} (default {DEFAULT_METHODS})")
     p.add_argument("--seeds", default="0", help="comma-separated seeds; each method runs once per seed")
+    p.add_argument("--kerastuner-seeds", choices=("spaced", "plain"), default="spaced",
+                   help="spaced (default): each seed gives KerasTuner an independent draw sequence; plain: "
+                        "pass the seed as is (consecutive seeds then draw nearly the same trials), as "
+                        "runs recorded before 2026-12-06 (session 16) did")
     p.add_argument("--thresholds", default="0.95,0.97", help="accuracies to time (default 0.95,0.97)")
     p.add_argument("--grace", type=float, default=10.0,
                    help="seconds past the budget a trial may end and still count (default 10)")
@@ -132,7 +147,9 @@ def run_child(args: argparse.Namespace) -> int:
     total = time.monotonic() - t0
     args.json_out.write_text(json.dumps({
         "method": args.method, "seed": args.seed, "budget": args.budget, "total_seconds": round(total, 2),
-        "stop_reason": stop, "trace": trace, "n_train": len(dataset.train), "n_valid": len(dataset.valid),
+        "stop_reason": stop,
+        "kerastuner_seed": None if args.method in OURS else kerastuner_seed(args.seed, args.kerastuner_seeds),
+        "trace": trace, "n_train": len(dataset.train), "n_valid": len(dataset.valid),
         "peak_rss_mb": _bench.peak_rss_mb(), "machine": _bench.machine_info(),
     }, indent=1))
     if tmp:
@@ -203,7 +220,8 @@ def _run_kerastuner(args: argparse.Namespace, dataset, space, work: Path, t0: fl
                    f"from {values['tuner/trial_id']}" if values.get("tuner/trial_id") else "")
 
     tuner = Timed(SpaceHyperModel(space, dataset.input_shape, dataset.n_classes),
-                  objective=kt.Objective("val_accuracy", direction="max"), seed=args.seed,
+                  objective=kt.Objective("val_accuracy", direction="max"),
+                  seed=kerastuner_seed(args.seed, args.kerastuner_seeds),
                   max_consecutive_failed_trials=MAX_CONSECUTIVE_FAILURES, directory=str(work),
                   project_name=args.method, overwrite=True, **extra)
     populate = tuner.oracle.populate_space
@@ -232,7 +250,8 @@ def _run_kerastuner(args: argparse.Namespace, dataset, space, work: Path, t0: fl
 def child_command(args: argparse.Namespace, method: str, seed: int, json_out: Path) -> list[str]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--method", method, "--seed", str(seed),
            "--json-out", str(json_out), "--data-dir", str(args.data_dir), "--budget", str(args.budget),
-           "--space", args.space, "--epochs", str(args.epochs), "--patience", str(args.patience)]
+           "--space", args.space, "--epochs", str(args.epochs), "--patience", str(args.patience),
+           "--kerastuner-seeds", args.kerastuner_seeds]
     for flag, value in (("--max-train", args.max_train), ("--max-valid", args.max_valid),
                         ("--bayes-initial-points", args.bayes_initial_points), ("--work-dir", args.work_dir)):
         if value is not None:
