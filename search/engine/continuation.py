@@ -4,8 +4,7 @@ A cap sized before anything is known about a configuration cuts a good one at 5-
 epochs (the ``strong`` point at ``--timeout 600``, whose cosine anneals to the cap: a good model
 early, not yet its best). Training that configuration again from scratch would pay for those
 epochs twice. The continuation loads the cut model's weights, trains the epochs it had left on a
-new cosine from a lower peak (a warm restart, as in SGDR) under the longer cap a trial earns by
-passing the screen (sized by the parent's pace), and is otherwise an ordinary trial
+new cosine from a lower peak (a warm restart, as in SGDR), and is otherwise an ordinary trial
 with the same parameters: the best-so-far, the dashboards and the final retrain need nothing new.
 It runs at once, ahead of queued trials, because its job is the best model early.
 

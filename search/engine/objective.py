@@ -58,14 +58,9 @@ def earned_deadline(started: float, now: float, epoch: int, epochs: int, base_ca
     ``epochs`` at the pace measured so far, at most ``CAP_GROWTH`` times the base cap, and never
     past the search's end. A configuration good enough to pass the screen is not cut at 8 of 10
     epochs by a cap sized before anything was known about it."""
-    end = started + earned_seconds((now - started) / max(epoch, 1), epochs, base_cap)
-    return min(end, search_end) if search_end is not None else end
-
-
-def earned_seconds(seconds_per_epoch: float, epochs: int, base_cap: float) -> float:
-    """How long a trial that passed the screen may train: its ``epochs`` at the measured pace, at
-    least the base cap, at most ``CAP_GROWTH`` times it."""
-    return min(max(base_cap, seconds_per_epoch * epochs), CAP_GROWTH * base_cap)
+    pace = (now - started) / max(epoch, 1)
+    allowed = min(max(base_cap, pace * epochs), CAP_GROWTH * base_cap)
+    return min(started + allowed, search_end) if search_end is not None else started + allowed
 
 
 @dataclass
@@ -126,7 +121,7 @@ class Objective:
         trial.set_user_attr(TrialKey.PARAMS, params)
         resumed = self._resumed_weights(trial, model)
         done = resumed.epochs_done if resumed else 0
-        clock = TrainClock(self._trial_deadline(resumed, self.cfg.epochs - done))
+        clock = TrainClock(self._trial_deadline())
         return BuiltTrial(model, dict(hp.values), params, clock, self.epoch_hooks(trial, clock, done),
                           epochs=self.cfg.epochs - done, resumed=resumed)
 
@@ -202,8 +197,7 @@ class Objective:
         # report their curves, which the pruner judges other trials by, but always run to the end,
         # so a search never ends without knowing how the tutorial's models do. They keep the base
         # cap (the cosine anneals to it): they run first, and their job is a good model early.
-        # A continuation is judged like its parent, which already passed the screen (its longer cap
-        # is set when it starts: ``_trial_deadline``).
+        # A continuation is judged like its parent, which already passed the screen.
         anchor = TrialKey.POINT in trial.user_attrs or TrialKey.CONTINUES in trial.user_attrs
 
         def earn(epoch: int) -> None:
@@ -232,14 +226,8 @@ class Objective:
 
         return [EpochHook(report), *extra]
 
-    def _trial_deadline(self, resumed: CutTrial | None = None, epochs: int = 0) -> float | None:
-        """When a trial starting now must stop: the per-trial cap, never past the search's end. A
-        continuation (``resumed``) gets at once the longer cap a trial earns by passing the screen,
-        for its ``epochs`` left at its parent's pace: held to the base cap, a slow machine cut the
-        best model again and again, and each warm restart cost accuracy (BENCHMARKS.md, session 16)."""
+    def _trial_deadline(self) -> float | None:
         limit = self.cfg.trial_time_limit
-        if limit and resumed is not None:
-            limit = earned_seconds(resumed.seconds_per_epoch, epochs, limit)
         ends = [d for d in (self.deadline, time.monotonic() + limit if limit else None) if d is not None]
         return min(ends) if ends else None
 

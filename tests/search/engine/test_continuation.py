@@ -20,7 +20,7 @@ from search.engine.continuation import (
     worth_continuing,
 )
 from search.engine.loop import run_search
-from search.engine.objective import CAP_GROWTH, Objective
+from search.engine.objective import Objective
 from search.engine.trainer import TrainResult
 from search.schema import TrialKey, origin_of
 
@@ -84,28 +84,6 @@ def test_the_best_trial_cut_by_the_cap_is_kept_and_continued_from_its_weights(da
     assert built.resumed is cut and built.epochs == cfg.epochs - 1
     assert all(np.array_equal(a, b) for a, b in zip(built.model.get_weights(), cut.weights))
     assert trial.params == cut.params
-
-
-@pytest.mark.parametrize(("parent_pace", "expected_cap"), [(15.0, CAP_GROWTH * 20.0), (3.0, 24.0), (1.0, 20.0)])
-def test_a_continuation_gets_the_cap_earned_by_passing_the_screen_at_its_parents_pace(  # noqa: ANN001
-        dataset, tmp_path: Path, parent_pace: float, expected_cap: float) -> None:
-    # A 20 s base cap (a fifth of 100 s); the parent was cut after 2 of 10 epochs, so 8 are left:
-    # at 15 s an epoch they need 120 s (held to CAP_GROWTH x the base cap), at 3 s 24 s, at 1 s
-    # less than the base cap, which stays.
-    cfg = _config(tmp_path, timeout=100.0, trial_time_fraction=0.2, epochs=10)
-    objective = Objective(dataset, spaces.get_space("lenet"), cfg, target=10, deadline=None)
-    study = optuna.create_study(direction="maximize")
-    parent = study.ask()
-    built = objective.start(parent)
-    assert built.clock.seconds_left() == pytest.approx(20.0, abs=2.0)
-    result = TrainResult(val_curve=[0.3, 0.4], train_curve=[0.3, 0.4], best_epoch=2, epochs_run=2,
-                         seconds=2 * parent_pace, stop_reason="time_cap", val_loss_curve=[1.0, 0.9])
-    study.tell(parent, objective.finish(parent, built, result))
-
-    objective.resuming = objective.cut
-    built = objective.start(start_continuation(study, objective.cut))
-    assert built.resumed is not None and built.epochs == 8
-    assert built.clock.seconds_left() == pytest.approx(expected_cap, abs=2.0)
 
 
 def test_run_continuation_trains_the_epochs_left_and_reports_them_after_the_parents(dataset,  # noqa: ANN001
