@@ -133,8 +133,9 @@ def test_standardize_and_grayscale_layers() -> None:
 @pytest.mark.parametrize("name", list(SPACES))
 def test_points_are_complete(name: str) -> None:
     module = get_space(name)
-    # The strongest known point runs first (the first good model early); every space has the tutorial's.
-    assert list(module.POINTS)[0].endswith("strong" if "cnn" in name or name == "all" else "tutorial")
+    # The strongest known points run first (the first good model early); every space has the tutorial's.
+    first = ("lean", "strong") if "cnn" in name or name == "all" else ("tutorial",)
+    assert [point.rsplit("_", 1)[-1] for point in list(module.POINTS)[:len(first)]] == list(first)
     assert any(point.endswith("tutorial") for point in module.POINTS)
     for point, values in module.POINTS.items():
         hp = ValuesHyperParameters(values)
@@ -153,8 +154,8 @@ def test_points_are_complete(name: str) -> None:
 
 
 def test_point_families_and_combined_points() -> None:
-    assert {"tutorial", "strong"} <= set(cnn.POINTS) and "tutorial" in lenet.POINTS
-    assert {"cnn_tutorial", "lenet_tutorial", "cnn_strong"} <= set(combined.POINTS)
+    assert {"tutorial", "strong", "lean"} <= set(cnn.POINTS) and "tutorial" in lenet.POINTS
+    assert {"cnn_tutorial", "lenet_tutorial", "cnn_strong", "cnn_lean"} <= set(combined.POINTS)
     assert combined.family_of(combined.POINTS["lenet_tutorial"]) == "lenet"
     assert cnn.family_of({}) == "cnn" and lenet.family_of({}) == "lenet"
     strong, _ = build(cnn, cnn.POINTS["strong"])
