@@ -79,15 +79,20 @@ def test_three_trial_search_writes_everything_and_resumes(tiny_data: Path, tmp_p
     study = _study(tmp_path, "e2e")
     points = [t.user_attrs.get("point") for t in study.trials[:3]]
     assert points == list(spaces.get_space("all").POINTS)[:3]  # the named points run first
-    finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
-    assert finished == 3
-    for t in study.trials:
+    finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 3
+    for t in finished:
         assert {"epochs", "seconds", "params", "best_epoch", "val_curve", "family"} <= set(t.user_attrs)
+    # The named points that did not fit into --trials stay queued for the next run.
+    waiting = [t.user_attrs.get("point") for t in study.trials if t.state == TrialState.WAITING]
+    assert waiting == list(spaces.get_space("all").POINTS)[3:]
 
     second = _cli(*args, "--no-retrain")
     assert second.returncode == 0, second.stderr[-2000:]
     again = _study(tmp_path, "e2e")
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in again.trials) == 6
+    ran = {t.user_attrs.get("point") for t in again.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
+    assert set(spaces.get_space("all").POINTS) <= ran  # the resume ran the queued ones first
 
 
 def _config(data: Path, out: Path, **kw: object) -> SearchConfig:
