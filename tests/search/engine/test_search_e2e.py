@@ -92,7 +92,7 @@ def test_three_trial_search_writes_everything_and_resumes(tiny_data: Path, tmp_p
     again = _study(tmp_path, "e2e")
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in again.trials) == 6
     ran = {t.user_attrs.get("point") for t in again.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
-    assert set(spaces.get_space("all").POINTS) <= ran  # the resume ran the queued ones first
+    assert set(spaces.get_space("all").POINTS) <= ran  # the resume ran the queued named points
 
 
 def _config(data: Path, out: Path, **kw: object) -> SearchConfig:
