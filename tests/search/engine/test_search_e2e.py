@@ -22,6 +22,7 @@ from search.engine.hp_adapter import OptunaHyperParameters
 from search.engine.loop import run_search
 from search.progress import Progress
 from search.sampling import make_sampler
+from search.schema import FINISHED
 
 ROOT = Path(__file__).resolve().parents[3]
 RUN = [sys.executable, str(ROOT / "run_search.py")]
@@ -77,22 +78,22 @@ def test_three_trial_search_writes_everything_and_resumes(tiny_data: Path, tmp_p
     assert all(a["agreement_with_keras"] == 1.0 for a in exported.values())  # float32: the same classes
     assert "trial" in first.stdout and "Search summary" in first.stdout and "test accuracy" in first.stdout
     study = _study(tmp_path, "e2e")
+    named = list(spaces.get_space("all").POINTS)
     points = [t.user_attrs.get("point") for t in study.trials[:3]]
-    assert points == list(spaces.get_space("all").POINTS)[:3]  # the named points run first
-    finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert points == named[:3]  # the named points run first
+    finished = study.get_trials(deepcopy=False, states=FINISHED)
     assert len(finished) == 3
     for t in finished:
         assert {"epochs", "seconds", "params", "best_epoch", "val_curve", "family"} <= set(t.user_attrs)
     # The named points that did not fit into --trials stay queued for the next run.
-    waiting = [t.user_attrs.get("point") for t in study.trials if t.state == TrialState.WAITING]
-    assert waiting == list(spaces.get_space("all").POINTS)[3:]
+    waiting = [t.user_attrs.get("point") for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))]
+    assert waiting == named[3:]
 
     second = _cli(*args, "--no-retrain")
     assert second.returncode == 0, second.stderr[-2000:]
-    again = _study(tmp_path, "e2e")
-    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in again.trials) == 6
-    ran = {t.user_attrs.get("point") for t in again.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
-    assert set(spaces.get_space("all").POINTS) <= ran  # the resume ran the queued named points
+    again = _study(tmp_path, "e2e").get_trials(deepcopy=False, states=FINISHED)
+    assert len(again) == 6
+    assert set(named) <= {t.user_attrs.get("point") for t in again}  # the resume ran the queued named points
 
 
 def _config(data: Path, out: Path, **kw: object) -> SearchConfig:
@@ -282,8 +283,8 @@ def test_interrupted_search_resumes_with_completed_trials_intact(tiny_data: Path
     finally:
         if proc.poll() is None:
             proc.kill()
-    before = {t.number: (t.state, t.values) for t in _study(tmp_path, "intr").trials
-              if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
+    before = {t.number: (t.state, t.values)
+              for t in _study(tmp_path, "intr").get_trials(deepcopy=False, states=FINISHED)}
     assert before
     stderr = log.read_text()
     if sig == signal.SIGINT:
