@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 RESTART_LR_SCALE = 0.5
 # A continuation starts only with time for this many of the parent's epochs before the search ends.
 MIN_EPOCHS_LEFT_IN_BUDGET = 2.0
+# ... and only with this many of the configuration's epochs still to train: a one-epoch continuation
+# is a warm restart with no room to anneal, and it ended below its parent in all three measured
+# (BENCHMARKS.md, sessions 16 and 20: 0.9565 vs 0.9723, 0.9558 vs 0.9683, 0.9921 vs 0.9987).
+MIN_EPOCHS_TO_CONTINUE = 2
 
 
 @dataclass
@@ -51,9 +55,9 @@ class CutTrial:
 
 def worth_continuing(stop_reason: str, value: float, epochs_done: int, max_epochs: int,
                      best_so_far: float | None, seconds_left: float | None, seconds_per_epoch: float) -> bool:
-    """True for a trial cut by the time cap with epochs left that is the best so far (ties
-    included), when the search still has time for a few of its epochs."""
-    if stop_reason != "time_cap" or epochs_done >= max_epochs:
+    """True for a trial cut by the time cap with at least two epochs left that is the best so far
+    (ties included), when the search still has time for a few of its epochs."""
+    if stop_reason != "time_cap" or max_epochs - epochs_done < MIN_EPOCHS_TO_CONTINUE:
         return False
     if best_so_far is not None and value < best_so_far:
         return False

@@ -30,13 +30,15 @@ def dataset(tiny_data: Path):  # -> Dataset
     return load_dataset(tiny_data, n_classes=43)
 
 
-def test_only_the_best_trial_cut_by_the_cap_with_epochs_and_budget_left_is_continued() -> None:
+def test_only_the_best_trial_cut_by_the_cap_with_two_epochs_and_budget_left_is_continued() -> None:
     assert worth_continuing("time_cap", 0.9, 6, 10, 0.8, None, 20.0)
     assert worth_continuing("time_cap", 0.9, 6, 10, None, 100.0, 20.0)  # the first trial; time for 5 epochs
     assert worth_continuing("time_cap", 0.8, 6, 10, 0.8, None, 20.0)  # ties count
     assert not worth_continuing("time_cap", 0.7, 6, 10, 0.8, None, 20.0)  # not the best
     assert not worth_continuing("early_stop", 0.9, 6, 10, 0.8, None, 20.0)  # stopped for a reason
     assert not worth_continuing("time_cap", 0.9, 10, 10, 0.8, None, 20.0)  # no epochs left
+    assert not worth_continuing("time_cap", 0.9, 9, 10, 0.8, None, 20.0)  # one: a restart with no room to anneal
+    assert worth_continuing("time_cap", 0.9, 8, 10, 0.8, None, 20.0)
     assert not worth_continuing("time_cap", 0.9, 6, 10, 0.8, 30.0, 20.0)  # the search ends first
 
 
