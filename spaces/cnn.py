@@ -121,9 +121,9 @@ POINTS: dict[str, dict[str, Any]] = {
     # `lean` with two valid 3x3 convs per block (375,211 parameters against 161,259). A neighbour of
     # `lean` that local search found in session 18's 1800 s run: 0.9990 validation accuracy on the
     # real 10k sample after 10 epochs (3 of 3,033 images wrong; `lean`: 0.9934), and again with two
-    # more settings changed. In a first trial's 120 s cap (a 600 s search) it trains 4 epochs, to
-    # 0.9924 and 0.9967 in two seeds (`lean`, 8 epochs: 0.9931 and 0.9941), and the cut model
-    # goes on from its weights in the next trial. Test accuracy not measured yet.
+    # more settings changed. In a first trial's 120 s cap (a 600 s search) it trains 4-5 epochs, to
+    # 0.9934-0.9984 in four runs (`lean`, 8-9 epochs: 0.9921-0.9944), and the cut model goes on from
+    # its weights in the next trial (BENCHMARKS.md, session 20). Test accuracy not measured yet.
     "lean2": {**_LEAN, "convs_per_block": 2},
     # KerasTuner's first random draw in one seed of the session-16 benchmark: on the real 10k sample
     # 0.986 validation accuracy after 2 epochs, 0.9931 and 0.9944 after 10 (strong: 0.983-0.992);

@@ -55,8 +55,8 @@ class CutTrial:
 
 def worth_continuing(stop_reason: str, value: float, epochs_done: int, max_epochs: int,
                      best_so_far: float | None, seconds_left: float | None, seconds_per_epoch: float) -> bool:
-    """True for a trial cut by the time cap with at least two epochs left that is the best so far
-    (ties included), when the search still has time for a few of its epochs."""
+    """True for a trial cut by the time cap with ``MIN_EPOCHS_TO_CONTINUE`` or more epochs left
+    that is the best so far (ties included), when the search still has time for a few of them."""
     if stop_reason != "time_cap" or max_epochs - epochs_done < MIN_EPOCHS_TO_CONTINUE:
         return False
     if best_so_far is not None and value < best_so_far:

@@ -134,9 +134,10 @@ def test_standardize_and_grayscale_layers() -> None:
 def test_points_are_complete(name: str) -> None:
     module = get_space(name)
     # The strongest known points run first (the first good model early); every space has the tutorial's.
-    first = ("lean2", "lean") if "cnn" in name or name == "all" else ("tutorial",)
+    has_cnn = "cnn" in name or name == "all"
+    first = ("lean2", "lean") if has_cnn else ("tutorial",)
     assert [point.rsplit("_", 1)[-1] for point in list(module.POINTS)[:len(first)]] == list(first)
-    if "cnn" in name or name == "all":  # the strong net, slower for less at short budgets, runs last
+    if has_cnn:  # the strong net, slower for less at short budgets, runs last
         assert list(module.POINTS)[-1].endswith("strong")
     assert any(point.endswith("tutorial") for point in module.POINTS)
     for point, values in module.POINTS.items():
