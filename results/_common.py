@@ -7,6 +7,7 @@ come from ``search.schema``, the contract with the search; nothing here redefine
 """
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -186,15 +187,45 @@ def param_distribution(trial_list: Iterable[FrozenTrial], name: str) -> BaseDist
     return found
 
 
+#: ``plot_text``'s replacements, ``&`` first. ``"`` becomes a numeric entity: plotly.js decodes
+#: ``&amp; &lt; &gt;`` and numeric entities, but shows ``&quot;`` as it is.
+_PLOT_ESCAPES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&#34;"))
+
+
+def plot_text(text: Any) -> str:
+    """``text`` for a figure (title, tick label, hover, cell, legend, annotation), shown as its literal characters.
+
+    Plotly renders an HTML subset inside figure text (``<a href>``, ``<b>``, ``<br>``, ``<span style>``)
+    and decodes entities, so a user string (sign name, study, parameter or point name, path) would
+    otherwise turn into links or styling. Apply it to the user parts only, after ``short``, and put
+    the figure's own markup (``<br>``, ``<b>``) around the result.
+    """
+    text = str(text)
+    for char, entity in _PLOT_ESCAPES:
+        text = text.replace(char, entity)
+    return text
+
+
+def plain_text(text: str) -> str:
+    """The inverse of ``plot_text``: figure text back to what it shows, for HTML that ``html.esc`` escapes itself.
+
+    Exact, because ``plot_text`` escapes every ``&``: any entity in its output is one it wrote.
+    """
+    return html.unescape(text)
+
+
 def note_figure(title: str, note: str, height: int = 160) -> go.Figure:
-    """An empty figure that only says why there is nothing to draw (keeps a section's place)."""
+    """An empty figure that only says why there is nothing to draw (keeps a section's place).
+
+    ``title`` and ``note`` are plain text (a note may quote a user string or an error message).
+    """
     fig = go.Figure()
     fig.add_annotation(
-        text=note, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+        text=plot_text(note), x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
         font=dict(size=14, color="#555"),
     )
     fig.update_layout(
-        title=dict(text=title), height=height, template="plotly_white",
+        title=dict(text=plot_text(title)), height=height, template="plotly_white",
         xaxis=dict(visible=False), yaxis=dict(visible=False),
         margin=dict(l=20, r=20, t=50, b=20), meta=NOTE_META,
     )
@@ -202,5 +233,6 @@ def note_figure(title: str, note: str, height: int = 160) -> go.Figure:
 
 
 def short(text: str, limit: int = 22) -> str:
-    """Cut long class names for tick labels; hover text keeps the full name."""
+    """Cut long class names for tick labels; hover text keeps the full name. Plain text in and out:
+    cut before ``plot_text``, which would otherwise count entities and could cut one in half."""
     return text if len(text) <= limit else text[: limit - 1] + "…"

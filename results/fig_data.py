@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 
 from search.schema import RunFile
 
-from ._common import note_figure, short
+from ._common import note_figure, plot_text, short
 from .fig_model import ImageGridInfo, _draw_image_grid
 
 NO_OVERVIEW = f"No {RunFile.DATA_OVERVIEW} in the run folder."
@@ -38,8 +38,9 @@ def _examples_info(overview: Mapping[str, Any] | None, cols: int = 11) -> ImageG
     has = np.pad(has, (0, max(0, n - len(has))))[:n]
     names = _class_names(overview, n)
     images = [examples[i] if has[i] else None for i in range(n)]
-    labels = [f"{i}<br>{short(names[i], 20)}" for i in range(n)]
-    hovers = [f"class {i}: {names[i]}" + ("" if has[i] else "<br>(no example in the data)") for i in range(n)]
+    labels = [f"{i}<br>{plot_text(short(names[i], 20))}" for i in range(n)]
+    hovers = [f"class {i}: {plot_text(names[i])}" + ("" if has[i] else "<br>(no example in the data)")
+              for i in range(n)]
     note = None
     if not has.all():
         missing = [str(i) for i in range(n) if not has[i]]
@@ -87,7 +88,7 @@ def _draw_distribution(info: DistributionInfo) -> go.Figure:
         total = sum(counts) or 1
         fig.add_trace(go.Bar(
             name=f"{split} ({sum(counts)})", x=info.class_ids, y=counts, marker=dict(color=colors.get(split)),
-            hovertext=[f"{i}: {name}<br>{split}: {c} images ({c / total:.1%})"
+            hovertext=[f"{i}: {plot_text(name)}<br>{split}: {c} images ({c / total:.1%})"
                        for i, name, c in zip(info.class_ids, info.names, counts)],
             hoverinfo="text",
         ))

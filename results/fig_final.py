@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 
 from search.schema import RunFile
 
-from ._common import finite, fmt_count, fmt_value, note_figure
+from ._common import finite, fmt_count, fmt_value, note_figure, plot_text
 
 NO_FINAL = (f"No final model yet: neither {RunFile.TEST_REPORT} nor {RunFile.BEST_CONFIG} is there "
             "(the search is still running, or was run without a final retraining).")
@@ -303,14 +303,21 @@ def _artifact_cells(a: ExportArtifact) -> list[tuple[str, Any]]:
 
 
 def _table_figure(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]],
-                  marked: Sequence[bool] | None = None) -> go.Figure:
-    """A plotly table (for notebooks; the dashboard shows these as HTML tables), marked rows shaded."""
+                  marked: Sequence[bool] | None = None, bold_first: bool = False) -> go.Figure:
+    """A plotly table (for notebooks; the dashboard shows these as HTML tables), marked rows shaded.
+
+    Cells are plain text (report values: option names, paths, error messages) shown as they are;
+    ``bold_first`` sets the first column in bold (row labels).
+    """
     fill = [["#e6f4ea" if m else "white" for m in (marked or [False] * len(rows))]] * len(columns)
+    values = [[plot_text(row[i]) for row in rows] for i in range(len(columns))]
+    if bold_first and values:
+        values[0] = [f"<b>{text}</b>" for text in values[0]]
     fig = go.Figure(go.Table(
-        header=dict(values=[f"<b>{c}</b>" for c in columns], align="left", fill=dict(color="#e8eef7")),
-        cells=dict(values=[[row[i] for row in rows] for i in range(len(columns))], align="left", fill=dict(color=fill)),
+        header=dict(values=[f"<b>{plot_text(c)}</b>" for c in columns], align="left", fill=dict(color="#e8eef7")),
+        cells=dict(values=values, align="left", fill=dict(color=fill)),
     ))
-    fig.update_layout(title=dict(text=title), height=min(900, 120 + 26 * len(rows)),
+    fig.update_layout(title=dict(text=plot_text(title)), height=min(900, 120 + 26 * len(rows)),
                       margin=dict(l=10, r=10, t=50, b=10))
     return fig
 
@@ -320,7 +327,7 @@ def _draw_final_summary(info: FinalSummaryInfo) -> go.Figure:
     if info.note == NO_FINAL:
         return note_figure(title, NO_FINAL)
     rows = _final_rows(info)
-    return _table_figure(title, ["", ""], [[f"<b>{label}</b>", text] for label, text in rows])
+    return _table_figure(title, ["", ""], [[label, text] for label, text in rows], bold_first=True)
 
 
 def _draw_options(info: FinalOptionsInfo) -> go.Figure:

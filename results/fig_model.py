@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 
 from search.schema import RunFile
 
-from ._common import finite, note_figure, short
+from ._common import finite, note_figure, plot_text, short
 from .images import mosaic, png_data_uri
 
 NO_REPORT = ("No test report: the final model was not evaluated on a test set (no test.p, or the search is "
@@ -64,8 +64,9 @@ def _draw_confusion(info: ConfusionInfo) -> go.Figure:
     support = counts.sum(axis=1, keepdims=True)
     share = np.divide(counts, support, out=np.zeros(counts.shape, dtype=float), where=support > 0)
     n = counts.shape[0]
-    labels = [f"{i} {short(name, 24)}" for i, name in enumerate(info.names)]
-    hover = [[f"true {i}: {info.names[i]}<br>predicted {j}: {info.names[j]}<br>{counts[i, j]} images "
+    labels = [f"{i} {plot_text(short(name, 24))}" for i, name in enumerate(info.names)]
+    names = [plot_text(name) for name in info.names]
+    hover = [[f"true {i}: {names[i]}<br>predicted {j}: {names[j]}<br>{counts[i, j]} images "
               f"({share[i, j]:.1%} of the class)" for j in range(n)] for i in range(n)]
     fig = go.Figure(go.Heatmap(
         z=np.sqrt(share), x=labels, y=labels, colorscale="Blues", hovertext=hover, hoverinfo="text",
@@ -147,11 +148,11 @@ def _draw_per_class(info: PerClassInfo) -> go.Figure:
     title = "Per-class test accuracy, worst first"
     if not info.scores:
         return note_figure(title, info.note or NO_REPORT)
-    labels = [f"{s.class_id} {short(s.name, 28)}" for s in info.scores]
+    labels = [f"{s.class_id} {plot_text(short(s.name, 28))}" for s in info.scores]
     values = [s.accuracy for s in info.scores]
     colors = ["#d62728" if v < 0.9 else "#ff7f0e" if v < 0.97 else "#2ca02c" for v in values]
     hover = [
-        f"{s.class_id}: {s.name}<br>accuracy {s.accuracy:.4f} on {s.support} images"
+        f"{s.class_id}: {plot_text(s.name)}<br>accuracy {s.accuracy:.4f} on {s.support} images"
         + (f"<br>precision {s.precision:.3f}" if s.precision is not None else "")
         + (f"<br>F1 {s.f1:.3f}" if s.f1 is not None else "")
         for s in info.scores
@@ -178,7 +179,11 @@ def plot_per_class(report: Mapping[str, Any] | None) -> go.Figure:
 
 
 class ImageGridInfo(NamedTuple):
-    """Small images with a short label under each and a longer hover text."""
+    """Small images with a short label under each and a longer hover text.
+
+    ``labels`` and ``hovers`` are figure text (``<br>`` breaks lines), user strings in them already
+    through ``plot_text``; ``title`` and ``note`` are plain text.
+    """
 
     images: list[np.ndarray | None]
     labels: list[str]
@@ -205,6 +210,7 @@ def _misclassified_info(misclassified: Mapping[str, Any] | None, class_names: Se
     highest = max(true[:k] + pred[:k]) + 1
     names = _names({"class_names": class_names} if class_names is not None else None, highest)
     labels = [f"{t} → {p}" for t, p in zip(true[:k], pred[:k])]
+    names = [plot_text(name) for name in names]
     hovers = [f"true {t}: {names[t]}<br>predicted {p}: {names[p]}" for t, p in zip(true[:k], pred[:k])]
     return ImageGridInfo([images[i] for i in range(k)], labels, hovers, cols, title, None)
 
@@ -226,7 +232,7 @@ def _draw_image_grid(info: ImageGridInfo, label_size: int = 10) -> go.Figure:
         fig.add_annotation(x=cx, y=ly, text=label, showarrow=False, font=dict(size=label_size))
     assumed_width = 1000  # the dashboard column width; the image keeps its aspect ratio
     fig.update_layout(
-        title=dict(text=info.title), template="plotly_white",
+        title=dict(text=plot_text(info.title)), template="plotly_white",
         height=int(min(1400, max(220, assumed_width * height / width + 70))),
         xaxis=dict(visible=False, range=[0, width]), yaxis=dict(visible=False, range=[height, 0]),
         margin=dict(l=10, r=10, t=50, b=10),

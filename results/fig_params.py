@@ -29,6 +29,7 @@ from ._common import (
     objective_names,
     param_distribution,
     param_kind,
+    plot_text,
     primary_value,
     short,
 )
@@ -86,12 +87,12 @@ def _draw_importance(info: ImportanceInfo) -> go.Figure:
         return note_figure(title, info.note or "No importances.")
     names = list(info.importances)[::-1]
     values = [info.importances[n] for n in names]
-    fig = go.Figure(go.Bar(
-        x=values, y=names, orientation="h", marker=dict(color="#1f77b4"),
+    fig = go.Figure(go.Bar(  # parameter names are the y categories: tick labels and hover
+        x=values, y=[plot_text(n) for n in names], orientation="h", marker=dict(color="#1f77b4"),
         text=[f"{v:.2f}" for v in values], textposition="outside", hoverinfo="x+y",
     ))
     fig.update_layout(
-        title=dict(text=title), template="plotly_white", xaxis_title="importance (sums to 1)",
+        title=dict(text=plot_text(title)), template="plotly_white", xaxis_title="importance (sums to 1)",
         height=max(250, 80 + 26 * len(names)), margin=dict(l=180),
     )
     return fig
@@ -217,14 +218,14 @@ def _draw_parallel(info: ParallelInfo) -> go.Figure:
     for x, axis in enumerate(info.axes):
         fig.add_shape(type="line", x0=x, x1=x, y0=0, y1=1, line=dict(color="#444", width=1))
         for pos, label in axis.ticks:
-            fig.add_annotation(x=x, y=pos, text=short(label, 16), showarrow=False, xanchor="left", xshift=3,
+            fig.add_annotation(x=x, y=pos, text=plot_text(short(label, 16)), showarrow=False, xanchor="left", xshift=3,
                                font=dict(size=10), bgcolor="rgba(255,255,255,0.7)")
         if axis.missing:
             fig.add_annotation(x=x, y=_NA_POS, text=NA, showarrow=False, xanchor="left", xshift=3,
                                font=dict(size=10, color="#888"))
     fig.update_layout(
         title=dict(text=title), template="plotly_white", height=480,
-        xaxis=dict(tickvals=list(range(n_axes)), ticktext=[short(a.name, 20) for a in info.axes],
+        xaxis=dict(tickvals=list(range(n_axes)), ticktext=[plot_text(short(a.name, 20)) for a in info.axes],
                    range=[-0.2, n_axes - 0.4], showgrid=False, zeroline=False),
         yaxis=dict(visible=False, range=[_NA_POS - 0.08, 1.05]), hovermode="closest",
     )
@@ -284,7 +285,7 @@ def _draw_slices(info: SlicesInfo) -> go.Figure:
         return note_figure(title, info.note or "Nothing to show.")
     cols = min(3, len(info.slices))
     rows = -(-len(info.slices) // cols)
-    titles = [s.param + (f" (n/a in {s.missing})" if s.missing else "") for s in info.slices]
+    titles = [plot_text(s.param) + (f" (n/a in {s.missing})" if s.missing else "") for s in info.slices]
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, shared_yaxes=True,
                         horizontal_spacing=0.06, vertical_spacing=0.18 / max(rows - 1, 1) if rows > 1 else 0.1)
     for i, s in enumerate(info.slices):
@@ -299,15 +300,16 @@ def _draw_slices(info: SlicesInfo) -> go.Figure:
             x=xs, y=s.ys, mode="markers", showlegend=False,
             marker=dict(color=s.numbers, colorscale="Blues", size=7, line=dict(color="#333", width=0.5),
                         showscale=i == 0, colorbar=dict(title=dict(text="trial"), len=0.5) if i == 0 else None),
-            hovertext=[f"trial {n}: {s.param} = {fmt_value(x)}" for n, x in zip(s.numbers, s.xs)],
+            hovertext=[f"trial {n}: {plot_text(s.param)} = {plot_text(fmt_value(x))}" for n, x in zip(s.numbers, s.xs)],
         ), row=row + 1, col=col + 1)
         if s.kind == "categorical" and s.categories:
-            fig.update_xaxes(tickvals=list(range(len(s.categories))), ticktext=[short(c, 12) for c in s.categories],
+            fig.update_xaxes(tickvals=list(range(len(s.categories))),
+                             ticktext=[plot_text(short(c, 12)) for c in s.categories],
                              range=[-0.5, len(s.categories) - 0.5], row=row + 1, col=col + 1)
         elif s.kind == "log" and all(isinstance(x, (int, float)) and x > 0 for x in s.xs):
             fig.update_xaxes(type="log", row=row + 1, col=col + 1)
-    fig.update_layout(title=dict(text=title), template="plotly_white", height=120 + 260 * rows)
-    fig.update_yaxes(title_text=info.objective, col=1)
+    fig.update_layout(title=dict(text=plot_text(title)), template="plotly_white", height=120 + 260 * rows)
+    fig.update_yaxes(title_text=plot_text(info.objective), col=1)
     return fig
 
 

@@ -15,6 +15,7 @@ from ._common import (
     is_multi_objective,
     note_figure,
     objective_names,
+    plot_text,
     point_of,
     primary_value,
 )
@@ -69,13 +70,13 @@ def _draw_pareto(info: ParetoInfo) -> go.Figure:
     others = [p for p in info.points if not p.is_pareto]
     front = info.front
     is_params = info.objectives[1] == "params"
+    objectives = [plot_text(name) for name in info.objectives]
 
     def hover(p: ParetoPoint) -> str:
         second = fmt_count(p.values[1]) if is_params else fmt_value(p.values[1])
-        extra = ", ".join(x for x in (p.family, p.point) if x)
+        extra = ", ".join(plot_text(x) for x in (p.family, p.point) if x)
         label = f" ({extra})" if extra else ""
-        return (f"trial {p.number}{label}<br>{info.objectives[0]} {p.values[0]:.4f}"
-                f"<br>{info.objectives[1]} {second}")
+        return f"trial {p.number}{label}<br>{objectives[0]} {p.values[0]:.4f}<br>{objectives[1]} {second}"
 
     if others:
         fig.add_trace(go.Scatter(
@@ -91,9 +92,9 @@ def _draw_pareto(info: ParetoInfo) -> go.Figure:
     positive = all(p.values[1] > 0 for p in info.points)
     fig.update_layout(
         title=dict(text=title), template="plotly_white", height=450,
-        xaxis=dict(title=f"{info.objectives[1]} ({info.directions[1]})",
+        xaxis=dict(title=f"{objectives[1]} ({info.directions[1]})",
                    type="log" if is_params and positive else None),
-        yaxis=dict(title=f"{info.objectives[0]} ({info.directions[0]})"),
+        yaxis=dict(title=f"{objectives[0]} ({info.directions[0]})"),
     )
     return fig
 

@@ -31,6 +31,7 @@ from ._common import (
     is_multi_objective,
     note_figure,
     objective_names,
+    plot_text,
     primary_value,
     state_counts,
     trials,
@@ -153,6 +154,7 @@ def _summary_rows(info: SummaryInfo) -> list[tuple[str, str]]:
 
 
 def _draw_summary(info: SummaryInfo) -> go.Figure:
+    """The summary rows as a table; every text is plain (study name, paths, command line, warnings)."""
     rows = _summary_rows(info)
     warn = ["#fff3cd" if label in ("Data warning", "Note") else "white" for label, _ in rows]
     fig = go.Figure(
@@ -160,13 +162,13 @@ def _draw_summary(info: SummaryInfo) -> go.Figure:
             columnwidth=[1, 3],
             header=dict(values=["", ""], height=0, line=dict(width=0), fill=dict(color="white")),
             cells=dict(
-                values=[[f"<b>{label}</b>" for label, _ in rows], [text for _, text in rows]],
+                values=[[f"<b>{plot_text(label)}</b>" for label, _ in rows], [plot_text(text) for _, text in rows]],
                 align="left", height=26, fill=dict(color=[warn, warn]), line=dict(color="#eee"),
             ),
         )
     )
     fig.update_layout(
-        title=dict(text=f"Study {info.study_name}"), height=80 + 30 * len(rows) + 20,
+        title=dict(text=f"Study {plot_text(info.study_name)}"), height=80 + 30 * len(rows) + 20,
         margin=dict(l=10, r=10, t=50, b=10),
     )
     return fig
@@ -233,10 +235,11 @@ def _cell_text(column: str, value: Any) -> str:
 def _draw_top_trials(info: TopTrialsInfo) -> go.Figure:
     if not info.rows:
         return note_figure("Top trials", info.note or "No complete trial yet.")
-    columns = [[_cell_text(c, row[i]) for row in info.rows] for i, c in enumerate(info.columns)]
+    columns = [[plot_text(_cell_text(c, row[i])) for row in info.rows] for i, c in enumerate(info.columns)]
     fig = go.Figure(
         go.Table(
-            header=dict(values=[f"<b>{c}</b>" for c in info.columns], align="left", fill=dict(color="#e8eef7")),
+            header=dict(values=[f"<b>{plot_text(c)}</b>" for c in info.columns], align="left",
+                        fill=dict(color="#e8eef7")),
             cells=dict(values=columns, align="left"),
         )
     )

@@ -25,6 +25,7 @@ from ._common import (
     maximizes,
     note_figure,
     objective_names,
+    plot_text,
     point_of,
     primary_value,
     trials,
@@ -89,13 +90,13 @@ def _draw_history(info: HistoryInfo) -> go.Figure:
         fig.add_trace(go.Scatter(
             x=[p.number for p in info.complete], y=[p.value for p in info.complete], mode="markers",
             name="complete", marker=dict(color=STATE_COLORS["COMPLETE"], size=8),
-            hovertext=[f"trial {p.number} ({p.family or '?'})" for p in info.complete],
+            hovertext=[f"trial {p.number} ({plot_text(p.family or '?')})" for p in info.complete],
         ))
     if info.pruned:
         fig.add_trace(go.Scatter(
             x=[p.number for p in info.pruned], y=[p.value for p in info.pruned], mode="markers",
             name="pruned (last epoch)", marker=dict(color=STATE_COLORS["PRUNED"], symbol="x", size=7),
-            hovertext=[f"trial {p.number} pruned ({p.family or '?'})" for p in info.pruned],
+            hovertext=[f"trial {p.number} pruned ({plot_text(p.family or '?')})" for p in info.pruned],
         ))
     if info.best_so_far:
         fig.add_trace(go.Scatter(
@@ -105,13 +106,13 @@ def _draw_history(info: HistoryInfo) -> go.Figure:
     if info.named:
         fig.add_trace(go.Scatter(
             x=[p.number for p in info.named], y=[p.value for p in info.named], mode="markers+text",
-            name="named points", text=[p.point for p in info.named], textposition="top center",
+            name="named points", text=[plot_text(p.point) for p in info.named], textposition="top center",
             marker=dict(color=POINT_COLOR, symbol="star", size=15, line=dict(color="black", width=1)),
-            hovertext=[f"trial {p.number}: {p.point} ({p.state.lower()})" for p in info.named],
+            hovertext=[f"trial {p.number}: {plot_text(p.point)} ({p.state.lower()})" for p in info.named],
         ))
     subtitle = f" ({info.n_failed} failed trials not shown)" if info.n_failed else ""
     fig.update_layout(
-        title=dict(text=title + subtitle), xaxis_title="trial", yaxis_title=info.objective,
+        title=dict(text=title + subtitle), xaxis_title="trial", yaxis_title=plot_text(info.objective),
         template="plotly_white", height=450, legend=dict(orientation="h", y=-0.2),
     )
     return fig
@@ -167,10 +168,11 @@ _CURVE_STYLE = {
 
 
 def _curve_label(curve: Curve) -> str:
+    """Figure text naming the curve's trial; family, point and stop reason are recorded strings."""
     label = f"trial {curve.number} ({curve.state.lower()}"
-    label += f", {curve.family}" if curve.family else ""
-    label += f", {curve.point}" if curve.point else ""
-    return label + (f", stopped: {curve.stop_reason})" if curve.stop_reason else ")")
+    label += f", {plot_text(curve.family)}" if curve.family else ""
+    label += f", {plot_text(curve.point)}" if curve.point else ""
+    return label + (f", stopped: {plot_text(curve.stop_reason)})" if curve.stop_reason else ")")
 
 
 def _draw_curves(info: CurvesInfo) -> go.Figure:
@@ -211,7 +213,7 @@ def _draw_curves(info: CurvesInfo) -> go.Figure:
             opacity=0.6 if group == "pruned" else 1.0, connectgaps=False,
         ))
     fig.update_layout(
-        title=dict(text=title), xaxis_title="epoch", yaxis_title=info.objective, template="plotly_white",
+        title=dict(text=title), xaxis_title="epoch", yaxis_title=plot_text(info.objective), template="plotly_white",
         height=480, legend=dict(orientation="h", y=-0.2), hovermode="closest",
     )
     fig.update_xaxes(dtick=1 if max(max(c.epochs) for c in info.curves) <= 20 else None)
@@ -315,19 +317,19 @@ def _draw_timeline(info: TimelineInfo) -> go.Figure:
         if not bars:
             continue
         fig.add_trace(go.Bar(
-            name=state.lower(), orientation="h", y=[b.lane for b in bars],
+            name=state.lower(), orientation="h", y=[plot_text(b.lane) for b in bars],
             base=[b.start.isoformat() for b in bars],
             x=[(b.end - b.start).total_seconds() * 1000.0 for b in bars],
             marker=dict(color=STATE_COLORS[state], line=dict(color="white", width=0.5)),
             hovertext=[
-                f"trial {b.number} ({b.state.lower()}{', ' + b.family if b.family else ''})<br>"
+                f"trial {b.number} ({b.state.lower()}{', ' + plot_text(b.family) if b.family else ''})<br>"
                 f"{b.start:%H:%M:%S} – {b.end:%H:%M:%S} ({fmt_seconds((b.end - b.start).total_seconds())})"
                 f"<br>value {fmt_value(b.value)}" + ("<br>stale: no sign of life" if b.stale else "")
                 for b in bars
             ],
             hoverinfo="text",
         ))
-    lanes = sorted({b.lane for b in info.bars}, key=_lane_key)
+    lanes = [plot_text(lane) for lane in sorted({b.lane for b in info.bars}, key=_lane_key)]  # as the bars' y
     fig.update_layout(
         title=dict(text=f"{title} — up to {info.max_parallel} at once"),
         barmode="overlay", template="plotly_white", xaxis=dict(type="date", title="time"),

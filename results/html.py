@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from ._common import NOTE_META
+from ._common import NOTE_META, plain_text
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ class Section:
 
 
 def esc(text: Any) -> str:
+    """Plain text for HTML outside figures (text and attribute values); figure text uses ``plot_text``."""
     return html.escape(str(text), quote=True)
 
 
@@ -95,18 +96,35 @@ def is_note(fig: go.Figure) -> bool:
     return fig.layout.meta == NOTE_META
 
 
+#: ``<`` and ``>`` as JSON escapes: inside JSON they occur only in strings, where ``\u003c`` reads back
+#: as ``<``, and without them no ``</script>`` or ``<!--`` in the data can end or derail the script element.
+_SCRIPT_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"))
+
+
+def script_json(fig: go.Figure) -> str:
+    """The figure's JSON, safe inside a ``<script>`` element whatever strings the figure holds.
+
+    The installed plotly.io escapes ``<``, ``>`` and ``/`` in its JSON itself (both engines); escaping
+    here again keeps the page safe without relying on one plotly release's encoder.
+    """
+    data = pio.to_json(fig, validate=False, pretty=False)
+    for char, escape in _SCRIPT_ESCAPES:
+        data = data.replace(char, escape)
+    return data
+
+
 def figure_html(fig: go.Figure, div_id: str) -> str:
     """The figure's div and JSON only; plotly.js itself is inlined once in the page head.
 
     Built by hand rather than with ``fig.to_html`` so the div gets the figure's own
     height (plotly's wrapper uses ``height:100%``, which collapses in a flowing page).
     """
-    if is_note(fig):
-        texts = [a.text for a in fig.layout.annotations or ()]
-        return note_html(" ".join(t for t in texts if t))
+    if is_note(fig):  # the note's figure text (``plot_text``) back to plain text, which note_html escapes
+        texts = [plain_text(a.text) for a in fig.layout.annotations or () if a.text]
+        return note_html(" ".join(texts))
     height = fig.layout.height or 450
     div_id = "fig-" + div_id  # never collide with section anchors
-    data = pio.to_json(fig, validate=False, pretty=False).replace("</", "<\\/")
+    data = script_json(fig)
     config = json.dumps({"displaylogo": False, "responsive": True})
     return (
         f'<div class="figure" data-figure="{esc(div_id)}">'

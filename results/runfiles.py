@@ -76,17 +76,25 @@ def read_npz(path: Path, problems: list[str] | None = None) -> dict[str, np.ndar
         return None
 
 
+def _final_folder(run_dir: Path) -> Path:
+    """The folder of the final model's current set of files (``RunFile.FINAL_DIR`` resolved once), or
+    the run folder itself for a run of the older layout, whose files lie at the top."""
+    final = run_dir / RunFile.FINAL_DIR
+    return final.resolve() if final.is_dir() else run_dir
+
+
 def load_run_files(run_dir: Path | None) -> RunFiles:
     """Read every known file of a run folder; never raises for missing or broken files."""
     files = RunFiles(run_dir=run_dir)
     if run_dir is None:
         return files
     run_dir = Path(run_dir)
-    files.best_config = read_json(run_dir / RunFile.BEST_CONFIG, files.problems)
-    files.test_report = read_json(run_dir / RunFile.TEST_REPORT, files.problems)
+    final = _final_folder(run_dir)  # one set, even while a final stage swaps in the next
+    files.best_config = read_json(final / RunFile.BEST_CONFIG, files.problems)
+    files.test_report = read_json(final / RunFile.TEST_REPORT, files.problems)
     files.sanity_report = read_json(run_dir / RunFile.SANITY_REPORT, files.problems)
     # optional and written by a separate export step: a broken or odd one is only left out, never a note
-    files.export_report = read_json(run_dir / RunFile.EXPORT_REPORT)
-    files.misclassified = read_npz(run_dir / RunFile.MISCLASSIFIED, files.problems)
+    files.export_report = read_json(final / RunFile.EXPORT_REPORT)
+    files.misclassified = read_npz(final / RunFile.MISCLASSIFIED, files.problems)
     files.data_overview = read_npz(run_dir / RunFile.DATA_OVERVIEW, files.problems)
     return files

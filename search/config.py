@@ -11,11 +11,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .data.signnames import MAX_CLASSES
 from .errors import UserError
+from .redaction import redact, redact_url
 from .sampling import PRUNERS, SAMPLERS
 from .schema import TIE_BREAKS, StudyKey
 
@@ -25,12 +28,17 @@ EXPORT_FORMATS = ("savedmodel", "onnx", "tflite")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 ENGINES = ("auto", "fit", "compiled")  # compiled: search/engine/compiled.py (JAX backend only)
 DEFAULT_OUT = Path("runs")
+# A study name is a folder under --out: a plain name, so it can never point outside it.
+STUDY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+SECRET_SETTINGS = ("storage", "warm_start")  # may hold a password: never echoed, stored redacted
+MAX_SEED = 2**31 - 1  # NumPy, Keras and the samplers take 32-bit seeds; worker offsets are added to it
 
 
 def setting(default: Any, help: str, *, flag: str | None = None, choices: tuple | None = None,
-            check: str | None = None) -> Any:
-    """A field with its command-line help; ``check`` names the range test in ``CHECKS``."""
-    meta = {"help": help, "flag": flag, "choices": choices, "check": check}
+            check: str | None = None, most: float | None = None) -> Any:
+    """A field with its command-line help; ``check`` names the range test in ``CHECKS``, ``most`` is
+    the largest value that makes sense (a larger one is a typo that would exhaust memory or time)."""
+    meta = {"help": help, "flag": flag, "choices": choices, "check": check, "most": most}
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -38,20 +46,24 @@ def setting(default: Any, help: str, *, flag: str | None = None, choices: tuple 
 
 @dataclass
 class SearchConfig:
-    data_dir: Path = field(metadata={"help": "folder with train.p [valid.p] [test.p]", "check": "path"})
+    data_dir: Path = field(metadata={"help": "folder with train.p [valid.p] [test.p]", "check": "path", "most": None})
     space: str = setting("all", "space: cnn, lenet, all, or your own module (path/to/space.py or "
                                 "package.module defining build(hp))", check="space")
     trials: int = setting(30, "the study's target of finished trials; a study that already reached it "
-                              "is extended by this many", check="positive")
+                              "is extended by this many", check="positive", most=100_000)
     timeout: float | None = setting(None, "seconds for the search phase; each trial is capped at "
-                                          "--trial-time-fraction of it", check="positive")
-    epochs: int = setting(10, "most epochs per trial", check="positive")
-    patience: int = setting(3, "early-stopping patience in epochs", check="positive")
+                                          "--trial-time-fraction of it", check="positive",
+                                  most=366 * 86400)
+    epochs: int = setting(10, "most epochs per trial", check="positive", most=10_000)
+    patience: int = setting(3, "early-stopping patience in epochs", check="positive", most=10_000)
     final_epochs: int | None = setting(None, "most epochs of the final retrain (default 2 x --epochs)",
-                                       check="positive")
-    study: str | None = setting(None, "study name (default <space>-<data folder name>)")
-    storage: str | None = setting(None, "Optuna storage URL (default: sqlite under <out>/<study>/study.db); "
-                                        "e.g. postgresql://user@host/db for several machines")
+                                       check="positive", most=10_000)
+    study: str | None = setting(None, "study name: letters, digits, '-', '_', '.' (default <space>-<data "
+                                      "folder name>)", check="study")
+    storage: str | None = setting(None, "Optuna storage URL (default: sqlite under <out>/<study>/study.db; "
+                                        "or from --storage-env NAME / $HPSEARCH_STORAGE, which keep a password "
+                                        "off the command line); e.g. postgresql://user@host/db for several "
+                                        "machines", check="storage")
     out: Path = setting(DEFAULT_OUT, "folder for run outputs", check="path")
     sampler: str = setting("tpe", "Optuna sampler", choices=tuple(SAMPLERS))
     local_share: float = setting(0.5, "share of sampled trials that try a neighbour of the best trial so "
@@ -59,49 +71,51 @@ class SearchConfig:
                                  check="share")
     pruner: str = setting("screen", "pruner: screen (after one epoch only the top third of all first-epoch "
                                     "scores goes on), hyperband, sha, median or none", choices=tuple(PRUNERS))
-    seed: int = setting(0, "random seed of the sampler, the split and the models")
+    seed: int = setting(0, "random seed of the sampler, the split and the models", check="count", most=MAX_SEED)
     objectives: tuple[str, ...] = setting(("accuracy",), "'accuracy', 'accuracy,params' or 'accuracy,latency' "
                                                          "(a Pareto front; disables pruning)", flag="--objective",
                                           check="objectives")
     named_points: bool = setting(True, "start a new study with the space's named points (the tutorial's "
-                                       "models...)", flag="--no-named-points")
+                                       "models...)", flag="--no-named-points", check="flag")
     retrain: bool = setting(True, "retrain the best configuration and score it on test.p afterwards",
-                            flag="--no-retrain")
+                            flag="--no-retrain", check="flag")
     final_data: str = setting("train", "what the final models train on: train (early stopping on valid), or "
                                        "train+valid for the epoch count the validation run chose",
                               choices=FINAL_DATA)
     final_candidates: int = setting(3, "most distinct top configurations the final stage retrains and may "
                                        "ensemble (fewer when the time budget cannot pay for them)",
-                                    check="positive")
+                                    check="positive", most=50)
     export: tuple[str, ...] = setting(("onnx", "tflite"), "artifacts written beside best_model.keras at the "
                                                           "end, comma-separated: savedmodel, onnx, tflite "
                                                           "('' for none)", check="exports")
-    n_classes: int | None = setting(None, "class count (default: signnames.csv or 43)", check="classes")
+    n_classes: int | None = setting(None, "class count (default: signnames.csv or 43)", check="classes",
+                                    most=MAX_CLASSES)
     valid_fraction: float = setting(0.2, "share of train.p held out (stratified) when there is no valid.p",
                                     check="fraction")
-    workers: int = setting(1, "worker processes on this machine sharing the study", check="positive")
+    workers: int = setting(1, "worker processes on this machine sharing the study", check="positive", most=256)
     precision: str = setting("float32", "Keras dtype policy", choices=PRECISIONS)
     heartbeat: float = setting(20.0, "seconds between trial heartbeats; a trial silent for 3 is marked "
-                                     "failed", check="positive")
-    max_failures: int = setting(5, "consecutive failed trials that stop the search", check="positive")
+                                     "failed", check="positive", most=3600)
+    max_failures: int = setting(5, "consecutive failed trials that stop the search", check="positive", most=10_000)
     dashboard_every: int = setting(5, "regenerate the dashboard after every N finished trials (0: only at "
-                                      "the end)", check="non_negative")
+                                      "the end)", check="non_negative", most=100_000)
     trial_time_fraction: float = setting(0.2, "most share of --timeout one trial may use", check="share_one")
     continue_cut: bool = setting(True, "when the per-trial time cap cuts the best trial so far short of its "
                                        "epochs, the next trial trains it on from its weights for the epochs it "
-                                       "had left", flag="--no-continue-cut")
-    steps_per_execution: int = setting(4, "train steps per compiled call (1 under PyTorch)", check="positive")
+                                       "had left", flag="--no-continue-cut", check="flag")
+    steps_per_execution: int = setting(4, "train steps per compiled call (1 under PyTorch)", check="positive",
+                                       most=10_000)
     warm_start: tuple[str, ...] = setting((), "earlier studies whose best configurations (3 distinct each) "
                                               "run first as named points, comma-separated: NAME (read from "
                                               "--storage, else <out>/NAME/study.db) or STORAGE_URL#NAME, e.g. "
-                                              "sqlite:///runs/old/study.db#old")
+                                              "sqlite:///runs/old/study.db#old", check="warm_start")
     engine: str = setting("auto", "how a trial trains: fit (Keras model.fit), compiled (JAX backend only: data on "
                                   "the device, compiled chunks of 16 steps), auto (compiled under JAX with a "
                                   "GPU/TPU, else fit)", choices=ENGINES)
     population: int = setting(0, "trials trained together in one compiled program, sharing the architecture and "
                                  "differing in learning rate, weight decay, label smoothing and seed (JAX "
                                  "backend); 0: automatic (1 on a CPU, where it does not pay; 4 on a GPU/TPU)",
-                              check="count")
+                              check="count", most=256)
     tie_break: str = setting("loss", "how trials of equal validation accuracy are ordered: loss (the lower "
                                      "validation loss) or robust (the higher accuracy on a darkened / "
                                      "low-contrast copy of the validation images, then the lower loss)",
@@ -126,10 +140,11 @@ class SearchConfig:
                 raise UserError(f"--{f.name.replace('_', '-')}: {value!r} is not one of "
                                 f"{', '.join(map(str, f.metadata['choices']))}")
             check = f.metadata.get("check")
-            if check and value is not None:
-                problem = CHECKS[check](value)
-                if problem:
-                    raise UserError(f"--{f.name.replace('_', '-')}: {problem}, got {value!r}")
+            problem = CHECKS[check](value) if check and value is not None else None
+            problem = problem or too_large(value, f.metadata.get("most"))
+            if problem:
+                shown = "" if f.name in SECRET_SETTINGS else f", got {value!r}"
+                raise UserError(f"--{f.name.replace('_', '-')}: {problem}{shown}")
 
     # -- derived facts -----------------------------------------------------------------------------
     @property
@@ -162,12 +177,17 @@ class SearchConfig:
         return self.final_epochs or 2 * self.epochs
 
     # -- serialisation -----------------------------------------------------------------------------
-    def to_json(self) -> dict[str, Any]:
-        """Plain JSON values, the form stored in the study."""
+    def to_json(self, *, secrets: bool = False) -> dict[str, Any]:
+        """Plain JSON values, the form stored in the study, with every storage URL's password
+        hidden; ``secrets=True`` keeps them, for the private channel to a ``--workers`` child only."""
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             out[f.name] = str(value) if isinstance(value, Path) else list(value) if isinstance(value, tuple) else value
+        if not secrets:
+            out["storage"] = redact_url(out["storage"]) if out["storage"] else out["storage"]
+            out["warm_start"] = [redact_url(item) for item in out["warm_start"]]
+            out["command"] = redact(out["command"])
         return out
 
     @classmethod
@@ -177,8 +197,8 @@ class SearchConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
-    def dumps(self) -> str:
-        return json.dumps(self.to_json(), sort_keys=True)
+    def dumps(self, *, secrets: bool = False) -> str:
+        return json.dumps(self.to_json(secrets=secrets), sort_keys=True)
 
     def with_overrides(self, given: dict[str, Any]) -> tuple[SearchConfig, dict[str, tuple[Any, Any]]]:
         """A copy with ``given`` settings replacing the stored ones, and what changed
@@ -201,7 +221,39 @@ class SearchConfig:
 
 
 def default_study_name(space: str, data_dir: Path | str) -> str:
-    return f"{Path(space).stem if space.endswith('.py') else space}-{Path(data_dir).resolve().name}"
+    """``<space>-<data folder name>``, made a plain study name (other characters become ``_``)."""
+    name = f"{Path(space).stem if space.endswith('.py') else space}-{Path(data_dir).resolve().name}"
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:128]
+
+
+def check_study_name(name: str) -> str | None:
+    """Why ``name`` cannot be a study name (a folder under --out), or None."""
+    if not isinstance(name, str) or not STUDY_NAME.fullmatch(name) or name in (".", ".."):
+        return "must be a plain name of letters, digits, '-', '_' and '.' (at most 128, not '.' or '..')"
+    return None
+
+
+def _check_warm_start(items: tuple[str, ...]) -> str | None:
+    for item in items:
+        url, _, name = item.rpartition("#") if "://" in item else ("", "", item)
+        problem = check_study_name(name) or (check_storage(url) if url else None)
+        if problem:
+            return f"{redact_url(item)!r}: expected NAME or STORAGE_URL#NAME, and the name {problem}"
+    return None
+
+
+def check_storage(url: str) -> str | None:
+    """Why ``url`` cannot be a storage URL, or None (an empty one would open a SQLite file named '')."""
+    return None if isinstance(url, str) and re.match(r"[A-Za-z][A-Za-z0-9+.-]*://\S", url) else \
+        "must be a storage URL such as sqlite:///path/study.db or postgresql://user@host/db"
+
+
+def too_large(value: Any, most: float | None) -> str | None:
+    """The message for a number above its setting's ``most``, or None."""
+    number = _number(value)
+    if most is None or number is None or number <= most:
+        return None
+    return f"must be at most {most}"
 
 
 def parse_objectives(text: str) -> tuple[str, ...]:
@@ -217,7 +269,8 @@ def parse_list(text: str) -> tuple[str, ...]:
 
 
 def _check_objectives(parts: tuple[str, ...]) -> str | None:
-    if not parts or parts[0] != "accuracy" or len(parts) > 2 or any(p not in OBJECTIVES for p in parts[1:]):
+    if (not parts or parts[0] != "accuracy" or len(parts) > 2 or any(p not in OBJECTIVES for p in parts[1:])
+            or len(set(parts)) != len(parts)):
         return "expected 'accuracy', 'accuracy,params' or 'accuracy,latency'"
     return None
 
@@ -251,5 +304,9 @@ CHECKS = {
     "objectives": _check_objectives,
     "exports": _check_exports,
     "space": _check_space,
+    "flag": lambda v: None if isinstance(v, bool) else "must be true or false",
+    "study": check_study_name,
+    "warm_start": _check_warm_start,
+    "storage": check_storage,
     "path": lambda v: None if str(v).strip() else "must not be empty",
 }

@@ -10,6 +10,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from .engine.events import SearchEvents
+from .redaction import redact
 from .schema import (
     FINISHED,
     TrialKey,
@@ -79,7 +80,8 @@ class Progress:
         return [EpochProgress(f"trial {trial.number}", max(left, 1), stream=self.stream)]
 
     def say(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        """One message; every storage URL in it is shown without its password."""
+        print(redact(text), file=self.stream, flush=True)
 
     def events(self) -> SearchEvents:
         """The engine callbacks that print this progress: messages and a line per trial."""

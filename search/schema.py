@@ -12,6 +12,8 @@ import json
 import math
 import os
 import re
+import stat
+import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +22,9 @@ import numpy as np
 import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
+
+from .redaction import redact as redact  # re-exported: results/ reads the contract only
+from .redaction import redact_url as redact_url
 
 
 class TrialKey:
@@ -59,6 +64,9 @@ class StudyKey:
     CONFIG = "config"  # the whole SearchConfig as JSON: what resume, join, retrain and workers read
     OVERRIDES = "config_overrides"  # settings changed on a later command line, with when and by whom
     SPACE = "space"
+    # SHA-256 of a user space's module file when the study was made: a later command imports the
+    # stored module only when it still matches, or when --space is typed again (search/space_source.py)
+    SPACE_SHA256 = "space_sha256"
     DATA_DIR = "data_dir"
     DATA_HASH = "data_hash"
     OBJECTIVES = "objectives"
@@ -85,6 +93,16 @@ class RunFile:
     ERRORS_LOG = "errors.log"
     DASHBOARD = "dashboard.html"
     EXPORT_REPORT = "export_report.json"  # the deployable artifacts: sizes, test accuracy in their runtime
+    # The final model's files are one set (search/final/final_set.py): each final stage writes them into a new
+    # folder ``final-<time>-<pid>-<random>/`` and swaps it in with one rename of the symlink ``final``, so a
+    # crash or Ctrl-C leaves the old set or the new one, never a new model beside old reports. In the run
+    # folder each name of FINAL_SET (and each export artifact, ``in_final_set``) is a symlink ``NAME ->
+    # final/NAME``: readers keep opening ``runs/<study>/best_model.keras``.
+    FINAL_SET = (BEST_MODEL, FINAL_MEMBERS, TEST_REPORT, MISCLASSIFIED, BEST_CONFIG, EXPORT_REPORT)
+    FINAL_DIR = "final"  # symlink to the current set's folder
+    FINAL_SET_PREFIX = "final-"  # a complete set's folder
+    FINAL_BUILD_PREFIX = ".final-build-"  # a set being written: ``.final-build-<pid>-<host>-<random>``
+    FINAL_LOCK = ".final.lock"  # flock'd while a set is swapped in or added to
 
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # what a study's target of trials counts
@@ -237,15 +255,6 @@ def origin_of(user_attrs: dict) -> str | None:
 
 # --- storage ------------------------------------------------------------------------------------
 
-_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^/\s]*)(?P<tail>@[^@/\s]*)")
-
-
-def redact(text: str) -> str:
-    """``postgresql://user:p@ss@host/db`` -> ``postgresql://user:***@host/db``, also inside a longer
-    text (a driver's error message). The password runs to the last ``@`` before the host."""
-    return _PASSWORD.sub(lambda m: m.group("head") + "***" + m.group("tail"), text)
-
-
 def sqlite_path(out: Path | str, study: str) -> Path:
     """Where a study's own SQLite file lives when no ``--storage`` is given."""
     return Path(out) / study / RunFile.STUDY_DB
@@ -262,28 +271,80 @@ def storage_url(storage: str | None, out: Path | str, study: str) -> str:
 
 # --- files --------------------------------------------------------------------------------------
 
-def private_tmp(path: Path) -> Path:
-    """A temporary name beside ``path`` that no other process uses: several workers on one study
-    write the same run files, and a shared temporary name lets one rename the other's file away.
-    The name ends like ``path`` so that writers which add a suffix (``.npz``, ``.keras``) keep it."""
-    return path.with_name(f".tmp-{os.getpid()}-{path.name}")
+# The export artifacts' names (search/final/export.py ``artifact_name``): best_model_savedmodel/,
+# best_model.onnx, best_model.tflite, best_model_<quantisation>.tflite.
+_ARTIFACT = re.compile(re.escape(Path(RunFile.BEST_MODEL).stem) + r"(_savedmodel|(_[a-z0-9]+)?\.(onnx|tflite))")
+
+
+def in_final_set(name: str) -> bool:
+    """Whether the run folder's entry ``name`` belongs to the final model's set: a ``RunFile.FINAL_SET``
+    name or an export artifact's."""
+    return name in RunFile.FINAL_SET or _ARTIFACT.fullmatch(name) is not None
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Read once at import, while one thread runs: os.umask can only be read by setting it. mkstemp and mkdtemp
+# create 0600 / 0700 entries; run files get the modes a plain open() or mkdir() would give them, so that the
+# people who share a runs/ folder can still read them.
+_UMASK = _read_umask()
+
+
+def private_dir(parent: Path, prefix: str, suffix: str = "") -> Path:
+    """A new folder in ``parent`` under an unpredictable name, created exclusively (``mkdtemp``): nothing
+    planted in a shared folder under a guessable name is reused or followed."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent))
+    os.chmod(path, 0o777 & ~_UMASK)
+    return path
+
+
+def private_tmp(path: Path, *, folder: bool = False) -> Path:
+    """A new, empty temporary file (or folder) beside ``path`` that no other process uses, created exclusively
+    (``mkstemp``) under an unpredictable name: a file or symlink planted in a shared run folder under a
+    guessable name is never opened or followed, and workers that write the same run file never share one.
+    The name starts with ``.tmp-<pid>-`` (who left it, should a crash leave it) and ends like ``path``, so
+    writers that add or require a suffix (``np.savez``: ``.npz``, ``model.save``: ``.keras``) keep it."""
+    prefix, suffix = f".tmp-{os.getpid()}-", f"-{path.name}"
+    if folder:
+        return private_dir(path.parent, prefix, suffix)
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+    finally:
+        os.close(fd)
+    return Path(name)
+
+
+def _fsync_regular_file(path: Path) -> None:
+    """Flush ``path`` to disk. O_NOFOLLOW: a symlink put in its place is refused, never renamed over a run file."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
-    """Yields a private temporary path to write; on success it is flushed to disk and renamed over
-    ``path``, so a reader (or a crash) never sees half a file; on failure it is removed."""
+    """Yields a private temporary file (``private_tmp``; it exists, empty) for a writer to open by name; on
+    success it is flushed to disk and renamed over ``path``, so a reader (or a crash) never sees half a
+    file; on failure it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = private_tmp(path)
     try:
         yield tmp
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
+        _fsync_regular_file(tmp)
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
 
 
 def write_text(path: Path | str, text: str) -> Path:

@@ -21,3 +21,12 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("synth")
     write_synthetic_dataset(folder, n_train=430, n_valid=172, n_test=172, seed=0)
     return folder
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How many malformed data files the fuzz tests tried (``tests/search/data/test_fuzz_data.py``)."""
+    reports = terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
+    tried = sum(value for report in reports for name, value in getattr(report, "user_properties", [])
+                if name == "fuzz_cases")
+    if tried:
+        terminalreporter.write_line(f"fuzz: {tried} generated data files tried")

@@ -11,18 +11,25 @@ import dataclasses
 import sys
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import DEFAULT_OUT, SearchConfig
-from ..data.prepare import load_configured, prepare_data
+from ..data import Dataset
+from ..data.prepare import load_checked, save_data_reports
 from ..errors import UserError
 from ..progress import Progress, format_duration
-from ..schema import best_trial, count_finished, redact, sqlite_url, write_text
+from ..schema import RunFile, best_trial, count_finished, redact, sqlite_url, write_text
 from .backend import start_backend
 from .parser import given_settings
+from .paths import output_file, writing
 from .reporting import print_summary, search_events, write_dashboard_safely
-from .settings import resolve
+from .settings import Resolved, resolve
+
+if TYPE_CHECKING:
+    from ..data.sanity import SanityReport
+    from ..engine.workers import WorkerCommand
 
 DEFAULT_DATA_ROOT = DEFAULT_OUT / "data"
 # The embedded default: sized to finish in about five minutes on two CPU cores (see BENCHMARKS.md).
@@ -36,17 +43,32 @@ def search(args: argparse.Namespace, command: str) -> int:
     """Search (or resume), then retrain the best configuration, score it on test and report."""
     started = time.monotonic()
     progress = Progress(0)
-    cfg, _ = resolve(given_settings(args), command, progress.say, store=True)
-    return run_job(cfg, progress, started)
+    return run_job(resolve(given_settings(args), command, progress.say, store=True), progress, started)
 
 
-def run_job(cfg: SearchConfig, progress: Progress, started: float) -> int:
+def checked_data(resolved: Resolved, say: Callable[[str], None]) -> tuple[Dataset, SanityReport]:
+    """The data loaded and checked, against the study's own when the study exists; nothing written."""
+    from ..engine.study import check_same_data
+
+    dataset, report = load_checked(resolved.cfg, say)
+    if resolved.study is not None:
+        check_same_data(resolved.study.user_attrs, resolved.cfg, dataset.content_hash)
+    return dataset, report
+
+
+def run_job(resolved: Resolved, progress: Progress, started: float) -> int:
     """The whole job within ``--timeout`` from ``started``: the search stops early enough to pay
-    for the final stage (``final/budget.py``). The data is checked before the backend starts."""
-    dataset = prepare_data(cfg, progress.say)
+    for the final stage (``final/budget.py``). The data is checked before the backend starts, and
+    the study and the run folder are written only once the data, the space and the settings passed."""
+    cfg = resolved.cfg
+    dataset, report = checked_data(resolved, progress.say)
     start_backend(cfg.precision)
-    from ..engine.loop import run_search
+    from ..engine.loop import check_search, run_search
     from ..final.budget import reserve_seconds
+
+    space = check_search(cfg, dataset)
+    resolved.record(progress.say)
+    save_data_reports(cfg, dataset, report)
 
     progress.target, progress.timeout, progress.epochs = cfg.trials, cfg.timeout, cfg.epochs
     progress.start = started
@@ -61,7 +83,7 @@ def run_job(cfg: SearchConfig, progress: Progress, started: float) -> int:
 
         outcome = run_workers(cfg, dataset, worker_launcher(cfg, started), events)
     else:
-        outcome = run_search(cfg, dataset=dataset, events=events, started=started, reserve=reserve)
+        outcome = run_search(cfg, dataset=dataset, space=space, events=events, started=started, reserve=reserve)
     print_summary(outcome.study, progress)
     best = best_trial(outcome.study)
     progress.say(f"best trial: #{best.number} val_acc {best.values[0]:.4f}" if best else "best trial: none completed")
@@ -86,15 +108,16 @@ def run_job(cfg: SearchConfig, progress: Progress, started: float) -> int:
     return 0
 
 
-def worker_launcher(parent: SearchConfig, started: float):  # -> Callable[[SearchConfig, int], list[str]]
-    """How ``--workers`` starts worker ``index``: the serialised settings, not edited arguments.
-    A worker's budget is what is left of the parent's, and it leaves the parent's final stage
-    its reserve."""
-    def command(child: SearchConfig, index: int) -> list[str]:
+def worker_launcher(parent: SearchConfig, started: float) -> WorkerCommand:
+    """How ``--workers`` starts worker ``index``: its arguments, and the serialised settings for its
+    standard input (a storage URL's password must not be on a command line, which ``ps`` shows to
+    every local user). A worker's budget is what is left of the parent's, and it leaves the parent's
+    final stage its reserve."""
+    def command(child: SearchConfig, index: int) -> tuple[list[str], str]:
         if parent.timeout is not None:
             child = dataclasses.replace(child, timeout=max(parent.timeout - (time.monotonic() - started), 1.0))
-        return [sys.executable, "-m", "search.cli.worker", child.dumps(), str(index),
-                "reserve" if parent.retrain else "no-reserve"]
+        argv = [sys.executable, "-m", "search.cli.worker", str(index), "reserve" if parent.retrain else "no-reserve"]
+        return argv, child.dumps(secrets=True)
     return command
 
 
@@ -108,8 +131,8 @@ def default_job(argv: Sequence[str]) -> int:
         write_synthetic_dataset(data_dir, **DEFAULT_SYNTH)
     started = time.monotonic()  # the budget starts once the data exists (made once per machine)
     progress = Progress(0)
-    cfg, _ = resolve({"data_dir": data_dir, **DEFAULT_SEARCH}, "python run_search.py", progress.say, store=True)
-    return run_job(cfg, progress, started)
+    resolved = resolve({"data_dir": data_dir, **DEFAULT_SEARCH}, "python run_search.py", progress.say, store=True)
+    return run_job(resolved, progress, started)
 
 
 def join(args: argparse.Namespace, command: str) -> int:
@@ -117,43 +140,47 @@ def join(args: argparse.Namespace, command: str) -> int:
     from ..engine.study import stored_target, worker_id
 
     progress = Progress(0)
-    cfg, study = resolve(given_settings(args), command, progress.say, store=False, must_exist=True)
+    resolved = resolve(given_settings(args), command, progress.say, store=False, must_exist=True)
+    study = resolved.study
     assert study is not None
     target, finished = stored_target(study), count_finished(study.get_trials(deepcopy=False))
     if finished >= target:
-        progress.say(f"study {cfg.study_name!r} has reached its target ({finished} of {target} trials "
+        progress.say(f"study {resolved.cfg.study_name!r} has reached its target ({finished} of {target} trials "
                      "finished): nothing to do")
         return 0
-    cfg = cfg.with_overrides({"retrain": False, "dashboard_every": 0, "workers": 1})[0]
-    dataset = prepare_data(cfg, progress.say)
-    start_backend(cfg.precision)
-    from ..engine.loop import run_search
+    dataset, report = checked_data(resolved, progress.say)
+    start_backend(resolved.cfg.precision)
+    from ..engine.loop import check_search, run_search
 
+    cfg = resolved.cfg.with_overrides({"retrain": False, "dashboard_every": 0, "workers": 1})[0]
+    space = check_search(cfg, dataset)
+    resolved.record(progress.say)
+    save_data_reports(cfg, dataset, report)
     progress.target, progress.timeout = target, cfg.timeout
     index = 1 + zlib.crc32(worker_id().encode()) % 9973  # a sampler seed of its own
-    outcome = run_search(cfg, dataset=dataset, events=search_events(cfg, progress), worker_index=index,
-                         extend=False)
+    outcome = run_search(cfg, dataset=dataset, space=space, events=search_events(cfg, progress),
+                         worker_index=index, extend=False)
     progress.say(f"worker stopped ({outcome.stop_reason}): {outcome.finished} of {target} trials finished")
     return 0
 
 
 def retrain(args: argparse.Namespace, command: str) -> int:
     """The final stage again, with the study's stored settings (and the data split they made)."""
-    from ..engine.study import check_same_data
-
     given = given_settings(args)
     if "study" not in given:
         raise UserError("retrain: --study NAME is required")
     progress = Progress(0)
-    cfg, study = resolve(given, command, progress.say, store=False, must_exist=True)
-    assert study is not None
-    dataset = load_configured(cfg)
-    check_same_data(study.user_attrs, cfg, dataset.content_hash)
-    start_backend(cfg.precision)
+    resolved = resolve(given, command, progress.say, store=False, must_exist=True)
+    assert resolved.study is not None
+    dataset, _ = checked_data(resolved, lambda _text: None)
+    start_backend(resolved.cfg.precision)
+    from ..engine.study import load_space
     from ..final import retrain_best
 
-    retrain_best(study, dataset, cfg, progress)
-    write_dashboard_safely(study, cfg.run_dir, progress)
+    load_space(resolved.cfg.space)
+    resolved.record(progress.say)
+    retrain_best(resolved.study, dataset, resolved.cfg, progress)
+    write_dashboard_safely(resolved.study, resolved.cfg.run_dir, progress)
     return 0
 
 
@@ -170,13 +197,16 @@ def _out(args: argparse.Namespace) -> Path:
 def export(args: argparse.Namespace, command: str) -> int:
     from results.export import best_config, format_config
 
+    if args.output:
+        output_file(args.output, "-o/--output")
     study = _open(args)
     try:
         text = format_config(best_config(study, _out(args) / args.study), args.format)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if args.output:
-        write_text(args.output, text)
+        with writing(args.output, "the configuration"):
+            write_text(args.output, text)
         print(f"wrote {args.output}")
     else:
         print(text)
@@ -203,8 +233,12 @@ def studies(args: argparse.Namespace, command: str) -> int:
 def dashboard(args: argparse.Namespace, command: str) -> int:
     from results.dashboard import write_dashboard
 
+    if args.output:
+        output_file(args.output, "-o/--output")
     study = _open(args)
-    path = write_dashboard(study, _out(args) / args.study, args.output)
+    run_dir = _out(args) / args.study
+    with writing(args.output or run_dir / RunFile.DASHBOARD, "the dashboard"):
+        path = write_dashboard(study, run_dir, args.output)
     print(f"wrote {path}")
     return 0
 
@@ -221,8 +255,6 @@ def spaces(args: argparse.Namespace, command: str) -> int:
 
 def export_model(args: argparse.Namespace, command: str) -> int:
     """One deployable artifact of ``best_model.keras``, scored on ``test.p`` in its own runtime."""
-    from ..schema import RunFile
-
     run_dir = _out(args) / args.study
     model_path = run_dir / RunFile.BEST_MODEL
     if not model_path.is_file():

@@ -10,20 +10,28 @@ answer at once.
 """
 from __future__ import annotations
 
+import errno
 import shlex
 import signal
 import sys
 from collections.abc import Callable, Sequence
 
 from ..errors import UserError
+from ..redaction import redact, redact_argument
 from .backend import quiet_backends
 from .parser import EXIT_USAGE, build_parser
+from .settings import apply_storage_env
 
 EXIT_INTERRUPTED = 130
+# What the machine or the user's paths cause, not a bug: one line naming the file, exit 2.
+USER_OS_ERRORS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS,
+                            errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.ENOENT, errno.ENAMETOOLONG,
+                            errno.ELOOP})
 
 
 def command_line(argv: Sequence[str]) -> str:
-    return "python run_search.py " + shlex.join(argv) if argv else "python run_search.py"
+    """The command as recorded in the study and the reports: every URL's password hidden."""
+    return "python run_search.py " + shlex.join(map(redact_argument, argv)) if argv else "python run_search.py"
 
 
 def _sigterm_as_interrupt(signum: int, frame: object) -> None:
@@ -35,7 +43,16 @@ def run_guarded(work: Callable[[], int], resume: str | None = None) -> int:
     try:
         return work()
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(redact(f"error: {exc}"), file=sys.stderr)
+        return EXIT_USAGE
+    except MemoryError:
+        print("error: out of memory (an input far larger than expected?)", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        if exc.errno not in USER_OS_ERRORS:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(redact(f"error: {where}{exc.strerror or exc}"), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("\ninterrupted: every completed trial is kept in the study"
@@ -53,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(__doc__.split("\n\n")[0]).parse_args(argv)
     prepare_process()
+    storage_problem = run_guarded(lambda: apply_storage_env(args))
+    if storage_problem:
+        return storage_problem
     command = command_line(argv)
     if args.verb is None:
         from .commands import default_job

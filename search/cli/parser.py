@@ -13,17 +13,30 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..config import CHECKS, DEFAULT_OUT, EXPORT_FORMATS, SearchConfig, parse_list
+from ..config import (
+    CHECKS,
+    DEFAULT_OUT,
+    EXPORT_FORMATS,
+    MAX_CLASSES,
+    MAX_SEED,
+    SearchConfig,
+    check_storage,
+    check_study_name,
+    parse_list,
+    too_large,
+)
+from ..redaction import redact
 
 EXIT_USAGE = 2
 NOT_OPTIONS = ("command",)
+STORAGE_ENV = "HPSEARCH_STORAGE"  # the storage URL when neither --storage nor --storage-env is given
 
 
 class OneLineParser(argparse.ArgumentParser):
     """Argument errors as one line and exit status 2, like every other user error."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        print(redact(f"error: {self.prog}: {message} (see {self.prog} --help)"), file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
 
 
@@ -36,7 +49,7 @@ def _base_type(annotation: Any) -> type:
 
 def _converter(f: dataclasses.Field, base: type) -> Callable[[str], Any]:
     """Text to value, with the setting's own range check as the argparse error."""
-    check = f.metadata.get("check")
+    check, most = f.metadata.get("check"), f.metadata.get("most")
     if base is tuple:  # comma-separated lists (objectives, export formats)
         def listed(text: str) -> tuple[str, ...]:
             parts = parse_list(text)
@@ -54,6 +67,7 @@ def _converter(f: dataclasses.Field, base: type) -> Callable[[str], Any]:
         problem = CHECKS[check](value) if check else None
         if problem and check == "positive" and base is int:
             problem = "must be a positive integer"
+        problem = problem or too_large(value, most)
         if problem:
             raise argparse.ArgumentTypeError(f"{problem}, got {text!r}")
         return value
@@ -73,6 +87,9 @@ def add_settings(p: argparse.ArgumentParser, names: tuple[str, ...] | None = Non
         shown = f" (default {default})" if default not in (None, "", ()) and not isinstance(default, bool) else ""
         help_text = f.metadata.get("help", "") + shown
         flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+        if f.name == "storage":
+            _add_storage(p, help_text)
+            continue
         if flag.startswith("--no-"):
             p.add_argument(flag, dest=f.name, action="store_const", const=False, default=argparse.SUPPRESS,
                            help=help_text[0].upper() + help_text[1:] + ": off")
@@ -95,12 +112,42 @@ def given_settings(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in vars(args).items() if k in names}
 
 
+def _checked(check: Callable[[str], str | None], name: str) -> Callable[[str], str]:
+    """An argparse type that refuses what ``check`` refuses, with its message."""
+    def convert(text: str) -> str:
+        problem = check(text)
+        if problem:
+            raise argparse.ArgumentTypeError(f"{problem}, got {text!r}")
+        return text
+    convert.__name__ = name
+    return convert
+
+
+def _add_storage(p: argparse.ArgumentParser, help_text: str) -> None:
+    """``--storage URL``, or ``--storage-env NAME``: the URL read from an environment variable, so a
+    password stays out of the command line (which every local user can read with ``ps``)."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--storage", default=argparse.SUPPRESS, metavar="URL", help=help_text, type=_storage_url)
+    group.add_argument("--storage-env", default=argparse.SUPPRESS, metavar="NAME",
+                       help=f"read the storage URL from environment variable NAME (default: ${STORAGE_ENV} "
+                            "when it is set and --storage is not given)")
+    p.set_defaults(takes_storage=True)
+
+
+def _storage_url(text: str) -> str:
+    """``--storage``'s type; the refusal does not echo the text, which may hold a password."""
+    if check_storage(text):
+        raise argparse.ArgumentTypeError("expected a storage URL such as sqlite:///path/study.db or "
+                                         "postgresql://user@host/db")
+    return text
+
+
 def _add_locating(p: argparse.ArgumentParser, *, study_required: bool) -> None:
     p.add_argument("--study", required=study_required, default=argparse.SUPPRESS,
+                   type=_checked(check_study_name, "study name"),
                    help="study name" + ("" if study_required else " (default <space>-<data folder name>)"))
-    p.add_argument("--storage", default=argparse.SUPPRESS,
-                   help="Optuna storage URL (default: sqlite under <out>/<study>/study.db); "
-                        "e.g. postgresql://user@host/db for several machines")
+    _add_storage(p, "Optuna storage URL (default: sqlite under <out>/<study>/study.db); "
+                    "e.g. postgresql://user@host/db for several machines")
     p.add_argument("--out", type=Path, default=argparse.SUPPRESS,
                    help=f"folder for run outputs (default {DEFAULT_OUT}/)")
 
@@ -116,7 +163,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     p = sub.add_parser("join", help="one more worker on an existing study, with the study's own settings "
                                     "(for job arrays: Slurm, Kubernetes)")
     _add_locating(p, study_required=True)
-    add_settings(p, names=("data_dir",))
+    add_settings(p, names=("data_dir", "space"))
     p = sub.add_parser("retrain", help="build the final model again from the study's best configurations "
                                        "(its stored settings) and score it on test.p")
     add_settings(p)
@@ -140,8 +187,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, metavar="DIR",
                    help="data folder for the int8 calibration images and the test.p score (default: the study's own)")
     p = sub.add_parser("studies", help="list the studies in a storage")
-    p.add_argument("--storage", default=argparse.SUPPRESS, help="Optuna storage URL (default: every "
-                                                                "study.db under --out)")
+    _add_storage(p, "Optuna storage URL (default: every study.db under --out)")
     p.add_argument("--out", type=Path, default=argparse.SUPPRESS,
                    help=f"folder for run outputs (default {DEFAULT_OUT}/)")
     sub.add_parser("spaces", help="list every model family: parameters, ranges, defaults, named points")
@@ -149,11 +195,34 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+def _int_in(least: int, most: int) -> Callable[[str], int]:
+    """An argparse type for a whole number in ``[least, most]``."""
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not least <= value <= most:
+            raise argparse.ArgumentTypeError(f"must be between {least} and {most}, got {text}")
+        return value
+    convert.__name__ = "int"
+    return convert
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    problem = CHECKS["fraction"](value)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{problem}, got {text}")
     return value
+
+
+MAX_IMAGES = 2_000_000  # synthetic images per split: 6 GiB of 32x32 pixels, far past any test or demo
+MAX_SIZE = 512  # image side in pixels; the spaces are built for 32
+MIN_SIZE = 8
 
 
 def _add_data_commands(sub: argparse._SubParsersAction) -> None:
@@ -162,19 +231,19 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
                                required=True)
     p = dsub.add_parser("synth", help="write the built-in synthetic traffic signs")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--n-train", type=_positive_int, default=5000)
-    p.add_argument("--n-valid", type=_positive_int, default=1500)
-    p.add_argument("--n-test", type=_positive_int, default=2000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=_positive_int, default=32)
+    p.add_argument("--n-train", type=_int_in(1, MAX_IMAGES), default=5000)
+    p.add_argument("--n-valid", type=_int_in(1, MAX_IMAGES), default=1500)
+    p.add_argument("--n-test", type=_int_in(1, MAX_IMAGES), default=2000)
+    p.add_argument("--seed", type=_int_in(0, MAX_SEED), default=0)
+    p.add_argument("--size", type=_int_in(MIN_SIZE, MAX_SIZE), default=32)
     p = dsub.add_parser("convert-gtsrb", help="convert the official GTSRB folders to train/valid/test.p")
     p.add_argument("src", type=Path)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--size", type=_positive_int, default=32)
+    p.add_argument("--size", type=_int_in(MIN_SIZE, MAX_SIZE), default=32)
     p.add_argument("--crop", action="store_true", help="crop to the sign's bounding box first")
-    p.add_argument("--valid-fraction", type=float, default=0.2)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--valid-fraction", type=_fraction, default=0.2)
+    p.add_argument("--seed", type=_int_in(0, MAX_SEED), default=0)
     p = dsub.add_parser("check", help="print the sanity report of a data folder (exit 2 if invalid)")
     p.add_argument("dir", type=Path)
     p.add_argument("--html", type=Path, help="also write the data section of the dashboard here")
-    p.add_argument("--n-classes", type=_positive_int)
+    p.add_argument("--n-classes", type=_int_in(2, MAX_CLASSES))

@@ -1,8 +1,9 @@
-"""One ``--workers`` child: ``python -m search.cli.worker SETTINGS_JSON INDEX reserve|no-reserve``.
+"""One ``--workers`` child: ``python -m search.cli.worker INDEX reserve|no-reserve``, settings on stdin.
 
-The parent passes its resolved settings serialised, so every worker searches exactly as the parent
-does; the index varies the sampler's seed. Workers print their trial lines, never retrain, never
-write dashboards and leave the resume command to the parent.
+The parent writes its resolved settings as JSON to the child's standard input (a private pipe: a
+command line is visible to every local user, and the settings may hold a storage password), so
+every worker searches exactly as the parent does; the index varies the sampler's seed. Workers print
+their trial lines, never retrain, never write dashboards and leave the resume command to the parent.
 """
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ def main(argv: list[str]) -> int:
     from ..progress import Progress
     from .backend import start_backend
 
-    cfg = SearchConfig.from_json(json.loads(argv[0]))
-    index = int(argv[1])
-    final_stage = dataclasses.replace(cfg, retrain=True) if argv[2:] == ["reserve"] else None
+    cfg = SearchConfig.from_json(json.loads(sys.stdin.read()))
+    index = int(argv[0])
+    final_stage = dataclasses.replace(cfg, retrain=True) if argv[1:] == ["reserve"] else None
     start_backend(cfg.precision)
     from ..engine.loop import run_search
     from ..final.budget import reserve_seconds

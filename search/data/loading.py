@@ -9,20 +9,40 @@ conversion and scaling happen inside the model.
 ``test.p`` is checked here like the other files (keys, shapes, dtypes, labels, image size), so a
 broken test file stops the command before the search spends its budget, but its images are not
 kept: the search never sees them. ``Dataset.load_test()`` reads them once, for the final model.
+
+The files are untrusted: reading one takes memory bounded by its size (pickles: see
+``safe_pickle``; ``.npz``: the members' declared sizes are checked before anything is read) and
+every problem, running out of memory included, is a ``DataError`` naming the file.
 """
 from __future__ import annotations
 
 import hashlib
+import math
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError, UserError
-from .safe_pickle import safe_load
-from .signnames import GTSRB_CLASS_NAMES, N_GTSRB_CLASSES, read_signnames
+from .safe_pickle import one_line, safe_load
+from .signnames import GTSRB_CLASS_NAMES, MAX_CLASSES, N_GTSRB_CLASSES, read_signnames
 
 SPLIT_SUFFIXES = (".p", ".pickle", ".pkl", ".npz")
+# Smallest image side accepted, the synthetic generator's smallest size (``data synth --size``): the
+# searched networks pool their input 2x2 per block, and a 0-pixel side means the file holds no images.
+MIN_IMAGE_SIZE = 8
+# Labels given as a Python list (not an array) are read up to this length: far above any traffic-sign
+# set (GTSRB has 51,839 images), and it keeps the list's unpickling under safe_pickle's opcode limit.
+MAX_LABELS_IN_LIST = 1_000_000
+# An .npz member may expand when read: real images compress 1-3x, class-sorted labels ~50x, constant
+# arrays up to deflate's ceiling of ~1000x. The .npy members are read only when together they expand
+# to at most NPZ_MAX_EXPANSION times the file's size plus NPZ_EXPANSION_ALLOWANCE (for small, very
+# compressible arrays such as labels): that bounds the memory reading one takes (a constant image
+# set compressed 1000x is refused; save it uncompressed).
+NPZ_MAX_EXPANSION = 100
+NPZ_EXPANSION_ALLOWANCE = 4 << 20
+NPZ_MAX_MEMBERS = 64
 
 
 @dataclass
@@ -85,26 +105,82 @@ def find_split_file(data_dir: Path, name: str) -> Path | None:
 def read_raw(path: Path) -> dict:
     """Read a pickle (safely) or an ``.npz`` into a dict; no validation beyond the container."""
     if path.suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                return {key: npz[key] for key in npz.files}
-        except (OSError, ValueError, EOFError) as exc:
-            if path.is_file() and path.stat().st_size == 0:
-                raise DataError(path, "file is empty") from None
-            raise DataError(path, f"not a valid .npz file ({exc})") from None
+        return _read_npz(path)
     obj = safe_load(path)
     if not isinstance(obj, dict):
         raise DataError(path, f"expected a dict with 'features' and 'labels', got {type(obj).__name__}")
     return obj
 
 
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The ``.npy`` members of an ``.npz``, by name without ``.npy`` (as ``np.load`` names them)."""
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            raise DataError(path, "file is empty")
+        with zipfile.ZipFile(path) as archive:
+            members = [info for info in archive.infolist() if info.filename.endswith(".npy")]
+            _check_npz_sizes(path, archive.infolist(), size)
+            return {info.filename[:-4]: _read_npz_member(path, archive, info) for info in members}
+    except DataError:
+        raise
+    except MemoryError:
+        raise DataError(path, "not enough memory to read the file") from None
+    except Exception as exc:  # noqa: BLE001 - zipfile, zlib and numpy's header parser raise many types on bad bytes
+        raise DataError(path, f"not a valid .npz file ({type(exc).__name__}: {one_line(exc)})") from None
+
+
+def _check_npz_sizes(path: Path, infos: list[zipfile.ZipInfo], size: int) -> None:
+    """Sizes from the zip's directory, checked before any member is read: compressed data must lie
+    within the file without overlapping (overlapping members make the largest zip bombs), and the
+    members may expand only so far (``NPZ_MAX_EXPANSION``)."""
+    if len(infos) > NPZ_MAX_MEMBERS:
+        raise DataError(path, f"holds {len(infos):,} members; a data file needs 2 (at most {NPZ_MAX_MEMBERS} are read)")
+    compressed = sum(info.compress_size for info in infos)
+    if compressed > size:
+        raise DataError(path, f"its members claim {compressed:,} bytes of compressed data in a {size:,}-byte file")
+    expanded = sum(info.file_size for info in infos if info.filename.endswith(".npy"))
+    limit = NPZ_MAX_EXPANSION * size + NPZ_EXPANSION_ALLOWANCE
+    if expanded > limit:
+        raise DataError(path, f"its arrays would expand to {expanded:,} bytes from a {size:,}-byte file (more than "
+                              f"{NPZ_MAX_EXPANSION}x its size + {NPZ_EXPANSION_ALLOWANCE >> 20} MiB; a zip bomb?)")
+
+
+def _read_npz_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    """Read one ``.npy`` member after checking that its header's shape and dtype fit its size:
+    numpy allocates the declared array before it reads a byte of it."""
+    fmt = np.lib.format
+    with archive.open(info) as fh:
+        version = fmt.read_magic(fh)
+        if version not in ((1, 0), (2, 0)):
+            raise DataError(path, f"{one_line(info.filename, 60)}: unsupported .npy format version {version}")
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, _, dtype = read_header(fh)
+        header_size = fh.tell()
+    name = one_line(info.filename[:-4], 60)
+    if dtype.hasobject:
+        raise DataError(path, f"{name!r} is an object array (refused: reading it would unpickle untrusted data)")
+    declared = math.prod(shape) * dtype.itemsize
+    if header_size + declared != info.file_size:
+        raise DataError(path, f"{name!r} declares shape {one_line(shape, 80)} of {one_line(dtype, 40)} "
+                              f"({declared:,} bytes) but holds {info.file_size - header_size:,} bytes")
+    with archive.open(info) as fh:
+        return fmt.read_array(fh, allow_pickle=False)
+
+
 def load_split(path: Path) -> Split:
     """Read and validate one split file; raises ``DataError`` naming the file on any problem."""
+    try:
+        return _load_split(path)
+    except MemoryError:
+        raise DataError(path, "not enough memory to load the file") from None
+
+
+def _load_split(path: Path) -> Split:
     raw = read_raw(path)
     missing = [key for key in ("features", "labels") if key not in raw]
     if missing:
-        found = ", ".join(sorted(map(str, raw))) or "nothing"
-        raise DataError(path, f"missing key {missing[0]!r} (found: {found})")
+        raise DataError(path, f"missing key {missing[0]!r} (found: {_key_list(raw)})")
     features = _validate_features(path, raw["features"])
     labels = _validate_labels(path, raw["labels"])
     if len(features) != len(labels):
@@ -113,16 +189,39 @@ def load_split(path: Path) -> Split:
     return Split(features=features, labels=labels, path=path)
 
 
+def _key_list(raw: dict, shown: int = 8) -> str:
+    """The file's keys for a message: a few, each short (keys are str, bytes or int, see safe_pickle)."""
+    keys = sorted(_key_text(key) for key in list(raw)[:100])
+    more = f", ... ({len(raw)} keys)" if len(raw) > shown else ""
+    return (", ".join(keys[:shown]) + more) or "nothing"
+
+
+def _key_text(key: object) -> str:
+    """A key cut before it is turned into text: keys can be as long as the file, and ``str()`` of
+    an int of more than 4,300 digits raises."""
+    if isinstance(key, str):
+        return one_line(key[:40], 40)
+    if isinstance(key, bytes):
+        return one_line(repr(key[:40]), 60)
+    if isinstance(key, int) and key.bit_length() <= 64:
+        return str(key)
+    return f"<{type(key).__name__}>"
+
+
 def _validate_features(path: Path, features: object) -> np.ndarray:
     if not isinstance(features, np.ndarray):
         raise DataError(path, f"'features' must be a numpy array, got {type(features).__name__}")
     if features.ndim != 4:
-        raise DataError(path, f"'features' must have rank 4 (N, H, W, C), got shape {features.shape}")
+        raise DataError(path, f"'features' must have rank 4 (N, H, W, C), got shape {one_line(features.shape, 80)}")
     if features.shape[-1] not in (1, 3):
         raise DataError(path, f"'features' must have 1 or 3 channels, got {features.shape[-1]} "
                               f"(shape {features.shape})")
     if features.shape[0] == 0:
         raise DataError(path, "file contains no images")
+    height, width = features.shape[1:3]
+    if min(height, width) < MIN_IMAGE_SIZE:
+        raise DataError(path, f"images are {height}x{width} pixels; at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} "
+                              f"are needed (shape {features.shape})")
     if features.dtype == np.uint8:
         return features
     if np.issubdtype(features.dtype, np.floating):
@@ -139,24 +238,44 @@ def _validate_features(path: Path, features: object) -> np.ndarray:
             raise DataError(path, f"integer 'features' must be pixels in [0, 255], got "
                                   f"[{features.min()}, {features.max()}]")
         return features.astype(np.uint8)
-    raise DataError(path, f"'features' has unsupported dtype {features.dtype}")
+    raise DataError(path, f"'features' has unsupported dtype {one_line(features.dtype, 60)}")
 
 
 def _validate_labels(path: Path, labels: object) -> np.ndarray:
-    if not isinstance(labels, np.ndarray):
-        try:
-            labels = np.asarray(labels)
-        except (ValueError, TypeError):
-            raise DataError(path, "'labels' is not an array of integers") from None
+    labels = _labels_array(path, labels)
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
     if labels.ndim != 1:
-        raise DataError(path, f"'labels' must have shape (N,), got {labels.shape}")
+        raise DataError(path, f"'labels' must have shape (N,), got {one_line(labels.shape, 80)}")
     if not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(path, f"'labels' must be integers, got dtype {labels.dtype}")
+        raise DataError(path, f"'labels' must be integers, got dtype {one_line(labels.dtype, 60)}")
     if labels.size and labels.min() < 0:
         raise DataError(path, f"'labels' contain a negative class id ({labels.min()})")
+    if labels.size and labels.max() >= MAX_CLASSES:
+        raise DataError(path, f"'labels' contain class id {labels.max()}; at most {MAX_CLASSES:,} classes "
+                              f"(ids 0..{MAX_CLASSES - 1}) are supported")
     return labels.astype(np.int32)
+
+
+def _labels_array(path: Path, labels: object) -> np.ndarray:
+    """An array as is; a flat list or tuple of ints converted. Anything else is refused before numpy
+    sees it: ``np.asarray`` on nested, shared lists builds every path through them (a 4.7 kB pickle
+    became 1.6 GB)."""
+    if isinstance(labels, np.ndarray):
+        return labels
+    if type(labels) not in (list, tuple):
+        raise DataError(path, f"'labels' must be a numpy array or a list of integers, got {type(labels).__name__}")
+    if len(labels) > MAX_LABELS_IN_LIST:
+        raise DataError(path, f"'labels' is a list of {len(labels):,} items; lists are read up to "
+                              f"{MAX_LABELS_IN_LIST:,} (save a numpy array instead)")
+    kinds = {type(item) for item in labels}
+    wrong = [kind for kind in kinds if kind is not int and not issubclass(kind, np.integer)]
+    if wrong:
+        raise DataError(path, f"'labels' is a list holding {wrong[0].__name__} items, not integers")
+    try:
+        return np.array(labels, dtype=np.int64)
+    except OverflowError:
+        raise DataError(path, "'labels' hold an integer beyond 64 bits") from None
 
 
 def _check_same_image_shape(split: Split, shape: tuple[int, ...]) -> None:
@@ -193,8 +312,13 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     rng = np.random.default_rng(seed)
     train_idx: list[np.ndarray] = []
     valid_idx: list[np.ndarray] = []
-    for cls in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == cls))
+    # One stable sort instead of a scan per class (10,000 classes are allowed): each class's slice
+    # holds its indices in ascending order, as np.flatnonzero(labels == cls) did, so splits of
+    # existing studies are unchanged.
+    order = np.argsort(labels, kind="stable")
+    _, starts, counts = np.unique(labels[order], return_index=True, return_counts=True)
+    for start, count in zip(starts, counts):
+        idx = rng.permutation(order[start:start + count])
         n_valid = int(round(fraction * len(idx)))
         if len(idx) >= 2:
             n_valid = min(max(n_valid, 1), len(idx) - 1)
@@ -216,6 +340,8 @@ def _file_digest(paths: list[Path], extra: str = "") -> str:
 
 
 def _class_names(data_dir: Path, n_classes: int | None) -> tuple[int, list[str]]:
+    if n_classes is not None and not 1 <= n_classes <= MAX_CLASSES:
+        raise UserError(f"--n-classes must be within 1..{MAX_CLASSES:,}, got {n_classes}")
     signnames = data_dir / "signnames.csv"
     if signnames.is_file():
         names = read_signnames(signnames)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ..schema import RunFile, write_json
 from .loading import Dataset, load_dataset
 from .overview import data_overview, save_overview
-from .sanity import sanity_report
+from .sanity import SanityReport, sanity_report
 
 if TYPE_CHECKING:
     from ..config import SearchConfig
@@ -27,12 +27,24 @@ def load_configured(cfg: SearchConfig) -> Dataset:
 def prepare_data(cfg: SearchConfig, say: Callable[[str], None]) -> Dataset:
     """Load and check the data; the sanity report is printed and saved with the run, the data
     overview (for the dashboard) written once."""
+    dataset, report = load_checked(cfg, say)
+    save_data_reports(cfg, dataset, report)
+    return dataset
+
+
+def load_checked(cfg: SearchConfig, say: Callable[[str], None]) -> tuple[Dataset, SanityReport]:
+    """Load and check the data and print its sanity report; nothing is written (a command that
+    fails a later check must leave the run folder as it was)."""
     dataset = load_configured(cfg)
     report = sanity_report(dataset)
     say(report.text())
+    return dataset, report
+
+
+def save_data_reports(cfg: SearchConfig, dataset: Dataset, report: SanityReport) -> None:
+    """The sanity report beside the study, and the data overview for the dashboard (once)."""
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     write_json(cfg.run_dir / RunFile.SANITY_REPORT, report.to_json())
     overview_path = cfg.run_dir / RunFile.DATA_OVERVIEW
     if not overview_path.exists():
         save_overview(data_overview(dataset), overview_path)
-    return dataset

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -54,7 +55,17 @@ class SearchStopped(UserError):
     """Too many consecutive failures: something is wrong with the space, the data or the machine."""
 
 
-def run_search(cfg: SearchConfig, *, dataset: Dataset | None = None,
+def check_search(cfg: SearchConfig, dataset: Dataset) -> ModuleType:
+    """What a search checks before it writes anything: the space loads and (a user's) builds on this
+    data, and the engine and population settings suit the backend. Returns the space."""
+    space = load_space(cfg.space)
+    check_user_space(space, dataset.input_shape, dataset.n_classes)
+    resolve_engine(cfg.engine)  # --engine compiled under another backend: one line before any trial
+    resolve_population(cfg)
+    return space
+
+
+def run_search(cfg: SearchConfig, *, dataset: Dataset | None = None, space: ModuleType | None = None,
                pruner: optuna.pruners.BasePruner | None = None, events: SearchEvents | None = None,
                worker_index: int = 0, extend: bool = True, started: float | None = None,
                reserve: Callable[[optuna.Study], float] | None = None) -> SearchOutcome:
@@ -64,13 +75,12 @@ def run_search(cfg: SearchConfig, *, dataset: Dataset | None = None,
     campaign, so a restarted worker cannot add trials to a study that reached its target.
     ``--timeout`` counts from ``started`` (``time.monotonic()``; default now), and the search stops
     ``reserve(study)`` seconds before it, leaving that time to whatever the caller runs next.
+    ``space`` is the space ``check_search`` returned, when the caller ran the checks already.
     """
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     events = events or SearchEvents()
-    space = load_space(cfg.space)
     dataset = dataset or prepare_data(cfg, events.say)
-    check_user_space(space, dataset.input_shape, dataset.n_classes)
-    resolve_engine(cfg.engine)  # --engine compiled under another backend: one line before any trial
+    space = space or check_search(cfg, dataset)
     population = resolve_population(cfg)
     study = open_study(cfg, make_storage(cfg), dataset.content_hash, pruner, worker_index=worker_index,
                        say=events.say)

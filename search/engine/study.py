@@ -23,6 +23,7 @@ from ..config import SearchConfig
 from ..errors import UserError
 from ..sampling import make_pruner, make_sampler
 from ..schema import StudyKey, TrialKey, count_finished, redact, sqlite_path, storage_url
+from ..space_source import space_digest
 
 STORAGE_ATTEMPTS = 4
 # Two processes opening a new database at once race to create Optuna's tables; the loser's error
@@ -154,8 +155,9 @@ def _initialise(study: optuna.Study, cfg: SearchConfig, data_hash: str, space: o
         StudyKey.CONFIG: cfg.to_json(),
         StudyKey.SPACE: cfg.space, StudyKey.DATA_DIR: str(cfg.data_dir), StudyKey.DATA_HASH: data_hash,
         StudyKey.OBJECTIVES: ["val_accuracy", *(("latency_s" if o == "latency" else o) for o in cfg.objectives[1:])],
-        StudyKey.SEED: cfg.seed, StudyKey.EPOCHS: cfg.epochs, StudyKey.COMMAND: cfg.command,
+        StudyKey.SEED: cfg.seed, StudyKey.EPOCHS: cfg.epochs, StudyKey.COMMAND: redact(cfg.command),
         StudyKey.TARGET: 0, StudyKey.CREATED: _dt.datetime.now().isoformat(timespec="seconds"),
+        StudyKey.SPACE_SHA256: space_digest(cfg.space),
     }.items():
         study.set_user_attr(key, value)
     if not cfg.named_points:
@@ -169,7 +171,7 @@ def record_overrides(study: optuna.Study, cfg: SearchConfig, changes: dict, *, s
     if not changes:
         return
     log = list(study.user_attrs.get(StudyKey.OVERRIDES, []))
-    log.append({"when": _dt.datetime.now().isoformat(timespec="seconds"), "command": cfg.command,
+    log.append({"when": _dt.datetime.now().isoformat(timespec="seconds"), "command": redact(cfg.command),
                 "changes": {k: list(v) for k, v in changes.items()}, "stored": store})
     study.set_user_attr(StudyKey.OVERRIDES, log)
     if store:

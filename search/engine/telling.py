@@ -6,6 +6,7 @@ trial, an interrupted configuration is requeued, and every result is told at onc
 """
 from __future__ import annotations
 
+import os
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from ..redaction import redact
 from ..schema import TrialKey
 
 
@@ -22,10 +24,12 @@ class TrialFailed(Exception):
 
 def note_crash(trial: optuna.Trial, exc: BaseException, errors_log: Path) -> None:
     """Record an unexpected error on the trial and its traceback in the run's error log."""
-    trial.set_user_attr(TrialKey.FAIL_REASON, f"{type(exc).__name__}: {str(exc).strip()[:300]}")
+    trial.set_user_attr(TrialKey.FAIL_REASON, redact(f"{type(exc).__name__}: {str(exc).strip()[:300]}"))
     trial.set_user_attr(TrialKey.STOP_REASON, "error")
-    with open(errors_log, "a") as fh:
-        fh.write(f"--- trial {trial.number} {trial.params}\n{traceback.format_exc()}\n")
+    # O_NOFOLLOW: a symlink planted under the log's name in a shared run folder is refused, not written through
+    fd = os.open(errors_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    with os.fdopen(fd, "a") as fh:
+        fh.write(redact(f"--- trial {trial.number} {trial.params}\n{traceback.format_exc()}\n"))
 
 
 def requeue(study: optuna.Study, trial: optuna.Trial) -> None:

@@ -31,7 +31,7 @@ from spaces.hp import ParamSpec, ValuesHyperParameters
 
 from ..config import SearchConfig
 from ..errors import UserError
-from ..schema import StudyKey, TrialKey, redact, tie_break_of
+from ..schema import StudyKey, TrialKey, redact, redact_url, tie_break_of
 from .study import open_existing
 
 WARM_START_TOP = 3  # distinct configurations taken from each source study
@@ -49,7 +49,7 @@ class Source:
 
     @property
     def shown(self) -> str:
-        return redact(self.item)
+        return redact_url(self.item)
 
 
 def parse_item(item: str) -> Source:
@@ -69,15 +69,16 @@ def read_new(cfg: SearchConfig, recorded: Iterable[str]) -> list[Source]:
     that cannot be opened, or the study itself. A rerun stores its settings before the study is
     opened, so the message says how to get rid of the item: a resume would meet it again.
     """
-    done = set(recorded)
+    done = set(recorded)  # items as stored: their URLs redacted (older studies stored them whole)
     sources = []
     for item in dict.fromkeys(cfg.warm_start):
-        if item in done:
+        if item in done or redact_url(item) in done:
             continue
         try:
             sources.append(_read(cfg, parse_item(item)))
         except UserError as exc:
-            raise UserError(f"--warm-start {redact(item)}: {exc} (leave it out of --warm-start)") from None
+            raise UserError(f"--warm-start {redact_url(item)}: {redact(str(exc))} "
+                            "(leave it out of --warm-start)") from None
     return sources
 
 
@@ -128,7 +129,8 @@ def enqueue(study: optuna.Study, sources: list[Source], space: ModuleType,
         if labels:
             messages.append(f"warm start from study {source.name!r}: {', '.join(labels)}")
     recorded = list(study.user_attrs.get(StudyKey.WARM_STARTED, []))
-    study.set_user_attr(StudyKey.WARM_STARTED, recorded + [s.item for s in sources if s.item not in recorded])
+    items = [redact_url(s.item) for s in sources]  # the study keeps no password
+    study.set_user_attr(StudyKey.WARM_STARTED, recorded + [i for i in dict.fromkeys(items) if i not in recorded])
     for message in messages if say is not None else ():
         say(message)
     return messages

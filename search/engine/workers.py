@@ -54,15 +54,27 @@ def worker_env(index: int, n_gpus: int, workers: int = 1) -> dict[str, str]:
     return env
 
 
-WorkerCommand = Callable[[SearchConfig, int], list[str]]
+# (settings, index) -> (argv, text for the worker's standard input: its settings, passwords included)
+WorkerCommand = Callable[[SearchConfig, int], tuple[list[str], str]]
+
+
+def _start(command: tuple[list[str], str], env: dict[str, str]) -> subprocess.Popen:
+    """One worker process, its settings written to its standard input and the pipe closed."""
+    argv, settings = command
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, text=True, start_new_session=True)
+    assert proc.stdin is not None
+    with proc.stdin:
+        proc.stdin.write(settings)
+    return proc
 
 
 def run_workers(cfg: SearchConfig, dataset: Dataset, worker_command: WorkerCommand,
                 events: SearchEvents) -> SearchOutcome:
     """Create the study, start ``cfg.workers`` processes on it, wait for them all.
 
-    ``worker_command(settings, index)`` is the caller's way to start one worker with the
-    serialised settings (the command line passes ``python -m search.cli.worker``); each worker
+    ``worker_command(settings, index)`` is the caller's way to start one worker: its arguments and
+    the serialised settings, which go to its standard input, a private pipe, since a command line is
+    visible to every local user (the command line passes ``python -m search.cli.worker``); each worker
     gets ``cfg`` as it is, never retrains and never writes dashboards. ``dataset`` is the data the
     caller loaded and checked (``search/data/prepare.py``) before any worker starts.
     """
@@ -74,8 +86,7 @@ def run_workers(cfg: SearchConfig, dataset: Dataset, worker_command: WorkerComma
                + (f", {n_gpus} GPUs" if n_gpus else ", CPU") + ")")
     # Own session: a Ctrl-C in the terminal reaches only this process, which passes exactly
     # one SIGINT on; a second one would make the workers stop at once instead of after a batch.
-    procs = [subprocess.Popen(worker_command(child, i), env=worker_env(i, n_gpus, cfg.workers), start_new_session=True)
-             for i in range(cfg.workers)]
+    procs = [_start(worker_command(child, i), worker_env(i, n_gpus, cfg.workers)) for i in range(cfg.workers)]
     try:
         codes = [p.wait() for p in procs]
     except KeyboardInterrupt:

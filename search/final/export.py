@@ -169,20 +169,24 @@ def _size(path: Path) -> int:
 
 @contextmanager
 def _atomic_dir(path: Path) -> Iterator[Path]:
-    """A private folder to fill; on success it replaces ``path`` (the old folder is moved aside first,
-    so ``path`` is either the old or the new artifact, never half of one)."""
+    """A private folder to fill (``private_tmp``: created exclusively, under an unpredictable name); on
+    success it replaces ``path`` (an old folder is moved aside first, so ``path`` is the old or the new
+    artifact, never half of one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp, old = private_tmp(path), path.with_name(f".old-{os.getpid()}-{path.name}")
-    for leftover in (tmp, old):
-        shutil.rmtree(leftover, ignore_errors=True)
+    tmp = private_tmp(path, folder=True)
+    aside: Path | None = None
     try:
         yield tmp
-        if path.exists():
-            os.replace(path, old)
+        if path.is_dir() and not path.is_symlink():
+            aside = private_tmp(path, folder=True)
+            os.replace(path, aside)  # over the empty folder that reserved the name
+        elif os.path.lexists(path):
+            os.unlink(path)
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
 
 
 @contextmanager

@@ -36,6 +36,7 @@ from .budget import overhead_seconds, plan, retrain_seconds
 from .calibration import apply_temperature, expected_calibration_error, fit_temperature
 from .choose import SINGLE, Option, choose, distinct_top
 from .combine import assemble, with_tta
+from .final_set import new_final_set
 from .reevaluate import declare_best
 from .report import evaluate_on_test
 
@@ -54,8 +55,10 @@ class Member:
 
 def retrain_best(study: optuna.Study, dataset: Dataset, cfg: SearchConfig,
                  progress: Progress | None = None, *, deadline: float | None = None) -> dict:
-    """Build the final model within ``deadline`` (``time.monotonic()``; None: no limit), save
-    ``best_model.keras``, score it once on test, write the JSON reports; return the best config."""
+    """Build the final model within ``deadline`` (``time.monotonic()``; None: no limit), score it once on
+    test and return the best config. Its files (the model, its members, reports and exports) are written
+    as one set that replaces the previous one whole (``final_set.py``): an error or Ctrl-C before the end
+    leaves the previous final model and its reports as they were."""
     progress = progress or Progress(0)
     trials = study.get_trials(deepcopy=False)
     best = distinct_top(trials, 1, tie_break=cfg.tie_break)
@@ -92,40 +95,45 @@ def retrain_best(study: optuna.Study, dataset: Dataset, cfg: SearchConfig,
     final = assemble([by_number[n].model for n in chosen.members], tta=chosen.tta,
                      temperature=chosen.temperature)
     run_dir = cfg.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _save_model(final, run_dir / RunFile.BEST_MODEL)
-    for m in members:  # each candidate on its own too: a user may prefer the single model
-        _save_model(m.model, run_dir / RunFile.FINAL_MEMBERS / f"trial-{m.trial.number}.keras")
+    with new_final_set(run_dir) as folder:  # this final model's files, swapped in whole once all are written
+        _save_model(final, folder / RunFile.BEST_MODEL)
+        for m in members:  # each candidate on its own too: a user may prefer the single model
+            _save_model(m.model, folder / RunFile.FINAL_MEMBERS / f"trial-{m.trial.number}.keras")
+        test = dataset.load_test()
+        report = _score_on_test(final, test, dataset, folder, run_dir, progress, extra={
+            "final_model": chosen.describe(labels), "final_options": [o.describe(labels) for o in options]})
+        best = members[0]
+        config = {
+            "study": study.study_name, "space": cfg.space,
+            "family": space.family_of(dict(best.trial.params)), "hyperparameters": dict(best.trial.params),
+            "trial_number": best.trial.number, "search_val_accuracy": best.trial.values[0],
+            "val_accuracy": chosen.describe(labels)["val_accuracy"],
+            "test_accuracy": report["test_accuracy"] if report else None,
+            "params": count_params(final), "epochs": best.result.epochs_run, "best_epoch": best.result.best_epoch,
+            "final_model": chosen.describe(labels), "final_options": [o.describe(labels) for o in options],
+            "final_data": cfg.final_data, "reevaluation": reevaluation,
+            "members": [{"trial_number": m.trial.number, "hyperparameters": dict(m.trial.params),
+                         "epochs": m.result.epochs_run, "best_epoch": m.result.best_epoch,
+                         "val_accuracy": m.result.best_val_accuracy} for m in members],
+            "data_dir": str(dataset.data_dir), "data_hash": dataset.content_hash,
+            "command": study.user_attrs.get(StudyKey.COMMAND, ""),
+            "retrain_command": f"python run_search.py retrain --study {study.study_name} --data-dir "
+                               f"{dataset.data_dir} --out {cfg.out}",
+            "backend": keras.backend.backend(),
+        }
+        write_json(folder / RunFile.BEST_CONFIG, config)
+        interrupted = False
+        if cfg.export and deadline is not None and time.monotonic() > deadline - EXPORT_MARGIN_SECONDS:
+            progress.say(f"no time left in the budget for exports; write them later with: python run_search.py "
+                         f"export-model --study {cfg.study_name} --out {cfg.out} --format {cfg.export[0]}")
+        elif cfg.export:
+            interrupted = _export(cfg, test, run_dir, folder, progress)
     progress.say(f"final model ({chosen.name}, {count_params(final):,} weights) saved to "
                  f"{run_dir / RunFile.BEST_MODEL}")
-    test = dataset.load_test()
-    report = _score_on_test(final, test, dataset, run_dir, progress, extra={
-        "final_model": chosen.describe(labels), "final_options": [o.describe(labels) for o in options]})
-    if cfg.export and deadline is not None and time.monotonic() > deadline - EXPORT_MARGIN_SECONDS:
-        progress.say(f"no time left in the budget for exports; write them later with: python run_search.py "
-                     f"export-model --study {cfg.study_name} --out {cfg.out} --format {cfg.export[0]}")
-    elif cfg.export:
-        _export(cfg, dataset, test, run_dir, progress)
-    best = members[0]
-    config = {
-        "study": study.study_name, "space": cfg.space,
-        "family": space.family_of(dict(best.trial.params)), "hyperparameters": dict(best.trial.params),
-        "trial_number": best.trial.number, "search_val_accuracy": best.trial.values[0],
-        "val_accuracy": chosen.describe(labels)["val_accuracy"],
-        "test_accuracy": report["test_accuracy"] if report else None,
-        "params": count_params(final), "epochs": best.result.epochs_run, "best_epoch": best.result.best_epoch,
-        "final_model": chosen.describe(labels), "final_options": [o.describe(labels) for o in options],
-        "final_data": cfg.final_data, "reevaluation": reevaluation,
-        "members": [{"trial_number": m.trial.number, "hyperparameters": dict(m.trial.params),
-                     "epochs": m.result.epochs_run, "best_epoch": m.result.best_epoch,
-                     "val_accuracy": m.result.best_val_accuracy} for m in members],
-        "data_dir": str(dataset.data_dir), "data_hash": dataset.content_hash,
-        "command": study.user_attrs.get(StudyKey.COMMAND, ""),
-        "retrain_command": f"python run_search.py retrain --study {study.study_name} --data-dir "
-                           f"{dataset.data_dir} --out {cfg.out}",
-        "backend": keras.backend.backend(),
-    }
-    write_json(run_dir / RunFile.BEST_CONFIG, config)
+    if test is not None:
+        add_test_counts(run_dir / RunFile.DATA_OVERVIEW, test, dataset.n_classes)
+    if interrupted:
+        raise KeyboardInterrupt
     return config
 
 
@@ -190,25 +198,32 @@ def _refit_on_train_and_valid(members: list[Member], chosen: Option, space, data
     return refit
 
 
-def _export(cfg: SearchConfig, dataset: Dataset, test: Split | None, run_dir: Path, progress: Progress) -> None:
-    """The ``--export`` artifacts, each scored on the test images already read (not read again)."""
+def _export(cfg: SearchConfig, test: Split | None, run_dir: Path, folder: Path, progress: Progress) -> bool:
+    """The ``--export`` artifacts, written into the set being built and scored on the test images already
+    read (not read again). True when Ctrl-C stopped them: the final model and its reports are kept
+    without the artifacts not yet written, as when the budget leaves no time for them."""
     from .deploy import export_and_score
     from .export import ExportError
 
+    retry = (f"python run_search.py export-model --study {cfg.study_name} --out {cfg.out} --format "
+             f"{cfg.export[0]}")
     try:
-        export_and_score(run_dir, cfg.export, test, progress.say, command=cfg.command)
+        export_and_score(run_dir, cfg.export, test, progress.say, command=cfg.command, into=folder)
     except (ExportError, RuntimeError, ValueError, OSError) as exc:  # the model is saved and scored already
-        progress.say(f"warning: export failed ({exc}); retry with: python run_search.py export-model "
-                     f"--study {cfg.study_name} --out {cfg.out} --format FORMAT")
+        progress.say(f"warning: export failed ({exc}); retry with: {retry}")
+    except KeyboardInterrupt:
+        progress.say(f"exports interrupted: the final model is kept without them; write them with: {retry}")
+        return True
+    return False
 
 
-def _score_on_test(model: keras.Model, test: Split | None, dataset: Dataset, run_dir: Path, progress: Progress,
-                   extra: dict) -> dict | None:
+def _score_on_test(model: keras.Model, test: Split | None, dataset: Dataset, folder: Path, run_dir: Path,
+                   progress: Progress, extra: dict) -> dict | None:
+    """``test_report.json`` and ``misclassified.npz`` into ``folder``, the set being built."""
     if test is None:
         progress.say("no test file in the data folder: the final model was not scored on test data")
         return None
-    report = evaluate_on_test(model, test, dataset, run_dir, extra=extra)
-    add_test_counts(run_dir / RunFile.DATA_OVERVIEW, test, dataset.n_classes)
+    report = evaluate_on_test(model, test, dataset, folder, extra=extra)
     lo, hi = report["accuracy_ci95"]
     speed = report["speed"]
     progress.say(f"test accuracy {report['test_accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}) on {report['n_test']} "

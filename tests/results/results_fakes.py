@@ -175,17 +175,24 @@ def full_study(
     return study
 
 
+def class_names(classes: int = N_CLASSES, names: list[str] | None = None) -> list[str]:
+    """``names`` (a data folder's signnames.csv) or ``CLASS_NAMES``, padded to ``classes`` names."""
+    names = list(names if names is not None else CLASS_NAMES)[:classes]
+    return names + [f"extra {i}" for i in range(len(names), classes)]
+
+
 def write_run_files(run_dir: Path, *, test: bool = True, overview: bool = True, classes: int = N_CLASSES,
                     study_name: str = "demo", final: bool = False,
-                    export: dict[str, Any] | list[Any] | str | None = None) -> Path:
+                    export: dict[str, Any] | list[Any] | str | None = None, names: list[str] | None = None) -> Path:
     """Write the run-folder files the search leaves (best config, test report, images).
 
     ``final``: the new-style files of a final stage that compared options (``final_report_keys``);
-    ``export``: the content of ``export_report.json`` (a str is written as it is, e.g. half a file).
+    ``export``: the content of ``export_report.json`` (a str is written as it is, e.g. half a file);
+    ``names``: the class names (default ``CLASS_NAMES``).
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    names = CLASS_NAMES[:classes] + [f"extra {i}" for i in range(N_CLASSES, classes)]
+    names = class_names(classes, names)
     support = rng.integers(30, 200, size=classes)
     cm = np.zeros((classes, classes), dtype=int)
     for i in range(classes):
@@ -223,7 +230,7 @@ def write_run_files(run_dir: Path, *, test: bool = True, overview: bool = True, 
         np.savez(run_dir / RunFile.MISCLASSIFIED, images=rng.integers(0, 255, (k, 32, 32, 3), dtype=np.uint8),
                  true=np.arange(k) % classes, pred=(np.arange(k) + 3) % classes)
     if overview:
-        np.savez(run_dir / RunFile.DATA_OVERVIEW, **make_overview(classes, test=test))
+        np.savez(run_dir / RunFile.DATA_OVERVIEW, **make_overview(classes, test=test, names=names))
     return run_dir
 
 
@@ -281,17 +288,19 @@ EXPORT_REPORT_LIST = {"artifacts": [
 ]}
 
 
-def make_overview(classes: int = N_CLASSES, test: bool = True, missing: tuple[int, ...] = ()) -> dict[str, np.ndarray]:
-    """The content of ``data_overview.npz``; classes in ``missing`` have no example."""
+def make_overview(classes: int = N_CLASSES, test: bool = True, missing: tuple[int, ...] = (),
+                  names: list[str] | None = None) -> dict[str, np.ndarray]:
+    """The content of ``data_overview.npz``; classes in ``missing`` have no example; ``names`` as in
+    ``write_run_files``."""
     rng = np.random.default_rng(1)
     examples = rng.integers(0, 255, (classes, 32, 32, 3), dtype=np.uint8)
     has = np.ones(classes, dtype=bool)
     for i in missing:
         has[i] = False
         examples[i] = 0
-    names = CLASS_NAMES[:classes] + [f"extra {i}" for i in range(N_CLASSES, classes)]
     data = {"examples": examples, "has_example": has, "counts_train": rng.integers(180, 2000, classes),
-            "counts_valid": rng.integers(30, 240, classes), "class_names": np.array(names)}
+            "counts_valid": rng.integers(30, 240, classes),
+            "class_names": np.array(class_names(classes, names))}
     if test:
         data["counts_test"] = rng.integers(60, 700, classes)
     return data

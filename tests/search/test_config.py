@@ -96,5 +96,5 @@ def test_what_a_study_is_cannot_be_overridden_and_is_not_recorded(tmp_path: Path
             resolve({"study": "fixed", "out": tmp_path, **typed}, "search", print, store=True)
     study = optuna.load_study(study_name="fixed", storage=cfg.storage_url)
     assert study.user_attrs[StudyKey.CONFIG]["space"] == "lenet" and StudyKey.OVERRIDES not in study.user_attrs
-    again, _ = resolve({"study": "fixed", "out": tmp_path, "epochs": 2}, "search", print, store=True)
+    again = resolve({"study": "fixed", "out": tmp_path, "epochs": 2}, "search", print, store=True).cfg
     assert again.space == "lenet" and again.epochs == 2  # other settings still override
