@@ -75,12 +75,15 @@ def _yes_no(value: bool | None) -> str:
 
 
 class Member(NamedTuple):
-    """One retrained candidate of the final model, from ``best_config.json``."""
+    """One member of the final model, from ``best_config.json``: the search's kept model of a trial
+    or a final-stage retrain of its configuration, with its weight in the ensemble."""
 
     trial_number: int
     val_accuracy: float | None
     epochs: int | None
     best_epoch: int | None
+    source: str | None = None  # "search" | "retrain" (older files: retrain)
+    weight: float | None = None
 
 
 class FinalSummaryInfo(NamedTuple):
@@ -109,8 +112,9 @@ def _members(config: Mapping[str, Any]) -> list[Member]:
     for row in raw if isinstance(raw, list) else []:
         number = _int(row.get("trial_number")) if isinstance(row, Mapping) else None
         if number is not None:
+            source = row.get("source") if row.get("source") in ("search", "retrain") else None
             members.append(Member(number, finite(row.get("val_accuracy")), _int(row.get("epochs")),
-                                  _int(row.get("best_epoch"))))
+                                  _int(row.get("best_epoch")), source, finite(row.get("weight"))))
     return members
 
 
@@ -159,14 +163,19 @@ def _final_rows(info: FinalSummaryInfo) -> list[tuple[str, str]]:
     rows: list[tuple[str, str | None]] = []
     option, members = info.option, {m.trial_number: m for m in info.members}
     if option is not None:
+        # Newer files list exactly the final model's members (a trial may appear as the search's model
+        # and as a retrain); older ones list every retrained candidate, of which the option names some.
+        listed = info.members if any(m.source for m in info.members) else \
+            [members[n] for n in option.members if n in members]
         rows += [("Final model", option.name), ("Members", _members_text(option.members)),
                  ("Test-time augmentation", _yes_no(option.tta)),
                  ("Temperature", fmt_value(option.temperature) if option.temperature is not None else "none")]
-        for number in option.members:
-            m = members.get(number)
-            if m is not None:
-                epochs = f", best epoch {m.best_epoch} of {m.epochs}" if m.best_epoch and m.epochs else ""
-                rows.append((f"Member trial {number}", f"validation accuracy {fmt_value(m.val_accuracy)}{epochs}"))
+        for m in listed:
+            epochs = f", best epoch {m.best_epoch} of {m.epochs}" if m.best_epoch and m.epochs else ""
+            origin = {"search": " (the search's model)", "retrain": " (retrained)"}.get(m.source or "", "")
+            weight = f", weight {m.weight:.2f}" if m.weight is not None else ""
+            rows.append((f"Member trial {m.trial_number}{origin}",
+                         f"validation accuracy {fmt_value(m.val_accuracy)}{epochs}{weight}"))
         if option.val_accuracy is not None:
             chosen = f"{option.val_accuracy:.4f}"
             chosen += f" ({option.val_correct} correct)" if option.val_correct is not None else ""

@@ -37,6 +37,7 @@ class TrialKey:
     REQUEUED_FROM = "requeued_from"  # an interrupted trial whose configuration this one re-runs
     RETRY_OF = "retry_of"  # a dead worker's trial whose configuration this one re-runs
     WORKER = "worker"  # "host:pid" of the process that ran it
+    PRECISION = "precision"  # Keras dtype policy the model was built with (what --precision auto resolved to)
     FAMILY = "family"
     PARAMS = "params"  # trainable and non-trainable weights of the built model
     LATENCY = "latency_s"  # measured CPU seconds per image at batch 1 (--objective accuracy,latency)
@@ -83,6 +84,9 @@ class RunFile:
     """Files in ``runs/<study>/``."""
 
     STUDY_DB = "study.db"
+    # folder: each kept trial model as trial-<N>.keras with trial-<N>.npz (its validation probabilities
+    # and scores), the best --keep-models by validation log-loss (search/engine/kept_models.py)
+    KEPT_MODELS = "models"
     BEST_MODEL = "best_model.keras"
     FINAL_MEMBERS = "final_members"  # folder: each retrained candidate as trial-<N>.keras
     BEST_CONFIG = "best_config.json"

@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -25,14 +26,21 @@ def quiet_backends() -> None:
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path.home() / ".cache" / "gtsrb-search" / "jax"))
 
 
-def start_backend(precision: str | None = None) -> None:
+def _print(text: str) -> None:
+    print(text, flush=True)
+
+
+def start_backend(precision: str | None = None, say: Callable[[str], None] | None = None) -> str | None:
     """Import Keras and touch a device with file descriptor 2 pointed at /dev/null, then set the
-    dtype policy.
+    dtype policy ``precision`` resolves to (``auto``: ``search/engine/precision.py``) and ``say`` it.
+    Returns the policy set (None when ``precision`` is None).
 
     TensorFlow's C++ start-up writes log lines (CUDA probing, absl notices) straight to fd 2, past
     every Python logging setting; they would bury the one-line errors and progress this tool
     prints. Python-level import errors still raise and are reported after stderr is restored.
     Call it before importing the engine, the final stage or ``spaces``: they import Keras.
+    The resolved policy is never written back over ``auto`` in the settings: a study resumed on
+    another machine resolves it again there.
     """
     if "keras" not in sys.modules:
         saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
@@ -45,7 +53,11 @@ def start_backend(precision: str | None = None) -> None:
             os.dup2(saved, 2)
             os.close(saved)
             os.close(devnull)
-    if precision is not None:
-        import keras
+    if precision is None:
+        return None
+    from ..engine.precision import apply_precision, choose_precision
 
-        keras.mixed_precision.set_global_policy(precision)
+    chosen = choose_precision(precision)
+    apply_precision(chosen.policy)
+    (say or _print)(chosen.describe(precision))
+    return chosen.policy

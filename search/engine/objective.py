@@ -24,12 +24,13 @@ from ..schema import FINISHED, TrialKey
 from .continuation import CutTrial, best_complete_value, restart_values, worth_continuing
 from .events import SearchEvents
 from .hp_adapter import OptunaHyperParameters
+from .kept_models import keep_model
 from .latency import latency_per_image
 from .robustness import robust_accuracy
 from .session import fresh_session
 from .study import worker_id
 from .telling import TrialFailed
-from .trainer import EpochHook, TrainClock, TrainResult, count_params, train_model
+from .trainer import EVAL_BATCH_SIZE, EpochHook, TrainClock, TrainResult, count_params, train_model
 
 # A model still at chance level after this many epochs has diverged or cannot learn at its settings
 # (a too-high learning rate, say); Hyperband's later brackets would otherwise train it 3 or 9 epochs
@@ -109,6 +110,7 @@ class Objective:
         if self.events.on_trial_start is not None:
             self.events.on_trial_start(trial)
         trial.set_user_attr(TrialKey.WORKER, worker_id())
+        trial.set_user_attr(TrialKey.PRECISION, keras.config.dtype_policy().name)
         self._refuse_surplus(trial)
         keras.utils.set_random_seed((self.cfg.seed * 100_003 + trial.number) % 2**31)
         hp = OptunaHyperParameters(trial)
@@ -158,10 +160,23 @@ class Objective:
             self._fail(trial, "error", "no finite validation accuracy was produced")
         if result.stop_reason == "pruned":
             raise optuna.TrialPruned(f"pruned after epoch {result.epochs_run}")
+        self._keep_model(trial, model)
         if self.cfg.multi_objective:
             return result.best_val_accuracy, self._second_objective(trial, model, built.params)
         self._keep_if_cut(trial, built, result)
         return result.best_val_accuracy
+
+    def _keep_model(self, trial: optuna.Trial, model: keras.Model) -> None:
+        """Offer the trained model (its best epoch's weights) to the run's kept models, which the final
+        stage combines; a model that cannot be saved costs a warning, not the trial."""
+        if self.cfg.keep_models <= 0:
+            return
+        valid = self.dataset.valid
+        try:
+            probs = model.predict(valid.features, batch_size=EVAL_BATCH_SIZE, verbose=0)
+            keep_model(self.cfg.run_dir, trial.number, model, probs, valid.labels, self.cfg.keep_models)
+        except Exception as exc:  # noqa: BLE001 - e.g. a user space's layer that Keras cannot save
+            self.events.say(f"warning: trial {trial.number}'s model is not kept ({type(exc).__name__}: {exc})")
 
     def _keep_if_cut(self, trial: optuna.Trial, built: BuiltTrial, result: TrainResult) -> None:
         """Keep the weights of the best trial so far when the time cap cut it short of its epochs:

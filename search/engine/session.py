@@ -12,6 +12,10 @@ The registry is only read while a gradient is being traced, so once the models t
 functions are gone the entries are dead; dropping the ones registered after this module was first
 used frees the graphs. This is the only place the project reaches into TensorFlow internals, and it
 does nothing under other backends or if TensorFlow ever renames the registry.
+
+``clear_session()`` also resets Keras' global dtype policy to float32, which silently undid
+``--precision``: float32 and mixed_bfloat16 searches trained identical models. The policy in effect
+before the clear is put back after it, so every trial and final model is built with the chosen one.
 """
 from __future__ import annotations
 
@@ -24,8 +28,11 @@ _baseline: set[str] | None = None
 
 
 def fresh_session() -> None:
-    """Forget every model built so far in this process, then collect what they held."""
+    """Forget every model built so far in this process, then collect what they held; the global
+    dtype policy (``--precision``) stays as it was."""
+    policy = keras.config.dtype_policy()
     keras.backend.clear_session()
+    keras.config.set_dtype_policy(policy)
     drop_dead_custom_gradients()
     gc.collect()
 

@@ -25,9 +25,11 @@ SINGLE = "single"
 class Option:
     """One candidate final model: its validation probabilities and what it is made of.
 
-    ``members`` are the trial numbers of the retrained models it averages (one for "single"),
-    ``tta`` whether inputs are averaged over small shifts, ``temperature`` the calibration
-    temperature (1.0: none). Together they are what :func:`search.final.combine.assemble` takes.
+    ``members`` are the trial numbers of the models it averages (one for "single"), ``parts`` their
+    places in the final stage's pool of models and ``weights`` their weights (ensemble selection's;
+    empty: equal), ``tta`` whether inputs are averaged over small shifts, ``temperature`` the
+    calibration temperature (1.0: none). Together they are what
+    :func:`search.final.combine.assemble` takes.
     """
 
     name: str
@@ -35,6 +37,8 @@ class Option:
     members: tuple[int, ...]
     tta: bool = False
     temperature: float = 1.0
+    parts: tuple[int, ...] = ()
+    weights: tuple[float, ...] = ()
 
     def correct(self, labels: np.ndarray) -> int:
         """Validation images predicted right."""
@@ -52,7 +56,7 @@ class Option:
         """JSON-ready summary: what it is and how it scored on validation."""
         n = len(np.asarray(labels).reshape(-1))
         correct = self.correct(labels)
-        return {"name": self.name, "members": list(self.members), "tta": self.tta,
+        return {"name": self.name, "members": list(self.members), "weights": list(self.weights), "tta": self.tta,
                 "temperature": self.temperature, "val_correct": correct,
                 "val_accuracy": correct / n if n else 0.0, "val_nll": self.nll(labels)}
 

@@ -26,14 +26,22 @@ def _input_like(model: keras.Model) -> keras.KerasTensor:
     return keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype, name="pixels")
 
 
-def ensemble(models: Sequence[keras.Model], name: str = "ensemble") -> keras.Model:
-    """Average the members' softmax outputs over one shared input.
+def ensemble(models: Sequence[keras.Model], name: str = "ensemble",
+             weights: Sequence[float] | None = None) -> keras.Model:
+    """Average the members' softmax outputs over one shared input, weighted when ``weights`` are given
+    (ensemble selection's, summing to 1; members of weight 0 are left out).
 
     Members are renamed ``member_0``, ``member_1``... in place (two retrained copies of one
     family carry the same name, and a functional model needs unique layer names). One member is
     returned unchanged: wrapping it would only add a layer.
     """
     models = list(models)
+    if weights is not None:
+        if len(weights) != len(models):
+            raise ValueError(f"{len(weights)} weights for {len(models)} members")
+        models, weights = [m for m, w in zip(models, weights) if w > 0], [float(w) for w in weights if w > 0]
+        if len(set(weights)) <= 1:
+            weights = None  # equal weights: the plain average
     if not models:
         raise ValueError("an ensemble needs at least one member")
     if len({id(m) for m in models}) != len(models):
@@ -48,7 +56,12 @@ def ensemble(models: Sequence[keras.Model], name: str = "ensemble") -> keras.Mod
     for i, member in enumerate(models):
         member.name = f"member_{i}"
         outputs.append(member(inputs))
-    average = keras.layers.Average(dtype="float32", name=OUTPUT_NAME)(outputs)
+    if weights is None:
+        average = keras.layers.Average(dtype="float32", name=OUTPUT_NAME)(outputs)
+    else:
+        scaled = [keras.layers.Rescaling(w, dtype="float32", name=f"weight_{i}")(out)
+                  for i, (out, w) in enumerate(zip(outputs, weights))]
+        average = keras.layers.Add(dtype="float32", name=OUTPUT_NAME)(scaled)
     return keras.Model(inputs, average, name=name)
 
 
@@ -90,10 +103,12 @@ def with_temperature(model: keras.Model, temperature: float, name: str = "calibr
 
 
 def assemble(members: Sequence[keras.Model], *, tta: bool = False, temperature: float = 1.0,
-             shifts: Sequence[tuple[int, int]] = DEFAULT_SHIFTS) -> keras.Model:
-    """The final model a :class:`search.final.choose.Option` describes: ensemble, then TTA, then
-    temperature (skipped at ``T = 1``, where it would only round the probabilities)."""
-    model = ensemble(members)
+             shifts: Sequence[tuple[int, int]] = DEFAULT_SHIFTS, weights: Sequence[float] | None = None
+             ) -> keras.Model:
+    """The final model a :class:`search.final.choose.Option` describes: ensemble (weighted by
+    ``weights``), then TTA, then temperature (skipped at ``T = 1``, where it would only round the
+    probabilities)."""
+    model = ensemble(members, weights=weights)
     if tta:
         model = with_tta(model, shifts)
     if temperature != 1.0:

@@ -1,12 +1,12 @@
-"""The final stage: retrain the best distinct configurations, choose on validation, score once on test.
+"""The final stage: the search's kept models and new retrains, combined on validation, scored once on test.
 
-Search trials stop early and are capped in time, so a trial's weights are not the best model its
-configuration can give; a fresh, longer run with early stopping on validation accuracy is. With a
-saturated validation set the single best trial is partly luck, so the top ``final_candidates``
-distinct configurations are retrained (as many as the reserved budget pays for) and the final
-model is whichever of single / ensemble, each with or without test-time augmentation, then
-temperature-calibrated, scores best on validation (``choose.py``; never worse than the single
-best). ``test.p`` is read here, once per final model, and nowhere in the search.
+The search keeps its best trained models (``engine/kept_models.py``); the final stage adds new members,
+the top distinct configurations retrained with seeds no trial used, as many as the reserved budget pays
+for (none when it pays for none: the kept models are the pool then). The final model is whichever of the
+single best member and the selected ensemble (``selection.py``: greedy forward selection on validation
+log-loss), each with or without test-time augmentation, then temperature-calibrated, scores best on
+validation (``choose.py``; never worse than the single best member, so never worse than the best kept
+trial model). ``test.p`` is read here, once per final model, and nowhere in the search.
 """
 from __future__ import annotations
 
@@ -27,30 +27,20 @@ from ..data.overview import add_test_counts
 from ..engine.interrupt import deferred_interrupts
 from ..engine.session import fresh_session
 from ..engine.study import load_space
-from ..engine.trainer import EVAL_BATCH_SIZE, TrainResult, count_params, train_model
+from ..engine.trainer import count_params, train_model
 from ..epoch_progress import EpochProgress
 from ..errors import UserError
 from ..progress import Progress, format_duration, key_params
 from ..schema import RunFile, StudyKey, atomic_path, write_json
 from .budget import overhead_seconds, plan, retrain_seconds
-from .calibration import apply_temperature, expected_calibration_error, fit_temperature
-from .choose import SINGLE, Option, choose, distinct_top
-from .combine import assemble, with_tta
+from .choose import SINGLE, choose, distinct_top
+from .combine import assemble
 from .final_set import new_final_set
+from .pool import Member, build_options, predict, retrain_seed, search_members
 from .reevaluate import declare_best
 from .report import evaluate_on_test
 
 EXPORT_MARGIN_SECONDS = 20.0  # exports start only with at least this much of the budget left
-
-
-@dataclasses.dataclass
-class Member:
-    """One retrained configuration."""
-
-    trial: FrozenTrial
-    model: keras.Model
-    result: TrainResult
-    valid_probs: np.ndarray
 
 
 def retrain_best(study: optuna.Study, dataset: Dataset, cfg: SearchConfig,
@@ -64,63 +54,36 @@ def retrain_best(study: optuna.Study, dataset: Dataset, cfg: SearchConfig,
     best = distinct_top(trials, 1, tie_break=cfg.tie_break)
     if not best:
         raise UserError(f"study {study.study_name!r} has no completed trial yet: nothing to retrain")
-    overhead = overhead_seconds(best[0])
-    training_ends = None if deadline is None else deadline - overhead
-    candidates = plan(trials, cfg, budget=None if training_ends is None else training_ends - time.monotonic())
+    training_ends = None if deadline is None else deadline - overhead_seconds(best[0])
     space = load_space(cfg.space)
     fresh_session()
-    members: list[Member] = []
-    for i, trial in enumerate(candidates):
-        if members and training_ends is not None and time.monotonic() + retrain_seconds(trial, cfg) > training_ends:
-            progress.say(f"final stage: no time left for candidate {i + 1}; keeping {len(members)}")
-            break
-        progress.say(f"final candidate {i + 1}/{len(candidates)}: retraining trial {trial.number} "
-                     f"(val_acc {trial.values[0]:.4f}) for up to {cfg.final_epoch_limit} epochs: "
-                     f"{key_params(trial.params, 10)}")
-        members.append(_retrain(trial, space, dataset, cfg, training_ends, progress, seed=cfg.seed + i))
-    members, reevaluation = declare_best(members, len(dataset.valid.labels))
-    if reevaluation is not None:
-        means = ", ".join(f"#{e['trial_number']} {e['mean_val_accuracy']:.4f}" for e in reevaluation["candidates"])
-        progress.say(f"re-evaluated: {reevaluation['reason']}; mean of search and retrain: {means} -> "
-                     f"trial {reevaluation['declared_best']} is the single best")
-    options = _options(members, dataset.valid, progress)
+    kept = search_members(study, cfg, dataset, progress.say)
+    retrained, reevaluation = _retrain_candidates(trials, kept, space, dataset, cfg, training_ends, progress)
+    pool = kept + retrained
     labels = dataset.valid.labels
+    options = build_options(pool, dataset.valid, progress.say)
     chosen = choose(options, labels)
     progress.say("final stage on validation: " + "; ".join(
         f"{o.name} {o.describe(labels)['val_accuracy']:.4f} (nll {o.nll(labels):.4f})" for o in options)
         + f" -> {chosen.name}")
+    parts = [pool[i] for i in chosen.parts]
     if cfg.final_data == "train+valid":
-        members = _refit_on_train_and_valid(members, chosen, space, dataset, cfg, training_ends, progress)
-    by_number = {m.trial.number: m for m in members}
-    final = assemble([by_number[n].model for n in chosen.members], tta=chosen.tta,
-                     temperature=chosen.temperature)
+        parts = _refit_on_train_and_valid(parts, space, dataset, cfg, training_ends, progress)
+    final = assemble([m.model for m in parts], tta=chosen.tta, temperature=chosen.temperature,
+                     weights=chosen.weights)
+    single = pool[next(o for o in options if o.name == SINGLE).parts[0]]
     run_dir = cfg.run_dir
     with new_final_set(run_dir) as folder:  # this final model's files, swapped in whole once all are written
         _save_model(final, folder / RunFile.BEST_MODEL)
-        for m in members:  # each candidate on its own too: a user may prefer the single model
-            _save_model(m.model, folder / RunFile.FINAL_MEMBERS / f"trial-{m.trial.number}.keras")
+        for m in parts:  # each member on its own too: a user may prefer a single model
+            _save_model(m.model, folder / RunFile.FINAL_MEMBERS / f"{m.file_stem}.keras")
         test = dataset.load_test()
-        report = _score_on_test(final, test, dataset, folder, run_dir, progress, extra={
-            "final_model": chosen.describe(labels), "final_options": [o.describe(labels) for o in options]})
-        best = members[0]
-        config = {
-            "study": study.study_name, "space": cfg.space,
-            "family": space.family_of(dict(best.trial.params)), "hyperparameters": dict(best.trial.params),
-            "trial_number": best.trial.number, "search_val_accuracy": best.trial.values[0],
-            "val_accuracy": chosen.describe(labels)["val_accuracy"],
-            "test_accuracy": report["test_accuracy"] if report else None,
-            "params": count_params(final), "epochs": best.result.epochs_run, "best_epoch": best.result.best_epoch,
-            "final_model": chosen.describe(labels), "final_options": [o.describe(labels) for o in options],
-            "final_data": cfg.final_data, "reevaluation": reevaluation,
-            "members": [{"trial_number": m.trial.number, "hyperparameters": dict(m.trial.params),
-                         "epochs": m.result.epochs_run, "best_epoch": m.result.best_epoch,
-                         "val_accuracy": m.result.best_val_accuracy} for m in members],
-            "data_dir": str(dataset.data_dir), "data_hash": dataset.content_hash,
-            "command": study.user_attrs.get(StudyKey.COMMAND, ""),
-            "retrain_command": f"python run_search.py retrain --study {study.study_name} --data-dir "
-                               f"{dataset.data_dir} --out {cfg.out}",
-            "backend": keras.backend.backend(),
-        }
+        described = {"final_model": chosen.describe(labels), "final_options": [o.describe(labels) for o in options],
+                     "members": [m.describe(labels, w) for m, w in zip(parts, chosen.weights or [None] * len(parts))]}
+        report = _score_on_test(final, test, dataset, folder, run_dir, progress, extra=described)
+        config = {**_best_config(study, cfg, dataset, space, single, final, report), **described,
+                  "val_accuracy": described["final_model"]["val_accuracy"], "reevaluation": reevaluation,
+                  "pool": {"kept": len(kept), "retrained": len(retrained)}}
         write_json(folder / RunFile.BEST_CONFIG, config)
         interrupted = False
         if cfg.export and deadline is not None and time.monotonic() > deadline - EXPORT_MARGIN_SECONDS:
@@ -135,6 +98,52 @@ def retrain_best(study: optuna.Study, dataset: Dataset, cfg: SearchConfig,
     if interrupted:
         raise KeyboardInterrupt
     return config
+
+
+def _best_config(study: optuna.Study, cfg: SearchConfig, dataset: Dataset, space,  # noqa: ANN001
+                 single: Member, final: keras.Model, report: dict | None) -> dict:
+    """What ``best_config.json`` says of the single best member, the data and how to run it again."""
+    return {
+        "study": study.study_name, "space": cfg.space,
+        "family": space.family_of(dict(single.trial.params)), "hyperparameters": dict(single.trial.params),
+        "trial_number": single.trial.number, "search_val_accuracy": single.trial.values[0],
+        "test_accuracy": report["test_accuracy"] if report else None,
+        "params": count_params(final), "epochs": single.result.epochs_run, "best_epoch": single.result.best_epoch,
+        "final_data": cfg.final_data, "data_dir": str(dataset.data_dir), "data_hash": dataset.content_hash,
+        "command": study.user_attrs.get(StudyKey.COMMAND, ""),
+        "retrain_command": f"python run_search.py retrain --study {study.study_name} --data-dir "
+                           f"{dataset.data_dir} --out {cfg.out}",
+        "backend": keras.backend.backend(),
+    }
+
+
+def _retrain_candidates(trials: list[FrozenTrial], kept: list[Member], space, dataset: Dataset,  # noqa: ANN001
+                        cfg: SearchConfig, training_ends: float | None,
+                        progress: Progress) -> tuple[list[Member], dict | None]:
+    """New members: the top distinct configurations trained again with seeds of their own, as many as
+    the time pays for. With kept models from the search none is required: when the first does not fit,
+    the final model is made of the kept ones alone (a retrain cut short is worse than the trial it repeats)."""
+    candidates = plan(trials, cfg, budget=None if training_ends is None else training_ends - time.monotonic())
+    members: list[Member] = []
+    for i, trial in enumerate(candidates):
+        if (members or kept) and training_ends is not None \
+                and time.monotonic() + retrain_seconds(trial, cfg) > training_ends:
+            progress.say(f"final stage: no time left for candidate {i + 1}; "
+                         f"{len(kept)} kept and {len(members)} retrained models")
+            break
+        progress.say(f"final candidate {i + 1}/{len(candidates)}: retraining trial {trial.number} "
+                     f"(val_acc {trial.values[0]:.4f}) for up to {cfg.final_epoch_limit} epochs: "
+                     f"{key_params(trial.params, 10)}")
+        members.append(_retrain(trial, space, dataset, cfg, training_ends, progress,
+                                seed=retrain_seed(cfg.seed, trial.number, 0)))
+    if not members:
+        return members, None
+    members, reevaluation = declare_best(members, len(dataset.valid.labels))
+    if reevaluation is not None:
+        means = ", ".join(f"#{e['trial_number']} {e['mean_val_accuracy']:.4f}" for e in reevaluation["candidates"])
+        progress.say(f"re-evaluated: {reevaluation['reason']}; mean of search and retrain: {means} -> "
+                     f"trial {reevaluation['declared_best']} first among the retrained")
+    return members, reevaluation
 
 
 def _retrain(trial: FrozenTrial, space, dataset: Dataset, cfg: SearchConfig,  # noqa: ANN001
@@ -155,46 +164,20 @@ def _retrain(trial: FrozenTrial, space, dataset: Dataset, cfg: SearchConfig,  # 
                              steps_per_execution=cfg.steps_per_execution, engine=cfg.engine)
     progress.say(f"  trial {trial.number} retrained: val_acc {result.best_val_accuracy:.4f} after "
                  f"{result.epochs_run} epochs ({format_duration(result.seconds)}, {result.stop_reason})")
-    probs = _predict(model, dataset.valid.features)
-    return Member(trial=trial, model=model, result=result, valid_probs=probs)
+    return Member(trial=trial, model=model, result=result, valid_probs=predict(model, dataset.valid.features))
 
 
-def _predict(model: keras.Model, images: np.ndarray) -> np.ndarray:
-    return np.asarray(model.predict(images, batch_size=EVAL_BATCH_SIZE, verbose=0), dtype=np.float64)
-
-
-def _options(members: list[Member], valid: Split, progress: Progress) -> list[Option]:
-    """The single best and the ensembles of the best 2..k members, each with and without TTA, each
-    temperature-scaled on validation (argmax unchanged; the loss and the calibration improve)."""
-    labels = valid.labels
-    shifted = [_predict(with_tta(m.model), valid.features) for m in members]
-    options: list[Option] = []
-    for size in range(1, len(members) + 1):
-        name = SINGLE if size == 1 else f"ensemble of {size}"
-        plain = np.mean([m.valid_probs for m in members[:size]], axis=0)
-        tta = np.mean(shifted[:size], axis=0)
-        for label, probs, uses_tta in ((name, plain, False), (f"{name} + TTA", tta, True)):
-            temperature = fit_temperature(probs, labels)
-            calibrated = apply_temperature(probs, temperature)
-            options.append(Option(name=label, probs=calibrated, members=tuple(m.trial.number for m in members[:size]),
-                                  tta=uses_tta, temperature=temperature))
-            progress.say(f"  {label}: ECE {expected_calibration_error(probs, labels):.4f} -> "
-                         f"{expected_calibration_error(calibrated, labels):.4f} at temperature {temperature:.2f}")
-    return options
-
-
-def _refit_on_train_and_valid(members: list[Member], chosen: Option, space, dataset: Dataset,  # noqa: ANN001
+def _refit_on_train_and_valid(parts: list[Member], space, dataset: Dataset,  # noqa: ANN001
                               cfg: SearchConfig, deadline: float | None, progress: Progress) -> list[Member]:
     """The chosen members again, on train + valid, for the epochs their validation run chose."""
     both = Split(np.concatenate([dataset.train.features, dataset.valid.features]),
                  np.concatenate([dataset.train.labels, dataset.valid.labels]))
     refit = []
-    for m in members:
-        if m.trial.number not in chosen.members:
-            continue
-        progress.say(f"refitting trial {m.trial.number} on train + valid for {max(m.result.best_epoch, 1)} epochs")
-        refit.append(_retrain(m.trial, space, dataset, cfg, deadline, progress, seed=cfg.seed + 100 + len(refit),
-                              epochs=max(m.result.best_epoch, 1), train=both))
+    for i, m in enumerate(parts):
+        epochs = max(m.result.best_epoch, 1)
+        progress.say(f"refitting trial {m.trial.number} on train + valid for {epochs} epochs")
+        refit.append(_retrain(m.trial, space, dataset, cfg, deadline, progress,
+                              seed=retrain_seed(cfg.seed, m.trial.number, 100 + i), epochs=epochs, train=both))
     return refit
 
 

@@ -20,7 +20,7 @@ def _not_defaults(data_dir: Path, out: Path) -> SearchConfig:
         data_dir=data_dir, space="lenet", trials=7, timeout=123.0, epochs=3, patience=1, final_epochs=5,
         study="roundtrip", storage=f"sqlite:///{out / 'r.db'}", out=out, sampler="random", local_share=0.25,
         pruner="sha", seed=11, objectives=("accuracy", "params"), named_points=False, retrain=False,
-        final_data="train+valid", final_candidates=1, export=("savedmodel",), n_classes=12,
+        final_data="train+valid", final_candidates=1, keep_models=4, export=("savedmodel",), n_classes=12,
         valid_fraction=0.3, workers=3, precision="mixed_bfloat16", heartbeat=7.0,
         max_failures=2, dashboard_every=0, trial_time_fraction=0.5, continue_cut=False, steps_per_execution=2,
         warm_start=("src",), tie_break="robust", engine="fit", population=3,

@@ -19,6 +19,7 @@ from search.engine.continuation import (
     start_continuation,
     worth_continuing,
 )
+from search.engine.kept_models import kept_models
 from search.engine.loop import run_search
 from search.engine.objective import Objective
 from search.engine.trainer import TrainResult
@@ -120,6 +121,8 @@ def test_the_search_continues_a_cut_trial_next(tiny_data: Path, tmp_path: Path) 
     assert first.user_attrs[TrialKey.STOP_REASON] == "time_cap" and TrialKey.POINT in first.user_attrs
     assert second.user_attrs[TrialKey.CONTINUES] == first.number and second.params == first.params
     assert second.user_attrs[TrialKey.RESUMED_EPOCHS] == first.user_attrs[TrialKey.EPOCHS]
+    # A continuation keeps its model like a solo trial: the cut parent's and its own are both kept.
+    assert {k.trial_number for k in kept_models(cfg.run_dir)} == {first.number, second.number}
 
     off = run_search(_config(tiny_data, out=tmp_path, study="off", trials=2, timeout=40.0,
                              trial_time_fraction=0.1, epochs=200, continue_cut=False)).study

@@ -12,6 +12,7 @@ import pytest
 from support.jax_child import run_jax_checks
 
 from search.config import SearchConfig
+from search.engine.kept_models import kept_models
 from search.engine.population import FREE_PARAMS, resolve_population, shared_values
 from search.engine.population_trials import population_size
 from search.errors import UserError
@@ -105,6 +106,10 @@ def test_a_search_trains_populations_and_reports_each_member(tiny_data: Path, tm
         assert first.params["learning_rate"] != second.params["learning_rate"]  # sampled per member
         for t in (first, second):
             assert len(t.user_attrs[TrialKey.VAL_CURVE]) == 1 and t.user_attrs[TrialKey.COMPILE_SECONDS] > 0
+    # Population members keep their trained models like solo trials, scored as their trials were.
+    kept = {k.trial_number: k for k in kept_models(tmp_path / "pop")}
+    assert sorted(kept) == sorted(t.number for t in trials)
+    assert all(abs(kept[t.number].val_accuracy - t.values[0]) < 1e-6 for t in trials)
 
 
 def test_workers_sharing_a_gpu_get_an_equal_share_of_its_memory(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -71,8 +71,14 @@ def test_three_trial_search_writes_everything_and_resumes(tiny_data: Path, tmp_p
     assert report["speed"]["latency_ms_batch1"] > 0 and report["size_bytes"] > 0
     names = [o["name"] for o in config["final_options"]]
     assert names[:2] == ["single", "single + TTA"] and config["final_model"]["name"] in names
-    assert len(config["members"]) == 2 and all((run / "final_members" / f"trial-{m['trial_number']}.keras").exists()
-                                               for m in config["members"])
+    # The pool: the search's kept models (one per completed trial here) and two retrains; the final
+    # model's members are saved one by one.
+    assert config["pool"] == {"kept": 3, "retrained": 2}
+    assert [m["trial_number"] for m in config["members"]] == config["final_model"]["members"]
+    stems = [f"trial-{m['trial_number']}" + ("-retrained" if m["source"] == "retrain" else "")
+             for m in config["members"]]
+    assert all((run / "final_members" / f"{stem}.keras").exists() for stem in stems)
+    assert len(list((run / "models").glob("trial-*.keras"))) == 3
     exported = json.loads((run / "export_report.json").read_text())["artifacts"]
     assert {a["format"] for a in exported.values()} == {"onnx", "tflite"}
     assert all(a["agreement_with_keras"] == 1.0 for a in exported.values())  # float32: the same classes
