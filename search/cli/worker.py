@@ -22,7 +22,7 @@ def main(argv: list[str]) -> int:
     cfg = SearchConfig.from_json(json.loads(sys.stdin.read()))
     index = int(argv[0])
     final_stage = dataclasses.replace(cfg, retrain=True) if argv[1:] == ["reserve"] else None
-    start_backend(cfg.precision)
+    start_backend(cfg.precision, say=lambda _line: None)  # the parent printed the precision once
     from ..engine.loop import run_search
     from ..final.budget import reserve_seconds
 
