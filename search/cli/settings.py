@@ -22,6 +22,7 @@ from ..schema import StudyKey
 from ..space_source import is_user_space, space_digest
 from .backend import start_backend
 from .parser import STORAGE_ENV
+from .paths import output_folder
 
 
 def apply_storage_env(args: argparse.Namespace) -> int:
@@ -131,6 +132,4 @@ def check_trusted_space(space: str, study_attrs: dict, *, typed: bool, study_nam
 def check_run_folder(cfg: SearchConfig) -> None:
     """``--out`` and the study's folder must be folders (or not exist yet): checked before anything
     is written, so a typo is one line instead of a traceback halfway through the run."""
-    for path in (cfg.out, cfg.run_dir):
-        if path.exists() and not path.is_dir():
-            raise UserError(f"{path}: is not a folder (--out {cfg.out} must be a folder for run outputs)")
+    output_folder(cfg.run_dir, "--out")  # the study's folder and every folder above it
