@@ -82,7 +82,7 @@ class Member(NamedTuple):
     val_accuracy: float | None
     epochs: int | None
     best_epoch: int | None
-    source: str | None = None  # "search" | "retrain" (older files: retrain)
+    source: str | None = None  # "search" | "retrain" | "further" (older files: retrain)
     weight: float | None = None
 
 
@@ -112,7 +112,7 @@ def _members(config: Mapping[str, Any]) -> list[Member]:
     for row in raw if isinstance(raw, list) else []:
         number = _int(row.get("trial_number")) if isinstance(row, Mapping) else None
         if number is not None:
-            source = row.get("source") if row.get("source") in ("search", "retrain") else None
+            source = row.get("source") if row.get("source") in ("search", "retrain", "further") else None
             members.append(Member(number, finite(row.get("val_accuracy")), _int(row.get("epochs")),
                                   _int(row.get("best_epoch")), source, finite(row.get("weight"))))
     return members
@@ -172,7 +172,8 @@ def _final_rows(info: FinalSummaryInfo) -> list[tuple[str, str]]:
                  ("Temperature", fmt_value(option.temperature) if option.temperature is not None else "none")]
         for m in listed:
             epochs = f", best epoch {m.best_epoch} of {m.epochs}" if m.best_epoch and m.epochs else ""
-            origin = {"search": " (the search's model)", "retrain": " (retrained)"}.get(m.source or "", "")
+            origin = {"search": " (the search's model)", "retrain": " (retrained)",
+                      "further": " (trained further)"}.get(m.source or "", "")
             weight = f", weight {m.weight:.2f}" if m.weight is not None else ""
             rows.append((f"Member trial {m.trial_number}{origin}",
                          f"validation accuracy {fmt_value(m.val_accuracy)}{epochs}{weight}"))

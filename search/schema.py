@@ -40,6 +40,7 @@ class TrialKey:
     PRECISION = "precision"  # Keras dtype policy the model was built with (what --precision auto resolved to)
     FAMILY = "family"
     PARAMS = "params"  # trainable and non-trainable weights of the built model
+    MACS = "macs"  # multiply-accumulates per image (engine/point_budget.py: what an epoch will cost)
     LATENCY = "latency_s"  # measured CPU seconds per image at batch 1 (--objective accuracy,latency)
     EPOCHS = "epochs"
     BEST_EPOCH = "best_epoch"  # 1-based epoch of the best validation accuracy
@@ -51,6 +52,8 @@ class TrialKey:
     # images (search/engine/robustness.py), recorded when training finished; the tie-break "robust"
     ROBUST_VAL_ACCURACY = "robust_val_accuracy"
     TRAIN_CURVE = "train_curve"
+    # accuracy on each class's validation images (None: no image of the class), best-epoch weights
+    VAL_CLASS_ACCURACY = "val_class_accuracy"
     STOP_REASON = "stop_reason"  # max_epochs | early_stop | time_cap | pruned | no_learning | nan | ...
     FAIL_REASON = "fail_reason"
     SURPLUS = "surplus"  # started in a race after other workers had covered the study's target

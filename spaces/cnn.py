@@ -97,7 +97,7 @@ def family_of(values: dict[str, Any]) -> str:
 
 _TUTORIAL_SETUP = {"local_contrast": False, "preprocessing": "scale", "grayscale": False, "augment": False,
                       "optimizer": "adam", "learning_rate": 1e-3, "label_smoothing": 0.0,
-                      "batch_size": 32, "lr_schedule": "constant"}
+                      "batch_size": 32, "lr_schedule": "constant", "class_balance": "none"}
 _AUGMENT = {"augment": True, "aug_rotation": 10.0, "aug_translate": 0.1, "aug_zoom": 0.1,
             "aug_brightness": 0.2, "aug_contrast": 0.2}
 
@@ -107,7 +107,7 @@ _LEAN = {
     "augment": True, "aug_rotation": 5.0, "aug_translate": 0.05, "aug_zoom": 0.1,
     "aug_brightness": 0.3, "aug_contrast": 0.0,
     "optimizer": "adam", "learning_rate": 5.2e-3, "label_smoothing": 0.05, "batch_size": 64,
-    "lr_schedule": "cosine",
+    "lr_schedule": "cosine", "class_balance": "none",
     "conv_blocks": 3, "convs_per_block": 1, "kernel_size": 3, "padding": "valid", "pooling": "max",
     "batch_norm": True, "activation": "relu",
     "filters_0": 64, "filters_1": 128, "filters_2": 64,
@@ -141,7 +141,7 @@ POINTS: dict[str, dict[str, Any]] = {
     "strong": {
         "local_contrast": False, "preprocessing": "standardize", "grayscale": False, **_AUGMENT,
         "optimizer": "adam", "learning_rate": 1e-3, "label_smoothing": 0.1, "batch_size": 64,
-        "lr_schedule": "cosine",
+        "lr_schedule": "cosine", "class_balance": "none",
         "conv_blocks": 3, "convs_per_block": 2, "kernel_size": 3, "padding": "same", "pooling": "max",
         "batch_norm": True, "activation": "relu",
         "filters_0": 32, "filters_1": 64, "filters_2": 128,

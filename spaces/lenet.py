@@ -86,7 +86,7 @@ POINTS: dict[str, dict[str, Any]] = {
     "tutorial": {
         "local_contrast": False, "preprocessing": "scale", "grayscale": False, "augment": False,
         "optimizer": "adam", "learning_rate": 1e-3, "label_smoothing": 0.0, "batch_size": 32,
-        "lr_schedule": "constant",
+        "lr_schedule": "constant", "class_balance": "none",
         "filters_0": 5, "filters_1": 16, "filters_2": 32, "filters_3": 100,
         "kernel_0": 3, "kernel_1": 3, "kernel_2": 3, "kernel_3": 3,
         "padding_0": "valid", "padding_1": "valid", "padding_2": "valid", "padding_3": "same",

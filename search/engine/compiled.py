@@ -120,17 +120,23 @@ def chunk_length(steps: int, requested: int, *, whole: bool) -> int:
     return length
 
 
-def _train_chunk(model: keras.Model, batch_size: int, length: int, unroll: bool) -> Any:
+def _train_chunk(model: keras.Model, batch_size: int, length: int, unroll: bool,
+                 class_weights: np.ndarray | None = None) -> Any:
     """A jitted ``(state, x, y, perm, first, count) -> (state, logs)``: ``count`` (at most ``length``)
     steps from step ``first`` of the epoch whose order is ``perm``, each Keras' own ``train_step``
-    on a batch gathered on the device; ``logs`` are the epoch's running loss and accuracy."""
+    on a batch gathered on the device (with per-image loss weights from ``class_weights``, as
+    ``fit(class_weight=...)`` gives them); ``logs`` are the epoch's running loss and accuracy."""
     import jax
     import jax.numpy as jnp
+
+    per_class = None if class_weights is None else jnp.asarray(class_weights)
 
     def run(state: State, x: Any, y: Any, perm: Any, first: Any, count: Any) -> tuple[State, dict]:
         def step(j: Any, state: State) -> State:
             idx = jax.lax.dynamic_slice_in_dim(perm, (first + j) * batch_size, batch_size)
-            _, state = model.train_step(state, (jnp.take(x, idx, axis=0), jnp.take(y, idx, axis=0)))
+            xb, yb = jnp.take(x, idx, axis=0), jnp.take(y, idx, axis=0)
+            batch = (xb, yb) if per_class is None else (xb, yb, jnp.take(per_class, yb.astype("int32")))
+            _, state = model.train_step(state, batch)
             return tuple(list(part) for part in state)  # type: ignore[return-value]
 
         state = run_steps(step, state, length, count, unroll)
@@ -280,7 +286,8 @@ def train_model_compiled(model: keras.Model, dataset: Dataset, values: dict, *, 
                 count = min(length, steps - first)
                 args = (state, data.x_train, data.y_train, perm, jnp.int32(first), jnp.int32(count))
                 if chunk is None:
-                    chunk, seconds = _aot(_train_chunk(model, batch, length, unroll), *args)
+                    weights = common.class_weights(dataset.train.labels, dataset.n_classes, settings.class_balance)
+                    chunk, seconds = _aot(_train_chunk(model, batch, length, unroll, weights), *args)
                     compile_seconds += seconds
                 state, device_logs = chunk(*args)
                 logs = _host(device_logs)  # waits for the chunk: the cap and Ctrl-C act per chunk

@@ -21,11 +21,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
-from optuna.storages._heartbeat import get_heartbeat_thread  # what study.optimize wraps a trial in
 from optuna.trial import FrozenTrial, TrialState
 
 from ..schema import TrialKey
-from .telling import Told, requeue
+from .lifecycle import TrialRun
 
 if TYPE_CHECKING:
     from .objective import Objective
@@ -78,39 +77,21 @@ def restart_values(values: dict[str, Any]) -> dict[str, Any]:
     return {**values, "learning_rate": float(values["learning_rate"]) * RESTART_LR_SCALE}
 
 
-def start_continuation(study: optuna.Study, cut: CutTrial) -> optuna.Trial:
-    """A new running trial with the cut trial's parameters, created directly in storage so that it
-    runs now rather than behind the trials already queued (``study.ask`` would pop those first).
-    Its parameters are marked fixed, as an enqueued trial's are, so no sampler plans around it."""
-    template = optuna.trial.create_trial(state=TrialState.RUNNING, params=cut.params,
-                                         distributions=cut.distributions,
-                                         user_attrs={TrialKey.CONTINUES: cut.number,
-                                                     TrialKey.RESUMED_EPOCHS: cut.epochs_done},
-                                         system_attrs={"fixed_params": cut.params})
-    trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)
-    return optuna.Trial(study, trial_id)
+def continuation_attrs(cut: CutTrial) -> dict[str, int]:
+    """What a continuation records of where its weights came from."""
+    return {TrialKey.CONTINUES: cut.number, TrialKey.RESUMED_EPOCHS: cut.epochs_done}
 
 
 def run_continuation(study: optuna.Study, objective: Objective, errors_log: Path) -> FrozenTrial:
-    """Run the continuation of ``objective.cut`` with Optuna's heartbeat and tell its result; a
-    failure stays inside the trial, Ctrl-C requeues its configuration (from scratch) and leaves."""
+    """Run the continuation of ``objective.cut`` at once, ahead of queued trials (``TrialRun``: heartbeat,
+    a failure stays inside the trial, Ctrl-C requeues its configuration, from scratch, and leaves)."""
     cut, objective.cut = objective.cut, None
     assert cut is not None, "run_continuation needs a cut trial"
-    trial = start_continuation(study, cut)
-    told = Told(study, errors_log)
-    told.open.append(trial)
     objective.resuming = cut
     try:
-        with get_heartbeat_thread(trial._trial_id, study._storage):
-            value = told.settle(trial, lambda: objective(trial))
-            if value is not None:
-                told.tell(trial, value)
-    except KeyboardInterrupt:
-        trial.set_user_attr(TrialKey.FAIL_REASON, "interrupted (Ctrl-C)")
-        trial.set_user_attr(TrialKey.STOP_REASON, "interrupted")
-        requeue(study, trial)
-        told.tell(trial, state=TrialState.FAIL)
-        raise
+        with TrialRun(study, errors_log) as run:
+            trial = run.run_now(cut.params, cut.distributions, continuation_attrs(cut))
+            run.run(trial, lambda: objective(trial))
     finally:
         objective.resuming = None
-    return told.done[0]
+    return run.done[0]

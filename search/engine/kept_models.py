@@ -75,6 +75,16 @@ def kept_models(run_dir: Path) -> list[KeptModel]:
     return sorted(found, key=lambda k: (k.val_loss, -k.val_accuracy, k.trial_number))
 
 
+def class_accuracy(probs: np.ndarray, labels: np.ndarray, n_classes: int) -> list[float | None]:
+    """Accuracy on each class's validation images (None for a class with none), to four decimals: where a
+    model's errors are, which the overall accuracy of a 99.9% model hides."""
+    labels = np.asarray(labels).reshape(-1)
+    right = np.asarray(probs).argmax(axis=1) == labels
+    counts = np.bincount(labels, minlength=n_classes)
+    hits = np.bincount(labels, weights=right.astype(np.float64), minlength=n_classes)
+    return [round(float(h / c), 4) if c else None for h, c in zip(hits[:n_classes], counts[:n_classes])]
+
+
 def keep_model(run_dir: Path, trial_number: int, model: keras.Model, valid_probs: np.ndarray,
                valid_labels: np.ndarray, keep: int) -> KeptModel | None:
     """Save ``model`` when it is among the ``keep`` best by validation log-loss, then drop the kept

@@ -1,7 +1,7 @@
 """The search loop: data once, then trials until the study's target or the time budget is reached.
 
-Each trial runs through ``study.optimize(n_trials=1)`` so that Optuna's heartbeat and failure
-handling wrap it, while this loop decides when to stop: the study's target of finished trials
+Each trial runs through ``lifecycle.TrialRun`` (Optuna's heartbeat, failures kept inside the trial,
+Ctrl-C requeues it), while this loop decides when to stop: the study's target of finished trials
 (shared by every worker on the study), ``--timeout``, too many failures in a row, or Ctrl-C.
 Every finished trial is in storage the moment it ends, so an interruption or a crash loses at
 most the trial that was running.
@@ -26,6 +26,7 @@ from .compiled import resolve_engine
 from .continuation import run_continuation
 from .events import SearchEvents
 from .interrupt import deferred_interrupts
+from .lifecycle import TrialRun
 from .objective import Objective
 from .population import resolve_population
 from .population_trials import population_size, run_population
@@ -38,7 +39,6 @@ from .study import (
     settle_target,
     stored_target,
 )
-from .telling import TrialFailed, note_crash, requeue
 
 POLL_SECONDS = 2.0
 
@@ -145,23 +145,9 @@ def _pruner_name(cfg: SearchConfig, pruner: optuna.pruners.BasePruner | None) ->
 
 
 def _run_one(study: optuna.Study, objective: Objective, errors_log: Path) -> FrozenTrial | None:
-    """Run one trial; failures stay inside the trial, Ctrl-C leaves after recording it."""
-    done: list[FrozenTrial] = []
-
-    def logged_objective(trial: optuna.Trial) -> float | tuple[float, float]:
-        try:
-            return objective(trial)
-        except (TrialFailed, optuna.TrialPruned):
-            raise
-        except KeyboardInterrupt:
-            trial.set_user_attr(TrialKey.FAIL_REASON, "interrupted (Ctrl-C)")
-            trial.set_user_attr(TrialKey.STOP_REASON, "interrupted")
-            requeue(study, trial)
-            raise
-        except Exception as exc:  # noqa: BLE001 - one trial's crash (OOM, bad config) must not end the search
-            note_crash(trial, exc, errors_log)
-            raise
-
-    study.optimize(logged_objective, n_trials=1, catch=(Exception,), gc_after_trial=False,
-                   callbacks=[lambda _study, frozen: done.append(frozen)])
-    return done[0] if done else None
+    """Run the study's next trial (``TrialRun``: heartbeat, failures stay inside it, Ctrl-C requeues it
+    and leaves); returns it once told, or None when it was never started."""
+    with TrialRun(study, errors_log) as run:
+        trial = run.ask()
+        run.run(trial, lambda: objective(trial))
+    return run.done[0] if run.done else None

@@ -17,19 +17,25 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from spaces import common
+from spaces.hp import ValuesHyperParameters
+
 from ..config import SearchConfig
 from ..data import Dataset
-from ..sampling.screen import SCREEN_EPOCH
+from ..optuna_adapter import fixed_params
+from ..sampling.screen import SCREEN_EPOCH, SCREEN_STEP, ScreenPruner, screen_images
 from ..schema import FINISHED, TrialKey
 from .continuation import CutTrial, best_complete_value, restart_values, worth_continuing
 from .events import SearchEvents
+from .first_look import FirstLook
 from .hp_adapter import OptunaHyperParameters
-from .kept_models import keep_model
+from .kept_models import class_accuracy, keep_model
 from .latency import latency_per_image
+from .lifecycle import TrialFailed
+from .point_budget import MIN_POINT_EPOCHS, NAMED_SHARE, model_macs, named_point_cap
 from .robustness import robust_accuracy
 from .session import fresh_session
 from .study import worker_id
-from .telling import TrialFailed
 from .trainer import EVAL_BATCH_SIZE, EpochHook, TrainClock, TrainResult, count_params, train_model
 
 # A model still at chance level after this many epochs has diverged or cannot learn at its settings
@@ -90,6 +96,7 @@ class Objective:
         # and the one whose weights the running trial starts from (continuation.run_continuation).
         self.cut: CutTrial | None = None
         self.resuming: CutTrial | None = None
+        self._macs: dict[int, float] = {}  # queued named points' MACs per image, by trial number
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         fresh_session()
@@ -112,20 +119,58 @@ class Objective:
         trial.set_user_attr(TrialKey.WORKER, worker_id())
         trial.set_user_attr(TrialKey.PRECISION, keras.config.dtype_policy().name)
         self._refuse_surplus(trial)
+        queued_points = self._queued_point_macs(trial.study) if self._budgets_points(trial) else None  # before the seed
         keras.utils.set_random_seed((self.cfg.seed * 100_003 + trial.number) % 2**31)
         hp = OptunaHyperParameters(trial)
         try:
             model = self.space.build(hp, self.dataset.input_shape, self.dataset.n_classes)
         except (ValueError, TypeError) as exc:  # e.g. a configuration that shrinks the image to nothing
             self._fail(trial, "build", f"model could not be built: {exc}")
-        params = count_params(model)
+        params, macs = count_params(model), model_macs(model)
         trial.set_user_attr(TrialKey.FAMILY, self.space.family_of(hp.values))
         trial.set_user_attr(TrialKey.PARAMS, params)
+        trial.set_user_attr(TrialKey.MACS, macs)
         resumed = self._resumed_weights(trial, model)
         done = resumed.epochs_done if resumed else 0
         clock = TrainClock(self._trial_deadline())
-        return BuiltTrial(model, dict(hp.values), params, clock, self.epoch_hooks(trial, clock, done),
-                          epochs=self.cfg.epochs - done, resumed=resumed)
+        if queued_points is not None:
+            self._cap_named_point(trial, clock, macs, queued_points)
+        hooks = self.epoch_hooks(trial, clock, done, batch_size=common.training_settings(hp.values).batch_size)
+        return BuiltTrial(model, dict(hp.values), params, clock, hooks, epochs=self.cfg.epochs - done, resumed=resumed)
+
+    def _budgets_points(self, trial: optuna.Trial) -> bool:
+        return self.cfg.timeout is not None and TrialKey.POINT in trial.user_attrs \
+            and TrialKey.CONTINUES not in trial.user_attrs
+
+    def _queued_point_macs(self, study: optuna.Study) -> dict[int, float]:
+        """MACs of the named points still queued (each model built once per process, before the running
+        trial's seed is set, so the estimate leaves its training as it was)."""
+        queued = {}
+        for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            given = fixed_params(t)
+            if TrialKey.POINT not in t.user_attrs or not given:
+                continue
+            if t.number not in self._macs:
+                try:
+                    built = self.space.build(ValuesHyperParameters(dict(given)), self.dataset.input_shape,
+                                             self.dataset.n_classes)
+                    self._macs[t.number] = model_macs(built)
+                except (ValueError, TypeError):
+                    self._macs[t.number] = 0.0
+            queued[t.number] = self._macs[t.number]
+        return queued
+
+    def _cap_named_point(self, trial: optuna.Trial, clock: TrainClock, macs: float, queued: dict[int, float]) -> None:
+        """Shorten a named point's cap to its share of the budget (``point_budget.py``), or skip it."""
+        cap = named_point_cap(trial.study.get_trials(deepcopy=False), trial.number, macs, len(self.dataset.train),
+                              float(self.cfg.timeout or 0.0), queued)
+        if cap is None:
+            trial.set_user_attr(TrialKey.STOP_REASON, "over_budget")
+            self.events.say(f"named point {trial.user_attrs[TrialKey.POINT]} skipped: {MIN_POINT_EPOCHS} epochs "
+                            f"of it do not fit the named points' {NAMED_SHARE:.0%} of the budget")
+            raise optuna.TrialPruned("over the named points' budget")
+        ends = time.monotonic() + cap
+        clock.deadline = ends if clock.deadline is None else min(clock.deadline, ends)
 
     def _resumed_weights(self, trial: optuna.Trial, model: keras.Model) -> CutTrial | None:
         """Load the cut trial's weights into a continuation's freshly built model."""
@@ -156,24 +201,26 @@ class Objective:
             trial.set_user_attr(TrialKey.ROBUST_VAL_ACCURACY, robust_accuracy(model, valid.features, valid.labels))
         if result.stop_reason == "nan":
             self._fail(trial, "nan", "loss became NaN; training stopped at once")
-        if not result.val_curve or not math.isfinite(result.best_val_accuracy):
-            self._fail(trial, "error", "no finite validation accuracy was produced")
         if result.stop_reason == "pruned":
             raise optuna.TrialPruned(f"pruned after epoch {result.epochs_run}")
-        self._keep_model(trial, model)
+        if not result.val_curve or not math.isfinite(result.best_val_accuracy):
+            self._fail(trial, "error", "no finite validation accuracy was produced")
+        self._record_validation(trial, model)
         if self.cfg.multi_objective:
             return result.best_val_accuracy, self._second_objective(trial, model, built.params)
         self._keep_if_cut(trial, built, result)
         return result.best_val_accuracy
 
-    def _keep_model(self, trial: optuna.Trial, model: keras.Model) -> None:
-        """Offer the trained model (its best epoch's weights) to the run's kept models, which the final
-        stage combines; a model that cannot be saved costs a warning, not the trial."""
+    def _record_validation(self, trial: optuna.Trial, model: keras.Model) -> None:
+        """The trained model's (its best epoch's weights) accuracy per validation class, then the model
+        offered to the run's kept models, which the final stage combines; a model that cannot be saved
+        costs a warning, not the trial."""
+        valid = self.dataset.valid
+        probs = model.predict(valid.features, batch_size=EVAL_BATCH_SIZE, verbose=0)
+        trial.set_user_attr(TrialKey.VAL_CLASS_ACCURACY, class_accuracy(probs, valid.labels, self.dataset.n_classes))
         if self.cfg.keep_models <= 0:
             return
-        valid = self.dataset.valid
         try:
-            probs = model.predict(valid.features, batch_size=EVAL_BATCH_SIZE, verbose=0)
             keep_model(self.cfg.run_dir, trial.number, model, probs, valid.labels, self.cfg.keep_models)
         except Exception as exc:  # noqa: BLE001 - e.g. a user space's layer that Keras cannot save
             self.events.say(f"warning: trial {trial.number}'s model is not kept ({type(exc).__name__}: {exc})")
@@ -200,10 +247,10 @@ class Objective:
         return float(params)
 
     def epoch_hooks(self, trial: optuna.Trial, clock: TrainClock | None = None,
-                    epochs_done: int = 0) -> list[keras.callbacks.Callback]:
-        """The callbacks that judge ``trial`` after each epoch (pruning, the no-learning guard,
-        the longer cap a trial earns by passing the first epoch), then the caller's own
-        (``SearchEvents.trial_callbacks``: progress, probes). A continuation reports its epochs
+                    epochs_done: int = 0, batch_size: int = 64) -> list[keras.callbacks.Callback]:
+        """The callbacks that judge ``trial`` while it trains (the screen's first look, pruning, the
+        no-learning guard, the longer cap a trial earns by passing the first epoch), then the caller's
+        own (``SearchEvents.trial_callbacks``: progress, probes). A continuation reports its epochs
         after the ``epochs_done`` its weights were trained for."""
         extra = list(self.events.trial_callbacks(trial)) if self.events.trial_callbacks else []
         started = time.monotonic()
@@ -227,6 +274,17 @@ class Objective:
                 return False
 
             return [EpochHook(only_earn), *extra]
+
+        def look(val_accuracy: float) -> bool:
+            if math.isfinite(val_accuracy):
+                trial.report(val_accuracy, SCREEN_STEP)
+            return not anchor and trial.should_prune()
+
+        first_look = []
+        if isinstance(trial.study.pruner, ScreenPruner) and not epochs_done:  # the rung only the screen judges
+            first_look = [FirstLook(look, self.dataset.valid, images=screen_images(len(self.dataset.train)),
+                                    batch_size=batch_size)]
+
         def report(epoch: int, val_accuracy: float) -> bool:
             if math.isfinite(val_accuracy):
                 trial.report(val_accuracy, epochs_done + epoch)
@@ -239,7 +297,7 @@ class Objective:
             earn(epoch)
             return False
 
-        return [EpochHook(report), *extra]
+        return [*first_look, EpochHook(report), *extra]
 
     def _trial_deadline(self) -> float | None:
         limit = self.cfg.trial_time_limit

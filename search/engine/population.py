@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 from spaces import common
@@ -100,13 +101,18 @@ class Member:
 
 
 # -- the member step --------------------------------------------------------------------------------
-def smoothed_crossentropy(labels: Any, probabilities: Any, smoothing: Any) -> Any:
+def smoothed_crossentropy(labels: Any, probabilities: Any, smoothing: Any, class_weights: Any = None) -> Any:
     """Mean cross-entropy of softmax outputs against sparse labels smoothed by ``smoothing`` (a traced
-    scalar): ``SparseLabelSmoothingCrossentropy`` with the smoothing as data, not a Python float."""
+    scalar): ``SparseLabelSmoothingCrossentropy`` with the smoothing as data, not a Python float; each
+    image's term weighted by its class's ``class_weights`` entry when given, as ``fit(class_weight=...)``."""
     classes = probabilities.shape[-1]
-    one_hot = ops.one_hot(ops.cast(ops.reshape(labels, (-1,)), "int32"), classes, dtype=probabilities.dtype)
+    sparse = ops.cast(ops.reshape(labels, (-1,)), "int32")
+    one_hot = ops.one_hot(sparse, classes, dtype=probabilities.dtype)
     targets = one_hot * (1.0 - smoothing) + smoothing / classes
-    return ops.mean(keras.losses.categorical_crossentropy(targets, probabilities))
+    terms = keras.losses.categorical_crossentropy(targets, probabilities)
+    if class_weights is not None:
+        terms = terms * ops.cast(ops.take(class_weights, sparse), terms.dtype)
+    return ops.mean(terms)
 
 
 @contextlib.contextmanager
@@ -132,7 +138,7 @@ def _sums(loss: Any, probabilities: Any, labels: Any) -> Any:
     return ops.stack([ops.cast(loss, "float32") * count, correct, ops.cast(count, "float32")])
 
 
-def _train_chunk(model: keras.Model, batch_size: int, length: int, unroll: bool) -> Any:
+def _train_chunk(model: keras.Model, batch_size: int, length: int, unroll: bool, class_weights: Any = None) -> Any:
     """A jitted ``(state, hyper, x, y, perms, first, count) -> state``: ``count`` steps of every member
     (leading axis of ``state``, ``hyper`` and ``perms``) from step ``first`` of the epoch; the state's
     last part is each member's (loss x images, correct, images) so far this epoch."""
@@ -140,6 +146,7 @@ def _train_chunk(model: keras.Model, batch_size: int, length: int, unroll: bool)
     import jax.numpy as jnp
 
     optimizer = model.optimizer
+    per_class = None if class_weights is None else jnp.asarray(class_weights)
 
     def member_step(state: tuple, hyper: tuple, x: Any, y: Any, perm: Any, index: Any) -> tuple:
         trainable, non_trainable, optimizer_vars, sums = state
@@ -150,7 +157,7 @@ def _train_chunk(model: keras.Model, batch_size: int, length: int, unroll: bool)
         def loss_fn(trainable: list) -> tuple:
             probabilities, non_trainable_new, losses = model.stateless_call(
                 trainable, non_trainable, xb, training=True, return_losses=True)
-            loss = smoothed_crossentropy(yb, probabilities, smoothing)
+            loss = smoothed_crossentropy(yb, probabilities, smoothing, per_class)
             if losses:  # layer regularisers, as Keras' own loss adds them
                 loss = loss + sum(losses)
             return loss, (probabilities, non_trainable_new)
@@ -194,15 +201,18 @@ def _logs(sums: Any) -> dict[str, float]:
 class _Compiled:
     """The population's compiled chunk and validation pass, one of each per population size."""
 
-    def __init__(self, model: keras.Model, batch: int, length: int, unroll: bool) -> None:
+    def __init__(self, model: keras.Model, batch: int, length: int, unroll: bool,
+                 class_weights: np.ndarray | None = None) -> None:
         self.model, self.batch, self.length, self.unroll = model, batch, length, unroll
+        self.class_weights = class_weights
         self.chunks: dict[int, Any] = {}
         self.evaluations: dict[int, Any] = {}
         self.seconds = 0.0
 
     def chunk(self, size: int, *args: Any) -> Any:
         if size not in self.chunks:
-            self.chunks[size], seconds = _aot(_train_chunk(self.model, self.batch, self.length, self.unroll), *args)
+            self.chunks[size], seconds = _aot(_train_chunk(self.model, self.batch, self.length, self.unroll,
+                                                                  self.class_weights), *args)
             self.seconds += seconds
         return self.chunks[size](*args)
 
@@ -257,7 +267,8 @@ def train_population(members: Sequence[Member], dataset: Dataset, *, epochs: int
     on_cpu = jax.default_backend() == "cpu"
     unroll = on_cpu if unroll is None else unroll
     length = chunk_length(steps, int(chunk_steps or (CPU_CHUNK_STEPS if on_cpu else CHUNK_STEPS)), whole=unroll)
-    compiled = _Compiled(members[0].model, batch, length, unroll)
+    weights = common.class_weights(dataset.train.labels, dataset.n_classes, settings[0].class_balance)  # shared
+    compiled = _Compiled(members[0].model, batch, length, unroll, weights)
 
     runs = [TrainingCallbacks.for_run(s, epochs=epochs, patience=patience, deadline=m.clock, hooks=m.hooks)
             for s, m in zip(settings, members)]

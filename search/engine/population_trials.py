@@ -11,20 +11,17 @@ trial asked here that does not share the first one's values trains alone after t
 """
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable
 from pathlib import Path
 
 import optuna
-from optuna.storages._heartbeat import get_heartbeat_thread  # what study.optimize wraps a trial in
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from ..schema import TrialKey
 from .compiled import order_seed
+from .lifecycle import TrialRun
 from .objective import BuiltTrial, Objective
 from .population import FREE_PARAMS, Member, shared_values, train_population
 from .session import fresh_session
-from .telling import Told, note_crash, requeue
 
 
 def population_size(requested: int, remaining: int, waiting: int) -> int:
@@ -35,39 +32,19 @@ def population_size(requested: int, remaining: int, waiting: int) -> int:
 
 def run_population(study: optuna.Study, objective: Objective, errors_log: Path, size: int) -> list[FrozenTrial]:
     """Ask ``size`` trials sharing one architecture, train them in one program and tell each its
-    result; returns the finished trials (failed ones included) in the order they were told."""
+    result; returns the finished trials (failed ones included) in the order they were told. When the
+    shared program fails, every member still open fails with it (``TrialRun``)."""
     fresh_session()
-    told = Told(study, errors_log)
-    with contextlib.ExitStack() as heartbeats:
-
-        def ask() -> optuna.Trial:
-            trial = study.ask()
-            told.open.append(trial)
-            heartbeats.enter_context(get_heartbeat_thread(trial._trial_id, study._storage))
-            return trial
-
-        try:
-            _train(study, objective, told, ask, size)
-        except KeyboardInterrupt:
-            for trial in list(told.open):
-                trial.set_user_attr(TrialKey.FAIL_REASON, "interrupted (Ctrl-C)")
-                trial.set_user_attr(TrialKey.STOP_REASON, "interrupted")
-                requeue(study, trial)
-                told.tell(trial, state=TrialState.FAIL)
-            raise
-        except Exception as exc:  # noqa: BLE001 - the population's program failed: its trials fail
-            for trial in list(told.open):
-                note_crash(trial, exc, errors_log)
-                told.tell(trial, state=TrialState.FAIL)
-    return told.done
+    with TrialRun(study, errors_log) as run:
+        _train(study, objective, run, size)
+    return run.done
 
 
-def _train(study: optuna.Study, objective: Objective, told: Told, ask: Callable[[], optuna.Trial],
-           size: int) -> None:
+def _train(study: optuna.Study, objective: Objective, run: TrialRun, size: int) -> None:
     members: list[tuple[optuna.Trial, BuiltTrial, int]] = []
     strays: list[tuple[optuna.Trial, BuiltTrial]] = []
-    leader = ask()
-    built = told.settle(leader, lambda: objective.start(leader))
+    leader = run.ask()
+    built = run.settle(leader, lambda: objective.start(leader))
     if not isinstance(built, BuiltTrial):
         return
     members.append((leader, built, order_seed()))
@@ -76,8 +53,8 @@ def _train(study: optuna.Study, objective: Objective, told: Told, ask: Callable[
     for _ in range(size - 1):
         study.enqueue_trial(fixed)
     for _ in range(size - 1):
-        trial = ask()
-        other = told.settle(trial, lambda t=trial: objective.start(t))
+        trial = run.ask()
+        other = run.settle(trial, lambda t=trial: objective.start(t))
         if isinstance(other, BuiltTrial):
             if shared_values(other.values) == shared:
                 members.append((trial, other, order_seed()))
@@ -90,10 +67,6 @@ def _train(study: optuna.Study, objective: Objective, told: Told, ask: Callable[
     results = train_population([Member(b.model, b.values, seed, b.clock, b.hooks) for _, b, seed in members],
                                objective.dataset, epochs=cfg.epochs, patience=cfg.patience)
     for (trial, built_trial, _), result in zip(members, results):
-        value = told.settle(trial, lambda t=trial, b=built_trial, r=result: objective.finish(t, b, r))
-        if value is not None:
-            told.tell(trial, value)
+        run.run(trial, lambda t=trial, b=built_trial, r=result: objective.finish(t, b, r))
     for trial, built_trial in strays:  # taken from the queue of another worker's population: alone
-        value = told.settle(trial, lambda t=trial, b=built_trial: objective.finish(t, b, objective.train(b)))
-        if value is not None:
-            told.tell(trial, value)
+        run.run(trial, lambda t=trial, b=built_trial: objective.finish(t, b, objective.train(b)))

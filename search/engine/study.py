@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..config import SearchConfig
 from ..errors import UserError
+from ..optuna_adapter import FAILED_TRIAL, RETRY_HISTORY, fail_trial
 from ..sampling import make_pruner, make_sampler
 from ..schema import StudyKey, TrialKey, count_finished, redact, sqlite_path, storage_url
 from ..space_source import space_digest
@@ -209,7 +210,6 @@ def fail_dead_local_trials(study: optuna.Study) -> list[int]:
     heartbeat grace period), and let the retry callback re-enqueue their configuration."""
     host = socket.gethostname()
     failed = []
-    storage = study._storage
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = str(t.user_attrs.get(TrialKey.WORKER, ""))
         if not owner.startswith(host + ":"):
@@ -217,13 +217,10 @@ def fail_dead_local_trials(study: optuna.Study) -> list[int]:
         pid = int(owner.rsplit(":", 1)[1])
         if pid == os.getpid() or _pid_alive(pid):
             continue
-        try:
-            storage.set_trial_user_attr(t._trial_id, TrialKey.FAIL_REASON, "its worker process died")
-            if storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
-                failed.append(t.number)
-                retry_once(study, storage.get_trial(t._trial_id))
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # another worker got there first
+        dead = fail_trial(study, t, TrialKey.FAIL_REASON, "its worker process died")
+        if dead is not None:  # None: another worker got there first
+            failed.append(t.number)
+            retry_once(study, dead)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)  # trials of dead workers elsewhere, by heartbeat
@@ -232,7 +229,7 @@ def fail_dead_local_trials(study: optuna.Study) -> list[int]:
 
 def retry_once(study: optuna.Study, trial: FrozenTrial) -> None:
     """Re-enqueue a dead worker's configuration once (a second death is not retried)."""
-    history = [*trial.system_attrs.get("retry_history", []), trial.number]
+    history = [*trial.system_attrs.get(RETRY_HISTORY, []), trial.number]
     if len(history) > 1:  # this trial was itself the retry
         return
     distributions: dict[str, BaseDistribution] = dict(trial.distributions)
@@ -241,7 +238,7 @@ def retry_once(study: optuna.Study, trial: FrozenTrial) -> None:
         user_attrs[TrialKey.POINT] = trial.user_attrs[TrialKey.POINT]
     study.add_trial(optuna.trial.create_trial(
         state=TrialState.WAITING, params=dict(trial.params), distributions=distributions,
-        user_attrs=user_attrs, system_attrs={"retry_history": history, "failed_trial": history[0]}))
+        user_attrs=user_attrs, system_attrs={RETRY_HISTORY: history, FAILED_TRIAL: history[0]}))
 
 
 def _pid_alive(pid: int) -> bool:

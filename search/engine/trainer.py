@@ -156,9 +156,11 @@ def train_model(model: keras.Model, dataset: Dataset, values: dict, *, epochs: i
     run = TrainingCallbacks.for_run(settings, epochs=epochs, patience=patience, deadline=deadline, hooks=hooks)
     model.steps_per_execution = supported_steps_per_execution(steps_per_execution)
     start = time.monotonic()
+    weights = common.class_weights(dataset.train.labels, dataset.n_classes, settings.class_balance)
     history = model.fit(dataset.train.features, dataset.train.labels, batch_size=settings.batch_size,
                         epochs=epochs, validation_data=(dataset.valid.features, dataset.valid.labels),
                         validation_batch_size=EVAL_BATCH_SIZE, shuffle=True, callbacks=run.callbacks,
+                        class_weight=None if weights is None else dict(enumerate(weights.tolist())),
                         verbose=verbose)
     return run.result(history.history, time.monotonic() - start)
 

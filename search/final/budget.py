@@ -1,10 +1,14 @@
 """One budget for the whole job: what the final stage will cost, reserved before the search stops.
 
-``--timeout`` bounds the job from start to the last file written. The final stage retrains the
-best distinct configurations for up to ``final_epoch_limit`` epochs each; its cost is estimated from
-the seconds per epoch the search measured for those same configurations, and the search stops
-early enough to pay for it. The single best configuration is always paid for; further candidates
-(an ensemble) only while the final stage stays within ``FINAL_SHARE`` of the budget.
+``--timeout`` bounds the job from start to the last file written. With the search's models kept
+(``--keep-models``, the default), the final stage starts from trained models and needs no retrain:
+the search leaves it ``FINAL_TRAIN_SHARE`` of the budget, which it fills with new members and further
+training up to its deadline, plus its overhead after the last epoch. Without kept models (or with
+``--final-data train+valid``, whose refit trains from scratch) it retrains the best distinct
+configurations for up to ``final_epoch_limit`` epochs each; that cost is estimated from the seconds
+per epoch the search measured for those same configurations. The single best configuration is
+always paid for; further candidates (an ensemble) only while the final stage stays within
+``FINAL_SHARE`` of the budget.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from ..schema import TrialKey
 from .choose import distinct_top
 
 FINAL_SHARE = 0.5  # most of the budget the final stage may take beyond the single best's retrain
+FINAL_TRAIN_SHARE = 0.2  # the final stage's training time when it starts from kept models
 # After the last final epoch: choosing (the TTA options predict validation five times), saving, test
 # scoring and speed, exports (conversion and a check in each runtime), the dashboard. Measured on the
 # sample (session 5): about 45 s plus 3-4 epochs' worth of the model's time.
@@ -31,6 +36,13 @@ def retrain_seconds(trial: FrozenTrial, cfg: SearchConfig) -> float:
     per_epoch = float(trial.user_attrs.get(TrialKey.SECONDS_PER_EPOCH) or 0.0)
     runs = 2 if cfg.final_data == "train+valid" else 1  # a validation run picks the epochs, then the refit
     return per_epoch * cfg.final_epoch_limit * runs * SAFETY
+
+
+def member_seconds(trial: FrozenTrial) -> float:
+    """Estimated seconds of a new member of ``trial``'s configuration trained as long as the trial was."""
+    per_epoch = float(trial.user_attrs.get(TrialKey.SECONDS_PER_EPOCH) or 0.0)
+    epochs = int(trial.user_attrs.get(TrialKey.EPOCHS) or 0) + int(trial.user_attrs.get(TrialKey.RESUMED_EPOCHS) or 0)
+    return per_epoch * max(epochs, 1) * SAFETY
 
 
 def plan(trials: Sequence[FrozenTrial], cfg: SearchConfig, budget: float | None) -> list[FrozenTrial]:
@@ -53,6 +65,9 @@ def reserve_seconds(study: optuna.Study, cfg: SearchConfig) -> float:
     if not cfg.retrain or cfg.timeout is None:
         return 0.0
     trials = study.get_trials(deepcopy=False)
+    if cfg.keep_models > 0 and cfg.final_data == "train":
+        best = distinct_top(trials, 1, tie_break=cfg.tie_break)
+        return FINAL_TRAIN_SHARE * cfg.timeout + overhead_seconds(best[0]) if best else 0.0
     candidates = plan(trials, cfg, budget=FINAL_SHARE * cfg.timeout)
     if not candidates:
         return 0.0

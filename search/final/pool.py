@@ -26,7 +26,10 @@ from .choose import SINGLE, Option
 from .combine import with_tta
 from .selection import mix, select_ensemble
 
-SEARCH, RETRAIN = "search", "retrain"  # where a member's weights come from
+# where a member's weights come from: the search's kept model, a final-stage run from scratch with a new seed,
+# or a final-stage run on from another member's weights (further.py)
+SEARCH, RETRAIN, FURTHER = "search", "retrain", "further"
+SUFFIX = {SEARCH: "", RETRAIN: "-retrained", FURTHER: "-further"}
 # Retrain seeds live apart from trial seeds ((seed * 100_003 + trial number) % 2**31, objective.py):
 # a retrain repeating its trial's seed repeated its training, epoch for epoch.
 RETRAIN_SEED_STRIDE = 1_000_003
@@ -42,19 +45,22 @@ class Member:
     result: TrainResult
     valid_probs: np.ndarray
     source: str = RETRAIN
+    round: int = 0  # the further run's number within the final stage (FURTHER only)
 
     @property
     def file_stem(self) -> str:
-        """``trial-N`` for the search's model, ``trial-N-retrained`` for a final-stage retrain."""
-        return f"trial-{self.trial.number}" + ("-retrained" if self.source == RETRAIN else "")
+        """``trial-N`` for the search's model, ``trial-N-retrained`` for a final-stage retrain,
+        ``trial-N-further-R`` for the R-th further run."""
+        return f"trial-{self.trial.number}{SUFFIX[self.source]}" + (f"-{self.round}" if self.round else "")
 
     @property
     def label(self) -> str:
-        return f"#{self.trial.number}" + (" retrained" if self.source == RETRAIN else "")
+        return f"#{self.trial.number}" + {SEARCH: "", RETRAIN: " retrained", FURTHER: " trained further"}[self.source]
 
     def describe(self, labels: np.ndarray, weight: float | None = None) -> dict:
         correct = int((self.valid_probs.argmax(axis=1) == labels).sum())
-        return {"trial_number": self.trial.number, "source": self.source, "weight": weight,
+        return {"trial_number": self.trial.number, "source": self.source, "file": f"{self.file_stem}.keras",
+                "weight": weight,
                 "hyperparameters": dict(self.trial.params), "epochs": self.result.epochs_run,
                 "best_epoch": self.result.best_epoch, "val_accuracy": correct / max(len(labels), 1),
                 "val_correct": correct, "val_nll": negative_log_likelihood(self.valid_probs, labels)}
@@ -82,8 +88,8 @@ def search_members(study: optuna.Study, cfg: SearchConfig, dataset: Dataset,
         members.append(Member(trial, kept.load(), _result_of(trial), probs, source=SEARCH))
     if members:
         best = members[0]
-        say(f"final stage: {len(members)} kept models from the search (best: trial {best.trial.number}, "
-            f"val_acc {best.describe(dataset.valid.labels)['val_accuracy']:.4f})")
+        say(f"final stage: {len(members)} kept models from the search (lowest validation log-loss: trial "
+            f"{best.trial.number}, val_acc {best.describe(dataset.valid.labels)['val_accuracy']:.4f})")
     return members
 
 

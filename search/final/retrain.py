@@ -1,8 +1,9 @@
-"""The final stage: the search's kept models and new retrains, combined on validation, scored once on test.
+"""The final stage: the search's kept models and new members, combined on validation, scored once on test.
 
 The search keeps its best trained models (``engine/kept_models.py``); the final stage adds new members,
 the top distinct configurations retrained with seeds no trial used, as many as the reserved budget pays
-for (none when it pays for none: the kept models are the pool then). The final model is whichever of the
+for, and spends the rest of it training the pool's best model further from its weights (``further.py``)
+up to its deadline, so the job ends on its budget. The final model is whichever of the
 single best member and the selected ensemble (``selection.py``: greedy forward selection on validation
 log-loss), each with or without test-time augmentation, then temperature-calibrated, scores best on
 validation (``choose.py``; never worse than the single best member, so never worse than the best kept
@@ -25,6 +26,7 @@ from ..config import SearchConfig
 from ..data import Dataset, Split
 from ..data.overview import add_test_counts
 from ..engine.interrupt import deferred_interrupts
+from ..engine.kept_models import class_accuracy
 from ..engine.session import fresh_session
 from ..engine.study import load_space
 from ..engine.trainer import count_params, train_model
@@ -32,10 +34,11 @@ from ..epoch_progress import EpochProgress
 from ..errors import UserError
 from ..progress import Progress, format_duration, key_params
 from ..schema import RunFile, StudyKey, atomic_path, write_json
-from .budget import overhead_seconds, plan, retrain_seconds
+from .budget import member_seconds, overhead_seconds, plan, retrain_seconds
 from .choose import SINGLE, choose, distinct_top
 from .combine import assemble
 from .final_set import new_final_set
+from .further import train_further
 from .pool import Member, build_options, predict, retrain_seed, search_members
 from .reevaluate import declare_best
 from .report import evaluate_on_test
@@ -60,6 +63,10 @@ def retrain_best(study: optuna.Study, dataset: Dataset, cfg: SearchConfig,
     kept = search_members(study, cfg, dataset, progress.say)
     retrained, reevaluation = _retrain_candidates(trials, kept, space, dataset, cfg, training_ends, progress)
     pool = kept + retrained
+    further = []
+    if kept and cfg.final_data == "train":  # the time no new member fits in goes to the best one's further training
+        further = train_further(pool, space, dataset, cfg, training_ends, progress)
+    pool += further
     labels = dataset.valid.labels
     options = build_options(pool, dataset.valid, progress.say)
     chosen = choose(options, labels)
@@ -78,12 +85,14 @@ def retrain_best(study: optuna.Study, dataset: Dataset, cfg: SearchConfig,
         for m in parts:  # each member on its own too: a user may prefer a single model
             _save_model(m.model, folder / RunFile.FINAL_MEMBERS / f"{m.file_stem}.keras")
         test = dataset.load_test()
-        described = {"final_model": chosen.describe(labels), "final_options": [o.describe(labels) for o in options],
+        per_class = class_accuracy(chosen.probs, labels, dataset.n_classes)
+        described = {"final_model": {**chosen.describe(labels), "val_class_accuracy": per_class},
+                     "final_options": [o.describe(labels) for o in options],
                      "members": [m.describe(labels, w) for m, w in zip(parts, chosen.weights or [None] * len(parts))]}
         report = _score_on_test(final, test, dataset, folder, run_dir, progress, extra=described)
         config = {**_best_config(study, cfg, dataset, space, single, final, report), **described,
                   "val_accuracy": described["final_model"]["val_accuracy"], "reevaluation": reevaluation,
-                  "pool": {"kept": len(kept), "retrained": len(retrained)}}
+                  "pool": {"kept": len(kept), "retrained": len(retrained), "further": len(further)}}
         write_json(folder / RunFile.BEST_CONFIG, config)
         interrupted = False
         if cfg.export and deadline is not None and time.monotonic() > deadline - EXPORT_MARGIN_SECONDS:
@@ -91,6 +100,7 @@ def retrain_best(study: optuna.Study, dataset: Dataset, cfg: SearchConfig,
                          f"export-model --study {cfg.study_name} --out {cfg.out} --format {cfg.export[0]}")
         elif cfg.export:
             interrupted = _export(cfg, test, run_dir, folder, progress)
+    progress.say("weakest classes on validation: " + weakest_classes(per_class, dataset.class_names))
     progress.say(f"final model ({chosen.name}, {count_params(final):,} weights) saved to "
                  f"{run_dir / RunFile.BEST_MODEL}")
     if test is not None:
@@ -98,6 +108,12 @@ def retrain_best(study: optuna.Study, dataset: Dataset, cfg: SearchConfig,
     if interrupted:
         raise KeyboardInterrupt
     return config
+
+
+def weakest_classes(per_class: list[float | None], names: list[str], count: int = 5) -> str:
+    """The ``count`` classes with the lowest validation accuracy, as ``name 0.9123`` items."""
+    ranked = sorted((acc, i) for i, acc in enumerate(per_class) if acc is not None)[:count]
+    return ", ".join(f"{names[i] if i < len(names) else i} {acc:.4f}" for acc, i in ranked) or "none"
 
 
 def _best_config(study: optuna.Study, cfg: SearchConfig, dataset: Dataset, space,  # noqa: ANN001
@@ -126,8 +142,9 @@ def _retrain_candidates(trials: list[FrozenTrial], kept: list[Member], space, da
     candidates = plan(trials, cfg, budget=None if training_ends is None else training_ends - time.monotonic())
     members: list[Member] = []
     for i, trial in enumerate(candidates):
-        if (members or kept) and training_ends is not None \
-                and time.monotonic() + retrain_seconds(trial, cfg) > training_ends:
+        # beside kept models a new member is expected to train as long as its trial did; alone, the full retrain
+        cost = member_seconds(trial) if kept else retrain_seconds(trial, cfg)
+        if (members or kept) and training_ends is not None and time.monotonic() + cost > training_ends:
             progress.say(f"final stage: no time left for candidate {i + 1}; "
                          f"{len(kept)} kept and {len(members)} retrained models")
             break

@@ -29,6 +29,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from ..optuna_adapter import all_trials, fixed_params, label_trial, study_user_attrs
 from ..schema import TrialKey, rank_key, tie_break_in
 
 
@@ -80,18 +81,17 @@ class LocalSearchSampler(optuna.samplers.BaseSampler):
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.base.before_trial(study, trial)
-        if self.share <= 0 or trial.system_attrs.get("fixed_params"):
+        if self.share <= 0 or fixed_params(trial):
             return
         # Not study.get_trials(): with Hyperband pruning, samplers are handed a view of the trial's
         # bracket only, and the best trial to start from is the best of the whole study.
-        finished = study._storage.get_all_trials(study._study_id, deepcopy=False,
-                                                 states=(TrialState.COMPLETE, TrialState.PRUNED))
+        finished = all_trials(study, (TrialState.COMPLETE, TrialState.PRUNED))
         sampled = [t for t in finished if not _enqueued(t)]
         complete = [t for t in finished if t.state == TrialState.COMPLETE and t.values]
         if not complete or not local_due(len(sampled), self.share):
             return
         # the same best trial as everywhere (a Hyperband bracket's view of the study has no user_attrs)
-        tie_break = tie_break_in(study._storage.get_study_user_attrs(study._study_id))
+        tie_break = tie_break_in(study_user_attrs(study))
         incumbent = max(complete, key=lambda t: rank_key(t, tie_break=tie_break))
         rng = random.Random(self.seed * 1_000_003 + trial.number)
         names = sorted(n for n, d in incumbent.distributions.items() if not d.single())
@@ -99,8 +99,7 @@ class LocalSearchSampler(optuna.samplers.BaseSampler):
             return
         change = set(rng.sample(names, min(len(names), rng.choice((1, 2)))))
         self._plans[trial.number] = _Plan(incumbent, change, rng)
-        # The sampler API has no public way to label a trial; Optuna's own samplers use the storage too.
-        study._storage.set_trial_user_attr(trial._trial_id, TrialKey.NEAR, incumbent.number)
+        label_trial(study, trial, TrialKey.NEAR, incumbent.number)
 
     def infer_relative_search_space(self, study: optuna.Study,
                                     trial: FrozenTrial) -> dict[str, BaseDistribution]:
@@ -133,4 +132,4 @@ class LocalSearchSampler(optuna.samplers.BaseSampler):
 
 def _enqueued(trial: FrozenTrial) -> bool:
     """Named points and requeued configurations: they were not the sampler's choice."""
-    return "fixed_params" in trial.system_attrs
+    return fixed_params(trial) is not None

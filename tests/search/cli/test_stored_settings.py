@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -49,7 +50,8 @@ def test_retrain_later_uses_the_searched_split_and_settings(tiny_data: Path, tmp
     study = optuna.load_study(study_name="vf", storage=storage)
     config = json.loads((tmp_path / "vf" / "best_config.json").read_text())
     assert config["data_hash"] == study.user_attrs[StudyKey.DATA_HASH]  # the same 30% split of train.p
-    assert config["epochs"] == 1  # the override
+    assert config["pool"]["retrained"] == 1
+    assert re.search(r"trial \d+ retrained: val_acc [\d.]+ after 1 epochs", again.stdout)  # the override
     assert "changed on this command line: final_epochs None -> 1 (for this run only)" in again.stdout
     log = study.user_attrs[StudyKey.OVERRIDES]
     assert log[-1]["changes"] == {"final_epochs": [None, 1]} and log[-1]["stored"] is False

@@ -14,12 +14,13 @@ from search.config import SearchConfig
 from search.data import load_dataset
 from search.engine.continuation import (
     RESTART_LR_SCALE,
+    continuation_attrs,
     restart_values,
     run_continuation,
-    start_continuation,
     worth_continuing,
 )
 from search.engine.kept_models import kept_models
+from search.engine.lifecycle import TrialRun
 from search.engine.loop import run_search
 from search.engine.objective import Objective
 from search.engine.trainer import TrainResult
@@ -79,7 +80,7 @@ def test_the_best_trial_cut_by_the_cap_is_kept_and_continued_from_its_weights(da
 
     # The continuation is a new running trial with the parent's parameters, built on its weights.
     study.enqueue_trial(cut.params)  # a queued trial (a named point, say) does not go first
-    trial = start_continuation(study, cut)
+    trial = TrialRun(study, tmp_path / "errors.log").run_now(cut.params, cut.distributions, continuation_attrs(cut))
     assert trial.number == 4 and trial.user_attrs[TrialKey.CONTINUES] == 0  # after the queued #3
     assert origin_of(trial.user_attrs) == "continues #0"
     objective.resuming = cut

@@ -5,15 +5,20 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import optuna
 import pytest
 
 import spaces
 from search.config import SearchConfig
 from search.data import load_dataset
+from search.engine import objective as objective_module
+from search.engine.first_look import FirstLook
 from search.engine.objective import CAP_GROWTH, Objective, earned_deadline
 from search.engine.trainer import EpochHook, TrainClock, cosine_horizon, train_model
-from spaces.common import cosine_lr
+from search.sampling.screen import SCREEN_STEP, ScreenPruner
+from search.schema import TrialKey
+from spaces.common import class_weights, cosine_lr
 
 # A small LeNet on the constant schedule, so the learning rate is what the test sets.
 VALUES = {"filters_0": 4, "filters_1": 8, "units_0": 32, "units_1": 16, "augment": False, "batch_size": 128}
@@ -100,9 +105,62 @@ def test_sampled_trials_earn_a_longer_cap_named_points_keep_the_base_cap(dataset
             trial.set_user_attr("point", "tutorial")
         clock = TrainClock(time.monotonic() + cfg.trial_time_limit)
         before = clock.deadline
-        hook = objective.epoch_hooks(trial, clock)[0]
+        hook = next(h for h in objective.epoch_hooks(trial, clock) if isinstance(h, EpochHook))
         time.sleep(0.15)  # the screen's epoch: 10 epochs at this pace want 1.5 s, above the 1 s base cap
         assert hook.fn(1, 0.9) is False
         moved[kind] = clock.deadline - before
     assert moved["named"] == 0.0
     assert 0.4 < moved["sampled"] <= 1.0  # earned: about 1.5 s from its start, at most twice the base cap
+
+
+class _Batches(keras.callbacks.Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = 0
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.seen += 1
+
+
+def test_the_first_look_judges_after_its_images_and_a_discarded_trial_stops_there(dataset) -> None:  # noqa: ANN001
+    looks: list[float] = []
+
+    def discard(val_accuracy: float) -> bool:
+        looks.append(val_accuracy)
+        return True
+
+    batches = _Batches()
+    look = FirstLook(discard, dataset.valid, images=256, batch_size=VALUES["batch_size"])
+    result = train_model(_model(), dataset, VALUES, epochs=3, patience=3, hooks=[look, batches])
+    assert len(looks) == 1 and 0.0 <= looks[0] <= 1.0  # scored on validation once, after two batches of 128
+    assert batches.seen == 2 and result.stop_reason == "pruned" and result.epochs_run == 1
+
+    kept: list[float] = []
+    whole = FirstLook(lambda v: kept.append(v) or False, dataset.valid, images=None, batch_size=128)
+    result = train_model(_model(), dataset, VALUES, epochs=2, patience=3, hooks=[whole])
+    assert kept == [result.val_curve[0]] and result.epochs_run == 2  # small data: the first epoch's score
+
+
+def test_a_search_trial_reports_its_first_look_at_step_zero(dataset, tmp_path: Path,  # noqa: ANN001
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(objective_module, "screen_images", lambda n_train: 128)  # large data, as on GTSRB
+    cfg = SearchConfig(data_dir=tmp_path, epochs=2, out=tmp_path, retrain=False, dashboard_every=0, keep_models=0)
+    objective = Objective(dataset, spaces.get_space("lenet"), cfg, target=10, deadline=None)
+    study = optuna.create_study(direction="maximize", pruner=ScreenPruner())
+    trial = study.ask()
+    value = objective(trial)
+    study.tell(trial, value)
+    steps = study.trials[0].intermediate_values
+    assert sorted(steps) == [SCREEN_STEP, 1, 2] and max(steps[1], steps[2]) == value
+    assert len(study.trials[0].user_attrs[TrialKey.VAL_CLASS_ACCURACY]) == dataset.n_classes
+
+
+def test_class_balance_weights_the_loss_by_class_counts(dataset) -> None:  # noqa: ANN001
+    labels = np.array([0, 0, 0, 1])
+    assert class_weights(labels, 3, "none") is None
+    assert class_weights(labels, 3, "full") == pytest.approx([2 / 3, 2.0, 0.0])  # mean 1 over the images
+    sqrt = class_weights(labels, 3, "sqrt")
+    assert sqrt[labels].mean() == pytest.approx(1.0) and sqrt[1] / sqrt[0] == pytest.approx(3 ** 0.5)
+    plain = train_model(_model(), dataset, VALUES, epochs=1, patience=1)
+    balanced = train_model(_model(), dataset, {**VALUES, "class_balance": "full"}, epochs=1, patience=1)
+    assert plain.train_curve != balanced.train_curve  # the weights reach the loss (same seed, same data)

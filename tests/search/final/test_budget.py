@@ -15,13 +15,16 @@ from search.engine.loop import run_search
 from search.epoch_progress import EpochProgress
 from search.final.budget import (
     FINAL_SHARE,
+    FINAL_TRAIN_SHARE,
     OVERHEAD_EPOCHS,
     OVERHEAD_SECONDS,
     SAFETY,
+    member_seconds,
     plan,
     reserve_seconds,
     retrain_seconds,
 )
+from search.final.further import further_epochs
 from search.progress import Progress
 from search.schema import TrialKey
 
@@ -36,7 +39,8 @@ def _study(per_epoch: list[float], values: list[float]) -> optuna.Study:
 
 
 def test_the_reserve_pays_for_the_best_and_what_fits_in_the_final_share() -> None:
-    cfg = SearchConfig(data_dir=".", timeout=1000.0, epochs=5, final_candidates=3)  # 10 final epochs each
+    # without kept models the final stage retrains from scratch
+    cfg = SearchConfig(data_dir=".", timeout=1000.0, epochs=5, final_candidates=3, keep_models=0)  # 10 epochs each
     study = _study([10.0, 20.0, 30.0, 1.0], [0.9, 0.8, 0.7, 0.5])
     one = 10.0 * 10 * SAFETY
     assert retrain_seconds(study.trials[0], cfg) == pytest.approx(one)
@@ -53,6 +57,25 @@ def test_the_reserve_pays_for_the_best_and_what_fits_in_the_final_share() -> Non
     assert reserve_seconds(optuna.create_study(direction="maximize"), cfg) == 0.0
     both = SearchConfig(data_dir=".", timeout=1000.0, epochs=5, final_data="train+valid")
     assert retrain_seconds(study.trials[0], both) == pytest.approx(2 * one)  # validation run, then the refit
+
+
+def test_with_kept_models_the_reserve_is_the_final_share_and_the_overhead() -> None:
+    study = _study([10.0, 20.0], [0.9, 0.8])
+    cfg = SearchConfig(data_dir=".", timeout=1000.0, epochs=5)  # keeps models by default: no retrain needed
+    assert reserve_seconds(study, cfg) == pytest.approx(FINAL_TRAIN_SHARE * 1000 + OVERHEAD_SECONDS
+                                                         + OVERHEAD_EPOCHS * 10.0)
+    assert reserve_seconds(optuna.create_study(direction="maximize"), cfg) == 0.0
+    # a new member beside kept ones is priced at its trial's own length, not the full retrain
+    trial = optuna.trial.create_trial(value=0.9, params={}, distributions={},
+                                      user_attrs={TrialKey.SECONDS_PER_EPOCH: 10.0, TrialKey.EPOCHS: 3,
+                                                  TrialKey.RESUMED_EPOCHS: 2})
+    assert member_seconds(trial) == pytest.approx(10.0 * 5 * SAFETY)
+
+
+def test_further_training_takes_the_epochs_the_time_left_pays_for() -> None:
+    assert further_epochs(None, 10.0, 6) == 6  # no deadline: the configured epochs
+    assert further_epochs(35.0, 10.0, 6) == 3 and further_epochs(500.0, 10.0, 6) == 6
+    assert further_epochs(9.0, 10.0, 6) == 0 and further_epochs(-5.0, 10.0, 6) == 0
 
 
 def test_the_search_leaves_the_reserve_to_the_final_stage(tiny_data: Path, tmp_path: Path) -> None:

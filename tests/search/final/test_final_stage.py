@@ -48,9 +48,7 @@ def test_the_final_stage_swaps_in_one_whole_set(tiny_data: Path, tmp_path: Path,
     assert first is not None and first.parent == run and first.name.startswith(RunFile.FINAL_SET_PREFIX)
     assert set(os.listdir(first)) == names
     assert all(os.readlink(run / name) == f"{RunFile.FINAL_DIR}/{name}" for name in names)
-    member = config["members"][0]
-    stem = f"trial-{member['trial_number']}" + ("-retrained" if member["source"] == "retrain" else "")
-    assert (run / RunFile.FINAL_MEMBERS / f"{stem}.keras").is_file()
+    assert {m["file"] for m in config["members"]} == set(os.listdir(run / RunFile.FINAL_MEMBERS))
     with np.load(run / RunFile.DATA_OVERVIEW) as overview:
         assert overview["counts_test"].sum() == 172
     files = [run / name for name in names - {RunFile.FINAL_MEMBERS}]

@@ -11,11 +11,15 @@ import pytest
 from search.config import SearchConfig
 from search.engine.kept_models import keep_model, kept_models
 from search.engine.loop import run_search
+from search.engine.study import load_space
+from search.final import further as further_module
 from search.final import retrain_best
 from search.final.calibration import negative_log_likelihood
 from search.final.combine import assemble
-from search.final.pool import retrain_seed
+from search.final.further import train_further
+from search.final.pool import FURTHER, retrain_seed, search_members
 from search.final.selection import mix, select_ensemble
+from search.progress import Progress
 
 
 def _onehot_ish(labels: np.ndarray, right: np.ndarray, confidence: float, n: int = 3) -> np.ndarray:
@@ -82,7 +86,35 @@ def test_with_no_time_to_train_the_final_model_is_built_from_the_kept_models(tin
     kept = kept_models(cfg.run_dir)
     assert len(kept) == 2
     config = retrain_best(outcome.study, outcome.dataset, cfg, deadline=time.monotonic())  # no time left
-    assert config["pool"] == {"kept": 2, "retrained": 0}
+    assert config["pool"] == {"kept": 2, "retrained": 0, "further": 0}
     best_kept = max(round(k.val_accuracy * len(outcome.dataset.valid)) for k in kept)
     assert config["final_model"]["val_correct"] >= best_kept  # never worse than the best kept model
     assert all(m["source"] == "search" for m in config["members"])
+
+
+def test_the_best_model_is_trained_further_from_its_weights(tiny_data: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = SearchConfig(data_dir=tiny_data, space="lenet", trials=1, epochs=2, out=tmp_path, study="further",
+                       retrain=False, dashboard_every=0, export=(), steps_per_execution=1, named_points=False,
+                       pruner="none", final_candidates=1)
+    outcome = run_search(cfg)
+    space = load_space(cfg.space)
+    pool = search_members(outcome.study, cfg, outcome.dataset, lambda line: None)
+    parent = pool[0]
+    started_from = []
+    real = further_module.train_model
+
+    def spy(model, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        started_from.append([w.copy() for w in model.get_weights()])
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(further_module, "train_model", spy)
+    made = train_further(pool, space, outcome.dataset, cfg, None, Progress(0))  # no deadline: one run
+    assert len(made) == 1 and made[0].source == FURTHER and made[0].file_stem == "trial-0-further-1"
+    assert made[0].result.epochs_run == parent.result.epochs_run + len(made[0].result.val_curve)
+    # from the parent's weights, not from scratch; the parent itself is left as it was
+    assert all(np.array_equal(a, b) for a, b in zip(started_from[0], parent.model.get_weights()))
+    assert not all(np.array_equal(a, b) for a, b in zip(made[0].model.get_weights(), parent.model.get_weights()))
+    config = retrain_best(outcome.study, outcome.dataset, cfg, deadline=None)
+    assert config["pool"]["further"] == 1 and config["pool"]["kept"] == 1
+    assert config["final_model"]["val_correct"] >= parent.describe(outcome.dataset.valid.labels)["val_correct"]

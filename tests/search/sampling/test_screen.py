@@ -4,7 +4,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from search.sampling.screen import MIN_COMPARED, ScreenPruner, promoted
+from search.sampling.screen import MIN_COMPARED, SCREEN_IMAGES, SCREEN_STEP, ScreenPruner, promoted, screen_images
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -24,14 +24,14 @@ def test_too_few_scores_promote_everything() -> None:
     assert not promoted(0.0, [0.9] * MIN_COMPARED, 1 / 3)
 
 
-def test_the_pruner_judges_only_at_the_first_epoch_against_the_whole_study() -> None:
+def test_the_pruner_judges_only_at_the_first_look_against_the_whole_study() -> None:
     study = optuna.create_study(direction="maximize", pruner=ScreenPruner(1 / 3))
     decisions: dict[int, list[bool]] = {}
     first_epoch = [0.5, 0.6, 0.7, 0.95, 0.1, 0.65]
 
     def objective(trial: optuna.Trial) -> float:
         decisions[trial.number] = []
-        for epoch, value in enumerate((first_epoch[trial.number], 0.0, 0.0), start=1):
+        for epoch, value in enumerate((first_epoch[trial.number], 0.0, 0.0), start=SCREEN_STEP):
             trial.report(value, epoch)
             decisions[trial.number].append(trial.should_prune())
         return first_epoch[trial.number]
@@ -47,3 +47,8 @@ def test_the_pruner_judges_only_at_the_first_epoch_against_the_whole_study() -> 
 def test_share_is_checked() -> None:
     with pytest.raises(ValueError, match="screen share"):
         ScreenPruner(0.0)
+
+
+def test_large_data_is_screened_on_part_of_its_first_epoch() -> None:
+    assert screen_images(1_000) is None and screen_images(SCREEN_IMAGES) is None
+    assert screen_images(22_054) == SCREEN_IMAGES
