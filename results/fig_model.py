@@ -106,6 +106,7 @@ class PerClassInfo(NamedTuple):
     macro_f1: float | None
     accuracy: float | None
     note: str | None
+    validation: dict[int, float] | None = None  # the final model's accuracy per validation class, by class id
 
 
 def _per_class_info(report: Mapping[str, Any] | None) -> PerClassInfo:
@@ -141,11 +142,16 @@ def _per_class_info(report: Mapping[str, Any] | None) -> PerClassInfo:
                                          None if precision is None else float(precision), float(recall), float(f1)))
     scores.sort(key=lambda s: (s.accuracy, s.class_id))
     note = None if scores else "The test report has no per-class scores."
-    return PerClassInfo(scores, finite(report.get("macro_f1")), finite(report.get("test_accuracy")), note)
+    final = report.get("final_model")
+    per_class = final.get("val_class_accuracy") if isinstance(final, Mapping) else None
+    validation = {i: v for i, v in enumerate(per_class) if finite(v) is not None} \
+        if isinstance(per_class, list) else None
+    return PerClassInfo(scores, finite(report.get("macro_f1")), finite(report.get("test_accuracy")), note,
+                        validation or None)
 
 
 def _draw_per_class(info: PerClassInfo) -> go.Figure:
-    title = "Per-class test accuracy, worst first"
+    title = "Per-class test accuracy, worst first" + (" (diamonds: validation)" if info.validation else "")
     if not info.scores:
         return note_figure(title, info.note or NO_REPORT)
     labels = [f"{s.class_id} {plot_text(short(s.name, 28))}" for s in info.scores]
@@ -157,7 +163,15 @@ def _draw_per_class(info: PerClassInfo) -> go.Figure:
         + (f"<br>F1 {s.f1:.3f}" if s.f1 is not None else "")
         for s in info.scores
     ]
-    fig = go.Figure(go.Bar(x=labels, y=values, marker=dict(color=colors), hovertext=hover, hoverinfo="text"))
+    fig = go.Figure(go.Bar(x=labels, y=values, marker=dict(color=colors), hovertext=hover, hoverinfo="text",
+                           name="test"))
+    if info.validation:  # where the final model already erred on validation, beside where it errs on test
+        shown = [(label, info.validation[s.class_id]) for label, s in zip(labels, info.scores)
+                 if s.class_id in info.validation]
+        fig.add_trace(go.Scatter(x=[x for x, _ in shown], y=[v for _, v in shown], mode="markers", name="validation",
+                                 marker=dict(color="#1f77b4", symbol="diamond", size=7),
+                                 hovertemplate="validation accuracy %{y:.4f}<extra></extra>"))
+        values = values + [v for _, v in shown]
     extra = []
     if info.accuracy is not None:
         extra.append(f"overall {info.accuracy:.4f}")

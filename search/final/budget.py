@@ -23,11 +23,14 @@ from .choose import distinct_top
 
 FINAL_SHARE = 0.5  # most of the budget the final stage may take beyond the single best's retrain
 FINAL_TRAIN_SHARE = 0.2  # the final stage's training time when it starts from kept models
-# After the last final epoch: choosing (the TTA options predict validation five times), saving, test
-# scoring and speed, exports (conversion and a check in each runtime), the dashboard. Measured on the
-# sample (session 5): about 45 s plus 3-4 epochs' worth of the model's time.
-OVERHEAD_SECONDS = 45.0
-OVERHEAD_EPOCHS = 4.0
+# After the last final epoch: choosing (TTA predictions of validation), saving, test scoring and speed,
+# exports (conversion, then the whole test set in each runtime) and the dashboard: a fixed part, and per
+# forward pass of the final model (members x TTA views) about 0.9 of a training epoch of the best
+# model. Measured on the sample on 2026-12-07 (lean2, 30-33 s per epoch): a single model 43 s after its
+# last epoch (this estimate: 50 s), a single model with TTA, 5 passes, 149 s (estimate: 155 s).
+OVERHEAD_SECONDS = 20.0
+OVERHEAD_EPOCHS_PER_PASS = 0.9
+PLANNED_PASSES = 5  # what is reserved before the final model is known: one model with TTA
 SAFETY = 1.15  # a final epoch costs a little more than a search epoch (first-epoch compile, no cap)
 
 
@@ -74,6 +77,8 @@ def reserve_seconds(study: optuna.Study, cfg: SearchConfig) -> float:
     return sum(retrain_seconds(t, cfg) for t in candidates) + overhead_seconds(candidates[0])
 
 
-def overhead_seconds(best: FrozenTrial) -> float:
-    """What the final stage costs after its last epoch, for a model of ``best``'s speed."""
-    return OVERHEAD_SECONDS + OVERHEAD_EPOCHS * float(best.user_attrs.get(TrialKey.SECONDS_PER_EPOCH) or 0.0)
+def overhead_seconds(best: FrozenTrial, passes: float = PLANNED_PASSES) -> float:
+    """What the final stage costs after its last epoch, for a final model of ``passes`` forward passes
+    per image, each at ``best``'s speed."""
+    per_epoch = float(best.user_attrs.get(TrialKey.SECONDS_PER_EPOCH) or 0.0)
+    return OVERHEAD_SECONDS + OVERHEAD_EPOCHS_PER_PASS * passes * per_epoch

@@ -35,7 +35,7 @@ from ..errors import UserError
 from ..progress import Progress, format_duration, key_params
 from ..schema import RunFile, StudyKey, atomic_path, write_json
 from .budget import member_seconds, overhead_seconds, plan, retrain_seconds
-from .choose import SINGLE, choose, distinct_top
+from .choose import SINGLE, Option, choose, distinct_top
 from .combine import assemble
 from .final_set import new_final_set
 from .further import train_further
@@ -64,12 +64,14 @@ def retrain_best(study: optuna.Study, dataset: Dataset, cfg: SearchConfig,
     retrained, reevaluation = _retrain_candidates(trials, kept, space, dataset, cfg, training_ends, progress)
     pool = kept + retrained
     further = []
-    if kept and cfg.final_data == "train":  # the time no new member fits in goes to the best one's further training
-        further = train_further(pool, space, dataset, cfg, training_ends, progress)
-    pool += further
     labels = dataset.valid.labels
+    if kept and cfg.final_data == "train":  # the time no new member fits in goes to the best one's further training
+        expected = choose(build_options(pool, dataset.valid, lambda line: None), labels)
+        ends = None if deadline is None else deadline - overhead_seconds(best[0], expected.cost())
+        further = train_further(pool, space, dataset, cfg, ends, progress)
+    pool += further
     options = build_options(pool, dataset.valid, progress.say)
-    chosen = choose(options, labels)
+    chosen = choose(affordable(options, best[0], deadline), labels)
     progress.say("final stage on validation: " + "; ".join(
         f"{o.name} {o.describe(labels)['val_accuracy']:.4f} (nll {o.nll(labels):.4f})" for o in options)
         + f" -> {chosen.name}")
@@ -108,6 +110,14 @@ def retrain_best(study: optuna.Study, dataset: Dataset, cfg: SearchConfig,
     if interrupted:
         raise KeyboardInterrupt
     return config
+
+
+def affordable(options: list[Option], best: FrozenTrial, deadline: float | None) -> list[Option]:
+    """The options whose saving, scoring and exports still fit before ``deadline`` (the single model always)."""
+    if deadline is None:
+        return options
+    left = deadline - time.monotonic()
+    return [o for o in options if o.name == SINGLE or overhead_seconds(best, o.cost()) <= left]
 
 
 def weakest_classes(per_class: list[float | None], names: list[str], count: int = 5) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ("throughput.py", "overhead.py", "memory.py", "versus.py", "versus_report.py", "gpu.py", "gpu.sh",
-           "space_health.py", "precision.py")
+           "space_health.py", "precision.py", "default_versus_commit.py")
 
 
 def test_every_benchmark_script_answers_help() -> None:

@@ -333,6 +333,18 @@ def test_per_class_derived_from_matrix_when_missing() -> None:
     assert fig_model._confusion_info(report).accuracy == pytest.approx(17 / 20)
 
 
+def test_per_class_shows_the_final_models_validation_accuracy_beside_test() -> None:
+    report = {"confusion_matrix": [[8, 2, 0], [0, 5, 0], [1, 0, 4]], "class_names": ["a", "b", "c"],
+              "final_model": {"val_class_accuracy": [0.5, None, 0.75]}}
+    info = fig_model._per_class_info(report)
+    assert info.validation == {0: 0.5, 2: 0.75}  # a class without validation images has no marker
+    fig = fig_model._draw_per_class(info)
+    assert [t.name for t in fig.data] == ["test", "validation"]
+    assert list(fig.data[1].x) == [x for x in fig.data[0].x if not x.startswith("1 ")]
+    assert list(fig.data[1].y) == [0.5, 0.75] and "validation" in fig.layout.title.text
+    assert fig_model._per_class_info({k: v for k, v in report.items() if k != "final_model"}).validation is None
+
+
 def test_missing_test_files_are_notes() -> None:
     assert fig_model._confusion_info(None).note and fig_model._per_class_info(None).note
     assert fig_model._misclassified_info(None).note

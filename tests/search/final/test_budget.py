@@ -16,15 +16,19 @@ from search.epoch_progress import EpochProgress
 from search.final.budget import (
     FINAL_SHARE,
     FINAL_TRAIN_SHARE,
-    OVERHEAD_EPOCHS,
+    OVERHEAD_EPOCHS_PER_PASS,
     OVERHEAD_SECONDS,
+    PLANNED_PASSES,
     SAFETY,
     member_seconds,
+    overhead_seconds,
     plan,
     reserve_seconds,
     retrain_seconds,
 )
+from search.final.choose import Option
 from search.final.further import further_epochs
+from search.final.retrain import affordable
 from search.progress import Progress
 from search.schema import TrialKey
 
@@ -48,7 +52,8 @@ def test_the_reserve_pays_for_the_best_and_what_fits_in_the_final_share() -> Non
     chosen = plan(study.trials, cfg, budget=FINAL_SHARE * 1000)
     assert [t.number for t in chosen] == [0, 1]
     # then what comes after the last epoch: a fixed part and a few epochs' worth of the best's time
-    assert reserve_seconds(study, cfg) == pytest.approx(one + 2 * one + OVERHEAD_SECONDS + OVERHEAD_EPOCHS * 10.0)
+    assert reserve_seconds(study, cfg) == pytest.approx(one + 2 * one + OVERHEAD_SECONDS
+                                                         + OVERHEAD_EPOCHS_PER_PASS * PLANNED_PASSES * 10.0)
     # the best is paid for even when it alone exceeds the share
     assert [t.number for t in plan(study.trials, cfg, budget=1.0)] == [0]
     # nothing to reserve without a time budget, without a final stage, or before a trial completed
@@ -63,7 +68,7 @@ def test_with_kept_models_the_reserve_is_the_final_share_and_the_overhead() -> N
     study = _study([10.0, 20.0], [0.9, 0.8])
     cfg = SearchConfig(data_dir=".", timeout=1000.0, epochs=5)  # keeps models by default: no retrain needed
     assert reserve_seconds(study, cfg) == pytest.approx(FINAL_TRAIN_SHARE * 1000 + OVERHEAD_SECONDS
-                                                         + OVERHEAD_EPOCHS * 10.0)
+                                                         + OVERHEAD_EPOCHS_PER_PASS * PLANNED_PASSES * 10.0)
     assert reserve_seconds(optuna.create_study(direction="maximize"), cfg) == 0.0
     # a new member beside kept ones is priced at its trial's own length, not the full retrain
     trial = optuna.trial.create_trial(value=0.9, params={}, distributions={},
@@ -113,3 +118,16 @@ def test_the_trial_bar_counts_time_when_a_timeout_binds() -> None:
     progress.start -= 150  # a quarter of the budget gone
     progress.trial_end(study, study.trials[0])
     assert out.getvalue().startswith("[#####...............] 2m30s/10m00s 1/1000 trials trial   0")
+
+
+def test_only_options_whose_exports_fit_before_the_deadline_are_offered() -> None:
+    best = _study([10.0], [0.9]).trials[0]
+    probs = np.full((2, 3), 1 / 3)
+    single = Option(name="single", probs=probs, members=(0,))
+    tta = Option(name="single + TTA", probs=probs, members=(0,), tta=True)
+    ensemble = Option(name="ensemble of 2 + TTA", probs=probs, members=(0, 1), tta=True)
+    options = [single, tta, ensemble]
+    assert affordable(options, best, None) == options  # no budget: every option
+    left = overhead_seconds(best, tta.cost()) + 5.0  # pays for 5 passes, not 10
+    assert affordable(options, best, time.monotonic() + left) == [single, tta]
+    assert affordable(options, best, time.monotonic() - 1.0) == [single]  # the single model always
