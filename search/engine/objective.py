@@ -18,11 +18,9 @@ import optuna
 from optuna.trial import TrialState
 
 from spaces import common
-from spaces.hp import ValuesHyperParameters
 
 from ..config import SearchConfig
 from ..data import Dataset
-from ..optuna_adapter import fixed_params
 from ..sampling.screen import SCREEN_EPOCH, SCREEN_STEP, ScreenPruner, screen_images
 from ..schema import FINISHED, TrialKey
 from .continuation import CutTrial, best_complete_value, restart_values, worth_continuing
@@ -32,7 +30,7 @@ from .hp_adapter import OptunaHyperParameters
 from .kept_models import class_accuracy, keep_model
 from .latency import latency_per_image
 from .lifecycle import TrialFailed
-from .point_budget import MIN_POINT_EPOCHS, NAMED_SHARE, model_macs, named_point_cap
+from .point_budget import MIN_POINT_EPOCHS, NAMED_SHARE, PointBudget, model_macs
 from .robustness import robust_accuracy
 from .session import fresh_session
 from .study import worker_id
@@ -96,7 +94,7 @@ class Objective:
         # and the one whose weights the running trial starts from (continuation.run_continuation).
         self.cut: CutTrial | None = None
         self.resuming: CutTrial | None = None
-        self._macs: dict[int, float] = {}  # queued named points' MACs per image, by trial number
+        self.points = PointBudget(space, dataset, float(cfg.timeout or 0.0))  # used only with a --timeout
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         fresh_session()
@@ -119,7 +117,7 @@ class Objective:
         trial.set_user_attr(TrialKey.WORKER, worker_id())
         trial.set_user_attr(TrialKey.PRECISION, keras.config.dtype_policy().name)
         self._refuse_surplus(trial)
-        queued_points = self._queued_point_macs(trial.study) if self._budgets_points(trial) else None  # before the seed
+        queued_points = self.points.queued(trial.study) if self._budgets_points(trial) else None  # before the seed
         keras.utils.set_random_seed((self.cfg.seed * 100_003 + trial.number) % 2**31)
         hp = OptunaHyperParameters(trial)
         try:
@@ -139,31 +137,13 @@ class Objective:
         return BuiltTrial(model, dict(hp.values), params, clock, hooks, epochs=self.cfg.epochs - done, resumed=resumed)
 
     def _budgets_points(self, trial: optuna.Trial) -> bool:
+        """A named point of a timed search (not a continuation, which trains its parent on)."""
         return self.cfg.timeout is not None and TrialKey.POINT in trial.user_attrs \
             and TrialKey.CONTINUES not in trial.user_attrs
 
-    def _queued_point_macs(self, study: optuna.Study) -> dict[int, float]:
-        """MACs of the named points still queued (each model built once per process, before the running
-        trial's seed is set, so the estimate leaves its training as it was)."""
-        queued = {}
-        for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            given = fixed_params(t)
-            if TrialKey.POINT not in t.user_attrs or not given:
-                continue
-            if t.number not in self._macs:
-                try:
-                    built = self.space.build(ValuesHyperParameters(dict(given)), self.dataset.input_shape,
-                                             self.dataset.n_classes)
-                    self._macs[t.number] = model_macs(built)
-                except (ValueError, TypeError):
-                    self._macs[t.number] = 0.0
-            queued[t.number] = self._macs[t.number]
-        return queued
-
     def _cap_named_point(self, trial: optuna.Trial, clock: TrainClock, macs: float, queued: dict[int, float]) -> None:
         """Shorten a named point's cap to its share of the budget (``point_budget.py``), or skip it."""
-        cap = named_point_cap(trial.study.get_trials(deepcopy=False), trial.number, macs, len(self.dataset.train),
-                              float(self.cfg.timeout or 0.0), queued)
+        cap = self.points.cap(trial, macs, queued)
         if cap is None:
             trial.set_user_attr(TrialKey.STOP_REASON, "over_budget")
             self.events.say(f"named point {trial.user_attrs[TrialKey.POINT]} skipped: {MIN_POINT_EPOCHS} epochs "

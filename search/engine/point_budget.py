@@ -17,11 +17,17 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
+from types import ModuleType
 
 import keras
 import numpy as np
-from optuna.trial import FrozenTrial
+import optuna
+from optuna.trial import FrozenTrial, TrialState
 
+from spaces.hp import ValuesHyperParameters
+
+from ..data import Dataset
+from ..optuna_adapter import fixed_params
 from ..schema import FINISHED, TrialKey
 
 NAMED_SHARE = 0.35  # most of a --timeout budget the named points take together
@@ -88,3 +94,34 @@ def named_point_cap(trials: Sequence[FrozenTrial], number: int, macs: float, n_t
     later_minimum = sum(MIN_POINT_EPOCHS * epoch_seconds(m, n_train, factor) for m in waiting_macs.values())
     own = MIN_POINT_EPOCHS * epoch_seconds(macs, n_train, factor)
     return point_cap(spent, NAMED_SHARE * timeout, own, later_minimum, first=not finished)
+
+
+class PointBudget:
+    """The named points' share of one process's timed search: what a named point about to run may train."""
+
+    def __init__(self, space: ModuleType, dataset: Dataset, timeout: float) -> None:
+        self.space, self.dataset, self.timeout = space, dataset, timeout
+        self._macs: dict[int, float] = {}  # queued named points' MACs per image, by trial number
+
+    def queued(self, study: optuna.Study) -> dict[int, float]:
+        """MACs of the named points still queued; each model is built once per process. Call it before
+        the running trial's seed is set, so that the estimate leaves that trial's training as it was."""
+        queued = {}
+        for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            given = fixed_params(t)
+            if TrialKey.POINT not in t.user_attrs or not given:
+                continue
+            if t.number not in self._macs:
+                try:
+                    model = self.space.build(ValuesHyperParameters(dict(given)), self.dataset.input_shape,
+                                             self.dataset.n_classes)
+                    self._macs[t.number] = model_macs(model)
+                except (ValueError, TypeError):  # cannot be built: it will fail as a trial, at no cost
+                    self._macs[t.number] = 0.0
+            queued[t.number] = self._macs[t.number]
+        return queued
+
+    def cap(self, trial: optuna.Trial, macs: float, queued: Mapping[int, float]) -> float | None:
+        """Seconds named point ``trial`` (``macs`` per image) may train, or None to skip it."""
+        return named_point_cap(trial.study.get_trials(deepcopy=False), trial.number, macs, len(self.dataset.train),
+                               self.timeout, queued)

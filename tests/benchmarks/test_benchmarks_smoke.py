@@ -10,7 +10,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ("throughput.py", "overhead.py", "memory.py", "versus.py", "versus_report.py", "gpu.py", "gpu.sh",
-           "space_health.py", "precision.py", "default_versus_commit.py")
+           "space_health.py", "precision.py", "default_versus_commit.py",
+           "point_cost.py")
 
 
 def test_every_benchmark_script_answers_help() -> None:
@@ -46,3 +47,13 @@ def test_overhead_times_every_trial_through_the_objective_seam(tiny_data: Path, 
     assert [r["number"] for r in results["trials"]] == [0, 1, 2]
     for row in results["trials"]:  # the probe saw each trial's fit: its numbers are real, in order
         assert 0 < row["setup"] < row["start_to_first_batch"] < row["objective_seconds"], row
+
+
+def test_point_cost_times_an_epoch_and_fits_the_factor(tiny_data: Path, tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "point_cost.py"), "--data-dir", str(tiny_data),
+                           "--models", "lenet:tutorial", "--precision", "float32", "--results-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(next(tmp_path.glob("point_cost-*.json")).read_text())["results"]
+    assert [r["model"] for r in results] == ["lenet:tutorial"]
+    assert results[0]["macs"] > 1e6 and results[0]["seconds"] > 0 and results[0]["factor"] > 0
