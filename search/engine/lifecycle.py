@@ -56,7 +56,8 @@ class TrialRun:
     Used as ``with TrialRun(study, errors_log) as run:``. Leaving the block by Ctrl-C fails every
     open trial, requeues its configuration and lets the interrupt go on; leaving it by any other
     error (a population's shared program failing, say) fails every open trial with the error noted
-    and ends the block normally, because one program's crash must not end the search."""
+    and ends the block normally, because one program's crash must not end the search; an error while
+    no trial is open (asking the storage for one, say) goes on to the caller."""
 
     def __init__(self, study: optuna.Study, errors_log: Path) -> None:
         self.study, self.errors_log = study, errors_log
@@ -79,8 +80,8 @@ class TrialRun:
                     requeue(self.study, trial)
                     self.tell(trial, state=TrialState.FAIL)
                 return False
-            if not isinstance(exc, Exception):
-                return False
+            if not isinstance(exc, Exception) or not self.open:
+                return False  # an error outside any trial (the storage's, say) is the caller's
             for trial in list(self.open):
                 note_crash(trial, exc, self.errors_log)
                 self.tell(trial, state=TrialState.FAIL)

@@ -109,3 +109,9 @@ def test_trial_run_tells_each_outcome_and_requeues_open_trials_on_ctrl_c(tmp_pat
         raise RuntimeError("the population's program failed")
     assert {t.number for t in run.done} == {first.number, second.number}
     assert all(t.state == TrialState.FAIL for t in run.done)
+
+
+def test_an_error_outside_any_trial_reaches_the_caller(tmp_path: Path) -> None:
+    study = optuna.create_study(direction="maximize")
+    with pytest.raises(RuntimeError, match="database is down"), TrialRun(study, tmp_path / "errors.log"):
+        raise RuntimeError("database is down")  # as study.ask() failing: no trial to blame, the loop must stop
