@@ -34,16 +34,21 @@ PLANNED_PASSES = 5  # what is reserved before the final model is known: one mode
 SAFETY = 1.15  # a final epoch costs a little more than a search epoch (first-epoch compile, no cap)
 
 
+def seconds_per_epoch(trial: FrozenTrial) -> float:
+    """Seconds one epoch of ``trial``'s configuration took in the search (0 when not recorded)."""
+    return float(trial.user_attrs.get(TrialKey.SECONDS_PER_EPOCH) or 0.0)
+
+
 def retrain_seconds(trial: FrozenTrial, cfg: SearchConfig) -> float:
     """Estimated seconds to retrain ``trial``'s configuration for the final stage."""
-    per_epoch = float(trial.user_attrs.get(TrialKey.SECONDS_PER_EPOCH) or 0.0)
+    per_epoch = seconds_per_epoch(trial)
     runs = 2 if cfg.final_data == "train+valid" else 1  # a validation run picks the epochs, then the refit
     return per_epoch * cfg.final_epoch_limit * runs * SAFETY
 
 
 def member_seconds(trial: FrozenTrial) -> float:
     """Estimated seconds of a new member of ``trial``'s configuration trained as long as the trial was."""
-    per_epoch = float(trial.user_attrs.get(TrialKey.SECONDS_PER_EPOCH) or 0.0)
+    per_epoch = seconds_per_epoch(trial)
     epochs = int(trial.user_attrs.get(TrialKey.EPOCHS) or 0) + int(trial.user_attrs.get(TrialKey.RESUMED_EPOCHS) or 0)
     return per_epoch * max(epochs, 1) * SAFETY
 
@@ -80,5 +85,5 @@ def reserve_seconds(study: optuna.Study, cfg: SearchConfig) -> float:
 def overhead_seconds(best: FrozenTrial, passes: float = PLANNED_PASSES) -> float:
     """What the final stage costs after its last epoch, for a final model of ``passes`` forward passes
     per image, each at ``best``'s speed."""
-    per_epoch = float(best.user_attrs.get(TrialKey.SECONDS_PER_EPOCH) or 0.0)
+    per_epoch = seconds_per_epoch(best)
     return OVERHEAD_SECONDS + OVERHEAD_EPOCHS_PER_PASS * passes * per_epoch

@@ -25,8 +25,7 @@ from ..engine.interrupt import deferred_interrupts
 from ..engine.trainer import train_model
 from ..epoch_progress import EpochProgress
 from ..progress import Progress, format_duration
-from ..schema import TrialKey
-from .budget import SAFETY
+from .budget import SAFETY, seconds_per_epoch
 from .pool import FURTHER, Member, best_single, predict, retrain_seed
 
 FURTHER_SEED_INDEX = 200  # further runs draw seeds apart from the new members' (retrain_seed's index)
@@ -35,7 +34,7 @@ MAX_ROUNDS = 4  # further runs in one final stage (each on the best member at th
 
 def epoch_seconds(member: Member) -> float:
     """Seconds one more epoch of ``member`` costs, as its trial measured it (with the final stage's margin)."""
-    per_epoch = float(member.trial.user_attrs.get(TrialKey.SECONDS_PER_EPOCH) or 0.0)
+    per_epoch = seconds_per_epoch(member.trial)
     if not per_epoch and member.result.epochs_run:
         per_epoch = member.result.seconds / member.result.epochs_run
     return per_epoch * SAFETY

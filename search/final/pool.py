@@ -46,6 +46,14 @@ class Member:
     valid_probs: np.ndarray
     source: str = RETRAIN
     round: int = 0  # the further run's number within the final stage (FURTHER only)
+    # validation probabilities with test-time augmentation, computed once (build_options may run twice)
+    tta_probs: np.ndarray | None = dataclasses.field(default=None, repr=False)
+
+    def shifted_probs(self, features: np.ndarray) -> np.ndarray:
+        """The model's validation probabilities averaged over TTA's shifts (``features``: validation's)."""
+        if self.tta_probs is None:
+            self.tta_probs = predict(with_tta(self.model), features)
+        return self.tta_probs
 
     @property
     def file_stem(self) -> str:
@@ -126,7 +134,7 @@ def build_options(members: list[Member], valid: Split, say: Callable[[str], None
     if len(parts) > 1:
         groups.append((f"ensemble of {len(parts)}", parts, tuple(weights[i] for i in parts)))
         say("  selected ensemble: " + ", ".join(f"{members[i].label} x{weights[i]:.2f}" for i in parts))
-    shifted = {i: predict(with_tta(members[i].model), valid.features) for i in {single, *parts}}
+    shifted = {i: members[i].shifted_probs(valid.features) for i in {single, *parts}}
     options: list[Option] = []
     for name, group, group_weights in groups:
         plain = mix([probs[i] for i in group], group_weights)
