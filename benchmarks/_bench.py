@@ -4,6 +4,7 @@ Nothing here imports Keras or TensorFlow at module level, so ``--help`` answers 
 :func:`setup_env` before the first Keras import so every benchmark runs in the same environment
 as ``run_search.py`` (which sets these variables before it imports anything heavy).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,7 +33,7 @@ EXIT_NO_DATA = 2
 
 
 def setup_env() -> None:
-    """The environment ``run_search.py`` gives itself (``search/cli/backend.py`` ``quiet_backends``)."""
+    """The environment ``run_search.py`` gives itself (``cli/backend.py`` ``quiet_backends``)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
@@ -44,19 +45,56 @@ def setup_env() -> None:
 
 
 def add_common_args(parser: Any, *, results: bool = True) -> None:
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
-                        help=f"folder with train.p and valid.p (default {DEFAULT_DATA_DIR})")
-    parser.add_argument("--max-train", type=int, default=None,
-                        help="use a seeded random subset of this many training images (default: all)")
-    parser.add_argument("--max-valid", type=int, default=None,
-                        help="use a seeded random subset of this many validation images (default: all)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help=f"folder with train.p and valid.p (default {DEFAULT_DATA_DIR})",
+    )
+    parser.add_argument(
+        "--max-train",
+        type=int,
+        default=None,
+        help="use a seeded random subset of this many training images (default: all)",
+    )
+    parser.add_argument(
+        "--max-valid",
+        type=int,
+        default=None,
+        help="use a seeded random subset of this many validation images (default: all)",
+    )
     if results:
-        parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
-                            help="where the JSON results go (default benchmarks/results/)")
+        parser.add_argument(
+            "--results-dir",
+            type=Path,
+            default=RESULTS_DIR,
+            help="where the JSON results go (default benchmarks/results/)",
+        )
 
 
 def add_models_arg(parser: Any, default: str) -> None:
     parser.add_argument("--models", default=default, help=f"comma-separated space:point list (default {default})")
+
+
+def add_space_arg(parser: Any, default: str, flag: str = "--space") -> None:
+    """A built-in space by name, checked against the registry (``spaces/registry.py``) when parsed."""
+    parser.add_argument(
+        flag,
+        default=default,
+        type=space_name,
+        help=f"a built-in space: a family of spaces/families.py or all (default {default})",
+    )
+
+
+def space_name(name: str) -> str:
+    """``name`` if the registry has it; argparse turns the error into one line and exit 2."""
+    import argparse
+
+    import spaces
+
+    if name not in spaces.SPACES:
+        raise argparse.ArgumentTypeError(f"unknown space {name!r}; choose from {', '.join(spaces.SPACES)}")
+    return name
 
 
 def named_models(text: str) -> list[tuple[str, Any, dict]]:
@@ -69,8 +107,9 @@ def named_models(text: str) -> list[tuple[str, Any, dict]]:
         space_name, _, point = item.partition(":")
         space = spaces.get_space(space_name)
         if point not in space.POINTS:
-            print(f"error: space {space_name!r} has no point {point!r} (has: {', '.join(space.POINTS)})",
-                  file=sys.stderr)
+            print(
+                f"error: space {space_name!r} has no point {point!r} (has: {', '.join(space.POINTS)})", file=sys.stderr
+            )
             raise SystemExit(EXIT_NO_DATA)
         models.append((item, space, space.POINTS[point]))
     if not models:
@@ -106,15 +145,17 @@ def require_data(data_dir: Path) -> Path:
 
     data_dir = Path(data_dir)
     if not data_dir.is_dir() or find_split_file(data_dir, "train") is None:
-        print(f"error: no data in {data_dir} (a data folder needs train.p, ideally valid.p). Pass "
-              "--data-dir, or make a small synthetic folder first:\n  python run_search.py data synth "
-              "--out /tmp/bsynth --n-train 2000 --n-valid 500 --n-test 500", file=sys.stderr)
+        print(
+            f"error: no data in {data_dir} (a data folder needs train.p, ideally valid.p). Pass "
+            "--data-dir, or make a small synthetic folder first:\n  python run_search.py data synth "
+            "--out /tmp/bsynth --n-train 2000 --n-valid 500 --n-test 500",
+            file=sys.stderr,
+        )
         raise SystemExit(EXIT_NO_DATA)
     return data_dir
 
 
-def load_data(data_dir: Path, *, max_train: int | None = None, max_valid: int | None = None,
-              seed: int = 0) -> Any:
+def load_data(data_dir: Path, *, max_train: int | None = None, max_valid: int | None = None, seed: int = 0) -> Any:
     """``search.data.load_dataset`` plus optional seeded subsets (for quick runs)."""
     import numpy as np
 
@@ -129,8 +170,7 @@ def load_data(data_dir: Path, *, max_train: int | None = None, max_valid: int | 
         idx = np.sort(rng.permutation(len(split))[:limit])
         return Split(split.features[idx], split.labels[idx], path=split.path)
 
-    return dataclasses.replace(dataset, train=subset(dataset.train, max_train),
-                               valid=subset(dataset.valid, max_valid))
+    return dataclasses.replace(dataset, train=subset(dataset.train, max_train), valid=subset(dataset.valid, max_valid))
 
 
 def rss_mb() -> float:
@@ -195,10 +235,15 @@ def _mem_total_gb() -> float | None:
 
 def _git() -> dict[str, Any]:
     try:
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return {"commit": head or None, "dirty": bool(dirty)}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
@@ -206,8 +251,12 @@ def _git() -> dict[str, Any]:
 
 def gpu_names() -> list[str]:
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version",
-                              "--format=csv,noheader"], capture_output=True, text=True, timeout=20)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
     except (OSError, subprocess.SubprocessError):
         return []
     return [line.strip() for line in out.stdout.splitlines() if line.strip()]
@@ -233,14 +282,23 @@ def machine_info() -> dict[str, Any]:
     except AttributeError:
         usable = os.cpu_count()
     return {
-        "cpu_count": os.cpu_count(), "cpus_usable": usable, "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": usable,
+        "cpu_model": _cpu_model(),
         "cpu_vector_flags": _cpu_vector_flags(),
-        "mem_total_gb": _mem_total_gb(), "load_average": [round(x, 2) for x in os.getloadavg()],
-        "platform": platform.platform(), "python": platform.python_version(),
-        "hostname": platform.node(), "keras_backend": keras_backend(),
-        "versions": {p: _version(p) for p in PACKAGES if _version(p)}, "gpus": gpu_names(),
-        "env": {k: os.environ[k] for k in ("TF_ENABLE_ONEDNN_OPTS", "KERAS_BACKEND", "CUDA_VISIBLE_DEVICES",
-                                           "OMP_NUM_THREADS") if k in os.environ},
+        "mem_total_gb": _mem_total_gb(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "hostname": platform.node(),
+        "keras_backend": keras_backend(),
+        "versions": {p: _version(p) for p in PACKAGES if _version(p)},
+        "gpus": gpu_names(),
+        "env": {
+            k: os.environ[k]
+            for k in ("TF_ENABLE_ONEDNN_OPTS", "KERAS_BACKEND", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS")
+            if k in os.environ
+        },
         "git": _git(),
     }
 
@@ -265,14 +323,27 @@ def results_path(name: str, results_dir: Path, backend: str) -> Path:
     return path
 
 
-def write_results(name: str, results_dir: Path, *, settings: dict[str, Any], results: Any,
-                  table: str, started: float, path: Path | None = None) -> Path:
+def write_results(
+    name: str,
+    results_dir: Path,
+    *,
+    settings: dict[str, Any],
+    results: Any,
+    table: str,
+    started: float,
+    path: Path | None = None,
+) -> Path:
     """One JSON file: what was run, where, when, the numbers and the printed table."""
     machine = machine_info()
     payload = {
-        "benchmark": name, "date": _dt.datetime.now().isoformat(timespec="seconds"),
-        "command": command(), "cwd": os.getcwd(), "wall_seconds": round(time.time() - started, 1),
-        "machine": machine, "settings": _jsonable(settings), "results": _jsonable(results),
+        "benchmark": name,
+        "date": _dt.datetime.now().isoformat(timespec="seconds"),
+        "command": command(),
+        "cwd": os.getcwd(),
+        "wall_seconds": round(time.time() - started, 1),
+        "machine": machine,
+        "settings": _jsonable(settings),
+        "results": _jsonable(results),
         "table": table,
     }
     path = path or results_path(name, Path(results_dir), machine["keras_backend"])

@@ -5,6 +5,7 @@ the command line builds (progress lines, dashboard refresh), with a :class:`Tria
 after every finished trial, and optionally a first-batch timing probe inside each trial's ``fit``
 (``SearchEvents.on_trial_start`` and ``trial_callbacks``). No engine class is subclassed.
 """
+
 from __future__ import annotations
 
 import time
@@ -31,13 +32,18 @@ class TrialRecorder:
         curve = [v for v in ua.get(TrialKey.VAL_CURVE, []) if v == v]
         best = best_trial(study)
         rec = {
-            "number": trial.number, "state": trial.state.name,
+            "number": trial.number,
+            "state": trial.state.name,
             "finished": count_finished(study.get_trials(deepcopy=False)),
-            "elapsed": time.monotonic() - self.t0, "wall": time.time(),
+            "elapsed": time.monotonic() - self.t0,
+            "wall": time.time(),
             "value": trial.values[0] if trial.values else None,
-            "observed": max(curve) if curve else None, "best_complete": best.values[0] if best else None,
-            "epochs": ua.get(TrialKey.EPOCHS), "seconds": ua.get(TrialKey.SECONDS),
-            "params": ua.get(TrialKey.PARAMS), "stop_reason": ua.get(TrialKey.STOP_REASON),
+            "observed": max(curve) if curve else None,
+            "best_complete": best.values[0] if best else None,
+            "epochs": ua.get(TrialKey.EPOCHS),
+            "seconds": ua.get(TrialKey.SECONDS),
+            "params": ua.get(TrialKey.PARAMS),
+            "stop_reason": ua.get(TrialKey.STOP_REASON),
             "point": ua.get(TrialKey.POINT),
         }
         self.trials.append(rec)
@@ -68,6 +74,7 @@ def add_timing(events: SearchEvents, records: list[dict[str, Any]]) -> None:
     sampled, built and compiled), ``first_batch_begin`` and ``first_batch_end`` (the first batch
     includes tracing and compiling the train step).
     """
+
     def start(trial: Any) -> None:
         records.append({"number": trial.number, "enter": time.time()})
 
@@ -84,10 +91,11 @@ def add_timing(events: SearchEvents, records: list[dict[str, Any]]) -> None:
     events.on_trial_end.insert(0, end)
 
 
-def instrumented_events(cfg: SearchConfig, *, quiet: bool, recorder: TrialRecorder,
-                        timeout: float | None = None) -> SearchEvents:
+def instrumented_events(
+    cfg: SearchConfig, *, quiet: bool, recorder: TrialRecorder, timeout: float | None = None
+) -> SearchEvents:
     """The command line's own callbacks (printing unless ``quiet``), then ``recorder``."""
-    from search.cli.reporting import search_events
+    from cli.reporting import search_events
     from search.progress import Progress
 
     progress = Progress(cfg.trials, timeout=timeout)

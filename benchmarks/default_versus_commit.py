@@ -11,6 +11,7 @@ job's wall time against its budget, how many sampled configurations got the scre
 are neither named points nor continuations and reported a score), how many models the search kept and
 how many members the final model has. A summary table compares the means per budget.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,15 +35,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     _bench.add_common_args(p)
     p.add_argument("--baseline", default="cc6152e", help="the commit to compare with (default cc6152e)")
-    p.add_argument("--runs", default="1800:1,1800:2,600:1",
-                   help="comma-separated BUDGET:SEED pairs, run in this order (default 1800:1,1800:2,600:1)")
+    p.add_argument(
+        "--runs",
+        default="1800:1,1800:2,600:1",
+        help="comma-separated BUDGET:SEED pairs, run in this order (default 1800:1,1800:2,600:1)",
+    )
     return p.parse_args(argv)
 
 
 def worktree(commit: str) -> Path:
     """A checkout of ``commit`` under ``runs/`` (made once)."""
-    sha = subprocess.run(["git", "rev-parse", "--short", commit], cwd=ROOT, capture_output=True, text=True,
-                         check=True).stdout.strip()
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short", commit], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
     path = RUNS / f"baseline-{sha}"
     if not (path / "run_search.py").exists():
         subprocess.run(["git", "worktree", "add", "--detach", str(path), sha], cwd=ROOT, check=True)
@@ -54,15 +59,36 @@ def run_job(code: Path, label: str, data_dir: Path, budget: float, seed: int) ->
     study = f"{label}-{int(budget)}-s{seed}"
     out = RUNS / "out"
     log = RUNS / f"{study}.log"
-    command = [sys.executable, "run_search.py", "search", "--data-dir", str(data_dir.resolve()), "--timeout",
-               str(budget), "--seed", str(seed), "--study", study, "--out", str(out)]
+    command = [
+        sys.executable,
+        "run_search.py",
+        "search",
+        "--data-dir",
+        str(data_dir.resolve()),
+        "--timeout",
+        str(budget),
+        "--seed",
+        str(seed),
+        "--study",
+        study,
+        "--out",
+        str(out),
+    ]
     started = time.monotonic()
     with log.open("w") as fh:
         done = subprocess.run(command, cwd=code, stdout=fh, stderr=subprocess.STDOUT)
     wall = time.monotonic() - started
     run_dir = out / study
-    return {"label": label, "budget": budget, "seed": seed, "exit": done.returncode, "wall_s": round(wall, 1),
-            "wall_share": round(wall / budget, 3), "log": str(log), **_outcome(run_dir, study)}
+    return {
+        "label": label,
+        "budget": budget,
+        "seed": seed,
+        "exit": done.returncode,
+        "wall_s": round(wall, 1),
+        "wall_share": round(wall / budget, 3),
+        "log": str(log),
+        **_outcome(run_dir, study),
+    }
 
 
 def _outcome(run_dir: Path, study_name: str) -> dict[str, Any]:
@@ -71,13 +97,21 @@ def _outcome(run_dir: Path, study_name: str) -> dict[str, Any]:
     report = _json(run_dir / "test_report.json")
     config = _json(run_dir / "best_config.json")
     study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{run_dir / 'study.db'}")
-    sampled = [t for t in study.get_trials(deepcopy=False)
-               if "point" not in t.user_attrs and "continues" not in t.user_attrs and t.intermediate_values]
+    sampled = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if "point" not in t.user_attrs and "continues" not in t.user_attrs and t.intermediate_values
+    ]
     members = (config.get("final_model") or {}).get("members") or []
-    return {"test_accuracy": report.get("test_accuracy"), "final_model": (config.get("final_model") or {}).get("name"),
-            "sampled_screened": len(sampled), "sampled_complete": sum(t.state.name == "COMPLETE" for t in sampled),
-            "kept_models": len(list((run_dir / "models").glob("trial-*.keras"))), "members": len(members),
-            "pool": config.get("pool")}
+    return {
+        "test_accuracy": report.get("test_accuracy"),
+        "final_model": (config.get("final_model") or {}).get("name"),
+        "sampled_screened": len(sampled),
+        "sampled_complete": sum(t.state.name == "COMPLETE" for t in sampled),
+        "kept_models": len(list((run_dir / "models").glob("trial-*.keras"))),
+        "members": len(members),
+        "pool": config.get("pool"),
+    }
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -102,17 +136,38 @@ def main(argv: list[str] | None = None) -> int:
         for label in ("baseline", "default"):
             mine = [r for r in runs if r["budget"] == budget and r["label"] == label]
             accs = [r["test_accuracy"] for r in mine if r["test_accuracy"] is not None]
-            rows.append([f"{budget:.0f}", label, len(mine), _bench.fmt(statistics.mean(accs) if accs else None, 4),
-                         " ".join(f"{r['test_accuracy']:.4f}" for r in mine if r["test_accuracy"] is not None),
-                         " ".join(f"{r['wall_share']:.0%}" for r in mine),
-                         " ".join(str(r["sampled_screened"]) for r in mine),
-                         " ".join(str(r["kept_models"]) for r in mine), " ".join(str(r["members"]) for r in mine)])
-    table = _bench.table(["budget", "job", "runs", "mean test acc", "test acc per run", "wall/budget",
-                          "sampled screened", "kept models", "members"], rows,
-                         title=f"default ({_bench.machine_info()['git'].get('commit', '?')}) vs {args.baseline}")
+            rows.append(
+                [
+                    f"{budget:.0f}",
+                    label,
+                    len(mine),
+                    _bench.fmt(statistics.mean(accs) if accs else None, 4),
+                    " ".join(f"{r['test_accuracy']:.4f}" for r in mine if r["test_accuracy"] is not None),
+                    " ".join(f"{r['wall_share']:.0%}" for r in mine),
+                    " ".join(str(r["sampled_screened"]) for r in mine),
+                    " ".join(str(r["kept_models"]) for r in mine),
+                    " ".join(str(r["members"]) for r in mine),
+                ]
+            )
+    table = _bench.table(
+        [
+            "budget",
+            "job",
+            "runs",
+            "mean test acc",
+            "test acc per run",
+            "wall/budget",
+            "sampled screened",
+            "kept models",
+            "members",
+        ],
+        rows,
+        title=f"default ({_bench.machine_info()['git'].get('commit', '?')}) vs {args.baseline}",
+    )
     print(table)
-    path = _bench.write_results("default_versus_commit", args.results_dir, settings=vars(args), results=runs,
-                                table=table, started=started)
+    path = _bench.write_results(
+        "default_versus_commit", args.results_dir, settings=vars(args), results=runs, table=table, started=started
+    )
     print(f"results: {path}")
     return 0
 

@@ -15,6 +15,7 @@ The sample's validation and test parts come from the same held-out tracks (sever
 physical sign in both), so absolute numbers are optimistic; the comparison between options is
 what this measures.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,9 +68,29 @@ def split_folder(data_dir: Path, seed: int, share: float) -> Path:
 
 def run_job(folder: Path, seed: int, args: argparse.Namespace) -> tuple[Path, float]:
     study = f"final-seed{seed}-{int(args.budget)}"
-    cmd = [sys.executable, str(ROOT / "run_search.py"), "search", "--data-dir", str(folder), "--space",
-           args.space, "--timeout", str(args.budget), "--epochs", str(args.epochs), "--final-epochs",
-           str(args.final_epochs), "--trials", "1000", "--seed", str(seed), "--study", study, "--out", str(RUNS)]
+    cmd = [
+        sys.executable,
+        str(ROOT / "run_search.py"),
+        "search",
+        "--data-dir",
+        str(folder),
+        "--space",
+        args.space,
+        "--timeout",
+        str(args.budget),
+        "--epochs",
+        str(args.epochs),
+        "--final-epochs",
+        str(args.final_epochs),
+        "--trials",
+        "1000",
+        "--seed",
+        str(seed),
+        "--study",
+        study,
+        "--out",
+        str(RUNS),
+    ]
     print("$ " + " ".join(cmd), flush=True)
     start = time.monotonic()
     log = RUNS / f"{study}.log"
@@ -95,8 +116,10 @@ def score_options(run_dir: Path, folder: Path) -> dict[str, Any]:
     config = json.loads((run_dir / "best_config.json").read_text())
     dataset = load_dataset(folder)
     test = dataset.load_test()
-    members = [keras.saving.load_model(run_dir / "final_members" / f"trial-{m['trial_number']}.keras")
-               for m in config["members"]]
+    members = [
+        keras.saving.load_model(run_dir / "final_members" / f"trial-{m['trial_number']}.keras")
+        for m in config["members"]
+    ]
 
     def probs(model: keras.Model, images: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict(images, batch_size=512, verbose=0), dtype=np.float64)
@@ -114,10 +137,16 @@ def score_options(run_dir: Path, folder: Path) -> dict[str, Any]:
                 q = apply_temperature(pt, t) if calibrated else pt
                 out[label + (" + T" if calibrated else "")] = {
                     "test_accuracy": float((q.argmax(1) == test.labels).mean()),
-                    "test_nll": nll(q, test.labels), "test_ece": expected_calibration_error(q, test.labels)}
+                    "test_nll": nll(q, test.labels),
+                    "test_ece": expected_calibration_error(q, test.labels),
+                }
     report = json.loads((run_dir / "test_report.json").read_text())
-    out["default (the job's pick)"] = {"test_accuracy": report["test_accuracy"], "test_nll": report["nll"],
-                                       "test_ece": report["ece"], "pick": config["final_model"]["name"]}
+    out["default (the job's pick)"] = {
+        "test_accuracy": report["test_accuracy"],
+        "test_nll": report["nll"],
+        "test_ece": report["ece"],
+        "pick": config["final_model"]["name"],
+    }
     return out
 
 
@@ -131,22 +160,28 @@ def main(argv: list[str] | None = None) -> int:
         run_dir, wall = run_job(folder, seed, args)
         options = score_options(run_dir, folder)
         runs.append({"seed": seed, "wall_seconds": round(wall, 1), "budget": args.budget, "options": options})
-        print(f"seed {seed}: wall {wall:.0f}s of {args.budget:.0f}s; " + "; ".join(
-            f"{k} {v['test_accuracy']:.4f}" for k, v in options.items()), flush=True)
+        print(
+            f"seed {seed}: wall {wall:.0f}s of {args.budget:.0f}s; "
+            + "; ".join(f"{k} {v['test_accuracy']:.4f}" for k, v in options.items()),
+            flush=True,
+        )
     names = list(runs[0]["options"])
     rows = []
     for name in names:
         accs = [r["options"][name]["test_accuracy"] for r in runs if name in r["options"]]
         nlls = [r["options"][name]["test_nll"] for r in runs if name in r["options"]]
-        rows.append([name, *(f"{a:.4f}" for a in accs), f"{sum(accs) / len(accs):.4f}",
-                     f"{sum(nlls) / len(nlls):.4f}"])
-    table = _bench.table(["option", *(f"seed {s}" for s in seeds), "mean acc", "mean NLL"], rows,
-                         title=f"final stage, test part, budget {args.budget:.0f}s")
+        rows.append([name, *(f"{a:.4f}" for a in accs), f"{sum(accs) / len(accs):.4f}", f"{sum(nlls) / len(nlls):.4f}"])
+    table = _bench.table(
+        ["option", *(f"seed {s}" for s in seeds), "mean acc", "mean NLL"],
+        rows,
+        title=f"final stage, test part, budget {args.budget:.0f}s",
+    )
     walls = ", ".join(f"seed {r['seed']}: {r['wall_seconds']:.0f}s" for r in runs)
     table += f"\njob wall time (budget {args.budget:.0f}s): {walls}"
     print(table)
-    path = _bench.write_results("final_stage", args.results_dir, settings=vars(args), results=runs,
-                                table=table, started=started)
+    path = _bench.write_results(
+        "final_stage", args.results_dir, settings=vars(args), results=runs, table=table, started=started
+    )
     print(f"wrote {path}")
     return 0
 

@@ -34,6 +34,7 @@ Everything goes to ``--out-dir`` (default ``$OUT`` when set, else benchmarks/res
 ``gpu-<backend>-<date>.json`` (rewritten after each part, so a cut-off run keeps what it measured),
 each subprocess's log, and the search's study.db. The short table is printed last.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,26 +52,42 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import _bench  # noqa: E402
+from benchmarks import _bench
 
 ROOT = _bench.ROOT
 RUN_SEARCH = ROOT / "run_search.py"
 PARTS = ("epochs", "population", "workers", "search")
 STARTUP_LIMIT_S = 300.0  # a search that has not started a trial by then is stopped
 GPU_DATA_DIR = ROOT / ".gpudata"
-DRY_RUN = {"replicate_to": 1500, "max_valid": 300, "epochs": 2, "models": "lenet:tutorial,cnn:tutorial",
-           "workers": "1,2", "worker_seconds": 15.0, "search_seconds": 20.0, "search_space": "lenet",
-           "search_epochs": 2, "sizes": "1,2", "population_epochs": 1}
+DRY_RUN = {
+    "replicate_to": 1500,
+    "max_valid": 300,
+    "epochs": 2,
+    "models": "lenet:tutorial,cnn:tutorial",
+    "workers": "1,2",
+    "worker_seconds": 15.0,
+    "search_seconds": 20.0,
+    "search_space": "lenet",
+    "search_epochs": 2,
+    "sizes": "1,2",
+    "population_epochs": 1,
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     default_data = GPU_DATA_DIR if GPU_DATA_DIR.is_dir() else _bench.DEFAULT_DATA_DIR
-    p.add_argument("--data-dir", type=Path, default=default_data,
-                   help=f"folder with train.p and valid.p (default {default_data})")
-    p.add_argument("--out-dir", type=Path, default=Path(os.environ["OUT"]) if os.environ.get("OUT") else None,
-                   help="results folder (default $OUT if set, else benchmarks/results/)")
+    p.add_argument(
+        "--data-dir", type=Path, default=default_data, help=f"folder with train.p and valid.p (default {default_data})"
+    )
+    p.add_argument(
+        "--out-dir",
+        type=Path,
+        default=Path(os.environ["OUT"]) if os.environ.get("OUT") else None,
+        help="results folder (default $OUT if set, else benchmarks/results/)",
+    )
     p.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated from {', '.join(PARTS)}")
     p.add_argument("--replicate-to", type=int, default=35000, help="training images after replication")
     p.add_argument("--max-valid", type=int, default=None, help="validation subset (default: all)")
@@ -79,13 +96,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sizes", default="1,2,4,8,16", help="population part: population sizes (default 1,2,4,8,16)")
     p.add_argument("--population-epochs", type=int, default=3, help="population part: epochs per trial (default 3)")
     p.add_argument("--workers", default="1,2,4,8", help="workers part: the K values (default 1,2,4,8)")
-    p.add_argument("--worker-seconds", type=float, default=45.0,
-                   help="workers part: measuring window per K, from its first trial's start (default 45)")
+    p.add_argument(
+        "--worker-seconds",
+        type=float,
+        default=45.0,
+        help="workers part: measuring window per K, from its first trial's start (default 45)",
+    )
     p.add_argument("--search-seconds", type=float, default=300.0, help="search part: --timeout (default 300)")
-    p.add_argument("--search-space", default="all", choices=("cnn", "lenet", "all"))
+    _bench.add_space_arg(p, "all", "--search-space")
     p.add_argument("--search-epochs", type=int, default=10, help="search part: --epochs (default 10)")
-    p.add_argument("--search-workers", default="auto",
-                   help="search part: --workers, or 'auto' (the K with most trials/hour, else 1)")
+    p.add_argument(
+        "--search-workers",
+        default="auto",
+        help="search part: --workers, or 'auto' (the K with most trials/hour, else 1)",
+    )
     p.add_argument("--dry-run", action="store_true", help="tiny settings, to check the script on a CPU")
     args = p.parse_args(argv)
     if args.dry_run:  # tiny defaults; options given explicitly still win
@@ -141,12 +165,21 @@ def part_epochs(args: argparse.Namespace, dataset) -> list[dict]:
         for path in ("tool", "plain"):
             epochs, params = fit_once(path, space, space.POINTS[point], dataset, epochs=args.epochs, spe=spe)
             steady = epochs[1:]
-            row.update({"params": params, f"{path}_epoch_s": _bench.median(e["epoch_s"] for e in steady),
-                        f"{path}_train_s": _bench.median(e["train_s"] for e in steady),
-                        f"{path}_first_epoch_s": epochs[0]["epoch_s"], f"{path}_epochs": epochs})
-            print(f"  {item:<16} {path:<5}: first epoch {epochs[0]['epoch_s']:.1f}s, then "
-                  f"{row[f'{path}_epoch_s']:.2f}s/epoch ({len(dataset.train) / row[f'{path}_train_s']:.0f} img/s "
-                  "training)", flush=True)
+            row.update(
+                {
+                    "params": params,
+                    f"{path}_epoch_s": _bench.median(e["epoch_s"] for e in steady),
+                    f"{path}_train_s": _bench.median(e["train_s"] for e in steady),
+                    f"{path}_first_epoch_s": epochs[0]["epoch_s"],
+                    f"{path}_epochs": epochs,
+                }
+            )
+            print(
+                f"  {item:<16} {path:<5}: first epoch {epochs[0]['epoch_s']:.1f}s, then "
+                f"{row[f'{path}_epoch_s']:.2f}s/epoch ({len(dataset.train) / row[f'{path}_train_s']:.0f} img/s "
+                "training)",
+                flush=True,
+            )
         row["images_per_s"] = len(dataset.train) / row["tool_train_s"]
         rows.append(row)
     return rows
@@ -162,8 +195,11 @@ def part_population(args: argparse.Namespace, dataset) -> list[dict]:
     for kind, size in plan:
         row = run(kind, space, space.POINTS["tutorial"], dataset, size=size, epochs=args.population_epochs)
         rows.append(row)
-        print(f"  lenet:tutorial {kind:<10} N={size:<2} {row['wall_s']:7.1f}s (compile {row['compile_s']:.1f}s) "
-              f"{row['trials_per_hour']:7.0f} trials/h", flush=True)
+        print(
+            f"  lenet:tutorial {kind:<10} N={size:<2} {row['wall_s']:7.1f}s (compile {row['compile_s']:.1f}s) "
+            f"{row['trials_per_hour']:7.0f} trials/h",
+            flush=True,
+        )
     return rows
 
 
@@ -174,9 +210,17 @@ class GpuSampler:
         self.path, self.proc = path, None
         if shutil.which("nvidia-smi"):
             self.fh = open(path, "w")  # noqa: SIM115 - nvidia-smi writes to it until stop() closes it
-            self.proc = subprocess.Popen(["nvidia-smi", "--query-gpu=utilization.gpu,memory.used",
-                                          "--format=csv,noheader,nounits", "-lms", "500"], stdout=self.fh,
-                                         stderr=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                [
+                    "nvidia-smi",
+                    "--query-gpu=utilization.gpu,memory.used",
+                    "--format=csv,noheader,nounits",
+                    "-lms",
+                    "500",
+                ],
+                stdout=self.fh,
+                stderr=subprocess.DEVNULL,
+            )
 
     def stop(self) -> dict:
         if self.proc is None:
@@ -200,8 +244,9 @@ def run_cli(argv: list[str], log: Path, timeout: float) -> tuple[int | str, floa
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(log, "w") as fh:
         try:
-            code: int | str = subprocess.run([sys.executable, str(RUN_SEARCH), *argv], stdout=fh,
-                                             stderr=subprocess.STDOUT, env=env, timeout=timeout).returncode
+            code: int | str = subprocess.run(
+                [sys.executable, str(RUN_SEARCH), *argv], stdout=fh, stderr=subprocess.STDOUT, env=env, timeout=timeout
+            ).returncode
         except subprocess.TimeoutExpired:
             code = "timeout"
     return code, time.monotonic() - start
@@ -222,8 +267,13 @@ def study_stats(db: Path, study: str, *, window: float | None = None) -> dict:
     if not started:
         return {"finished": 0, "states": {}}
     first = min(started)
-    done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.datetime_complete
-            and (window is None or (t.datetime_complete - first).total_seconds() <= window)]
+    done = [
+        t
+        for t in trials
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        and t.datetime_complete
+        and (window is None or (t.datetime_complete - first).total_seconds() <= window)
+    ]
     states: dict[str, int] = {}
     for t in trials:
         states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
@@ -233,12 +283,19 @@ def study_stats(db: Path, study: str, *, window: float | None = None) -> dict:
     span = window or (max(t.datetime_complete for t in done) - first).total_seconds()
     ends = sorted((t.datetime_complete - first).total_seconds() for t in done)
     seconds = sorted(float(t.user_attrs.get("seconds", 0.0)) for t in done)
-    out.update({"span_s": span, "trials_per_hour": len(done) / span * 3600 if span > 0 else None,
-                "steady_trials_per_hour": (len(ends) - 1) / (ends[-1] - ends[0]) * 3600
-                if len(ends) > 2 and ends[-1] > ends[0] else None,
-                "median_trial_s": seconds[len(seconds) // 2]})
-    complete = sorted((t for t in done if t.state == TrialState.COMPLETE and t.values),
-                      key=lambda t: t.datetime_complete)
+    out.update(
+        {
+            "span_s": span,
+            "trials_per_hour": len(done) / span * 3600 if span > 0 else None,
+            "steady_trials_per_hour": (len(ends) - 1) / (ends[-1] - ends[0]) * 3600
+            if len(ends) > 2 and ends[-1] > ends[0]
+            else None,
+            "median_trial_s": seconds[len(seconds) // 2],
+        }
+    )
+    complete = sorted(
+        (t for t in done if t.state == TrialState.COMPLETE and t.values), key=lambda t: t.datetime_complete
+    )
     best, reach = None, {}
     for t in complete:
         if best is None or t.values[0] > best.values[0]:
@@ -247,9 +304,16 @@ def study_stats(db: Path, study: str, *, window: float | None = None) -> dict:
             if t.values[0] >= th and str(th) not in reach:
                 reach[str(th)] = (t.datetime_complete - first).total_seconds()
     if best is not None:
-        out.update({"best_value": best.values[0], "best_number": best.number,
-                    "best_family": best.user_attrs.get("family"), "best_params": best.user_attrs.get("params"),
-                    "best_point": best.user_attrs.get("point"), "time_to": reach})
+        out.update(
+            {
+                "best_value": best.values[0],
+                "best_number": best.number,
+                "best_family": best.user_attrs.get("family"),
+                "best_params": best.user_attrs.get("params"),
+                "best_point": best.user_attrs.get("point"),
+                "time_to": reach,
+            }
+        )
     return out
 
 
@@ -270,8 +334,13 @@ def run_window(argv: list[str], db: Path, log: Path, window: float) -> tuple[int
     start = time.monotonic()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(log, "w") as fh:
-        proc = subprocess.Popen([sys.executable, str(RUN_SEARCH), *argv], stdout=fh, stderr=subprocess.STDOUT,
-                                env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(RUN_SEARCH), *argv],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
         try:
             while proc.poll() is None and not _trial_started(db):
                 if time.monotonic() - start > STARTUP_LIMIT_S:
@@ -299,17 +368,43 @@ def part_workers(args: argparse.Namespace, data_dir: Path, work: Path, out_dir: 
     for k in args.k_list:
         study = f"workers-{k}"
         db = work / study / "study.db"
-        argv = ["search", "--data-dir", str(data_dir), "--space", "lenet", "--epochs", "2", "--trials", "100000",
-                "--timeout", str(4 * args.worker_seconds + 600), "--pruner", "none", "--sampler", "random",
-                "--no-retrain", "--dashboard-every", "0", "--workers", str(k), "--out", str(work), "--study", study]
+        argv = [
+            "search",
+            "--data-dir",
+            str(data_dir),
+            "--space",
+            "lenet",
+            "--epochs",
+            "2",
+            "--trials",
+            "100000",
+            "--timeout",
+            str(4 * args.worker_seconds + 600),
+            "--pruner",
+            "none",
+            "--sampler",
+            "random",
+            "--no-retrain",
+            "--dashboard-every",
+            "0",
+            "--workers",
+            str(k),
+            "--out",
+            str(work),
+            "--study",
+            study,
+        ]
         sampler = GpuSampler(out_dir / f"nvidia-smi-workers-{k}.csv")
         code, wall = run_window(argv, db, out_dir / f"workers-{k}.log", args.worker_seconds)
         gpu = sampler.stop()
         stats = study_stats(db, study, window=args.worker_seconds) if db.exists() else {}
         row = {"k": k, "exit": code, "wall_s": wall, "window_s": args.worker_seconds, **stats, **gpu}
         rows.append(row)
-        print(f"  K={k}: {stats.get('finished', 0)} trials finished in the {args.worker_seconds:.0f}s window -> "
-              f"{_bench.fmt(stats.get('trials_per_hour'), 0)} trials/hour (exit {code}, wall {wall:.0f}s)", flush=True)
+        print(
+            f"  K={k}: {stats.get('finished', 0)} trials finished in the {args.worker_seconds:.0f}s window -> "
+            f"{_bench.fmt(stats.get('trials_per_hour'), 0)} trials/hour (exit {code}, wall {wall:.0f}s)",
+            flush=True,
+        )
     base = next((r.get("trials_per_hour") for r in rows if r["k"] == 1), None)
     for r in rows:
         r["speedup"] = r["trials_per_hour"] / base if base and r.get("trials_per_hour") else None
@@ -323,9 +418,26 @@ def part_search(args: argparse.Namespace, data_dir: Path, work: Path, out_dir: P
     else:
         k = int(args.search_workers)
     study = "gpu-search"
-    argv = ["search", "--data-dir", str(data_dir), "--space", args.search_space, "--epochs", str(args.search_epochs),
-            "--trials", "100000", "--timeout", str(args.search_seconds), "--no-retrain", "--workers", str(k),
-            "--out", str(work), "--study", study]
+    argv = [
+        "search",
+        "--data-dir",
+        str(data_dir),
+        "--space",
+        args.search_space,
+        "--epochs",
+        str(args.search_epochs),
+        "--trials",
+        "100000",
+        "--timeout",
+        str(args.search_seconds),
+        "--no-retrain",
+        "--workers",
+        str(k),
+        "--out",
+        str(work),
+        "--study",
+        study,
+    ]
     sampler = GpuSampler(out_dir / "nvidia-smi-search.csv")
     code, wall = run_cli(argv, out_dir / "search.log", timeout=args.search_seconds * 2 + 300)
     gpu = sampler.stop()
@@ -333,47 +445,102 @@ def part_search(args: argparse.Namespace, data_dir: Path, work: Path, out_dir: P
     stats = study_stats(db, study) if db.exists() else {}
     if db.exists():
         shutil.copy(db, out_dir / "search-study.db")
-    print(f"  search: {stats.get('finished', 0)} trials, best {_bench.fmt(stats.get('best_value'), 4)} "
-          f"(exit {code}, wall {wall:.0f}s)", flush=True)
-    return {"workers": k, "seconds": args.search_seconds, "space": args.search_space, "exit": code,
-            "wall_s": wall, "command": "python run_search.py " + " ".join(argv), **stats, **gpu}
+    print(
+        f"  search: {stats.get('finished', 0)} trials, best {_bench.fmt(stats.get('best_value'), 4)} "
+        f"(exit {code}, wall {wall:.0f}s)",
+        flush=True,
+    )
+    return {
+        "workers": k,
+        "seconds": args.search_seconds,
+        "space": args.search_space,
+        "exit": code,
+        "wall_s": wall,
+        "command": "python run_search.py " + " ".join(argv),
+        **stats,
+        **gpu,
+    }
 
 
 def tables(results: dict) -> str:
     out = []
     if results.get("epochs"):
-        out.append(_bench.table(
-            ["model", "params", "tool s/epoch", "plain s/epoch", "tool img/s", "1st epoch tool s"],
-            [[r["model"], f"{r['params']:,}", r["tool_epoch_s"], r["plain_epoch_s"], f"{r['images_per_s']:.0f}",
-              r["tool_first_epoch_s"]] for r in results["epochs"]],
-            title=f"Seconds per epoch on {results['n_train']} training images "
-                  "(median after warm-up, incl. validation)"))
+        out.append(
+            _bench.table(
+                ["model", "params", "tool s/epoch", "plain s/epoch", "tool img/s", "1st epoch tool s"],
+                [
+                    [
+                        r["model"],
+                        f"{r['params']:,}",
+                        r["tool_epoch_s"],
+                        r["plain_epoch_s"],
+                        f"{r['images_per_s']:.0f}",
+                        r["tool_first_epoch_s"],
+                    ]
+                    for r in results["epochs"]
+                ],
+                title=f"Seconds per epoch on {results['n_train']} training images "
+                "(median after warm-up, incl. validation)",
+            )
+        )
     if results.get("population"):
         fit = next((r["trials_per_hour"] for r in results["population"] if r["kind"] == "fit"), None)
-        out.append(_bench.table(
-            ["engine", "N", "wall s", "compile s", "trials/hour", "x fit"],
-            [[r["kind"], r["size"], r["wall_s"], r["compile_s"], f"{r['trials_per_hour']:.0f}",
-              _bench.fmt(r["trials_per_hour"] / fit if fit else None)] for r in results["population"]],
-            title="Tutorial LeNet trials one at a time and as populations in one program"))
+        out.append(
+            _bench.table(
+                ["engine", "N", "wall s", "compile s", "trials/hour", "x fit"],
+                [
+                    [
+                        r["kind"],
+                        r["size"],
+                        r["wall_s"],
+                        r["compile_s"],
+                        f"{r['trials_per_hour']:.0f}",
+                        _bench.fmt(r["trials_per_hour"] / fit if fit else None),
+                    ]
+                    for r in results["population"]
+                ],
+                title="Tutorial LeNet trials one at a time and as populations in one program",
+            )
+        )
     if results.get("workers"):
-        out.append(_bench.table(
-            ["K workers", "trials", "trials/hour", "speedup", "median trial s", "GPU util %", "GPU mem MiB"],
-            [[r["k"], r.get("finished", 0), _bench.fmt(r.get("trials_per_hour"), 0), _bench.fmt(r.get("speedup")),
-              r.get("median_trial_s"), _bench.fmt(r.get("gpu_util_mean"), 0), _bench.fmt(r.get("gpu_mem_max_mib"), 0)]
-             for r in results["workers"]],
-            title="Workers sharing one GPU (space lenet, 2 epochs per trial, no pruning)"))
+        out.append(
+            _bench.table(
+                ["K workers", "trials", "trials/hour", "speedup", "median trial s", "GPU util %", "GPU mem MiB"],
+                [
+                    [
+                        r["k"],
+                        r.get("finished", 0),
+                        _bench.fmt(r.get("trials_per_hour"), 0),
+                        _bench.fmt(r.get("speedup")),
+                        r.get("median_trial_s"),
+                        _bench.fmt(r.get("gpu_util_mean"), 0),
+                        _bench.fmt(r.get("gpu_mem_max_mib"), 0),
+                    ]
+                    for r in results["workers"]
+                ],
+                title="Workers sharing one GPU (space lenet, 2 epochs per trial, no pruning)",
+            )
+        )
     s = results.get("search")
     if s:
         reach = s.get("time_to", {})
-        out.append(_bench.table(
-            ["search", "workers", "trials", "best val acc", "best trial", "time to 0.95", "time to 0.97"],
-            [[f"{s['space']}, {s['seconds']:.0f}s", s["workers"],
-              ", ".join(f"{n} {k}" for k, n in sorted(s.get("states", {}).items())) or "0",
-              _bench.fmt(s.get("best_value"), 4),
-              f"#{s.get('best_number')} {s.get('best_family') or ''} {s.get('best_point') or ''}".strip(),
-              f"{reach['0.95']:.0f}s" if "0.95" in reach else "not reached",
-              f"{reach['0.97']:.0f}s" if "0.97" in reach else "not reached"]],
-            title="Search as a user runs it"))
+        out.append(
+            _bench.table(
+                ["search", "workers", "trials", "best val acc", "best trial", "time to 0.95", "time to 0.97"],
+                [
+                    [
+                        f"{s['space']}, {s['seconds']:.0f}s",
+                        s["workers"],
+                        ", ".join(f"{n} {k}" for k, n in sorted(s.get("states", {}).items())) or "0",
+                        _bench.fmt(s.get("best_value"), 4),
+                        f"#{s.get('best_number')} {s.get('best_family') or ''} {s.get('best_point') or ''}".strip(),
+                        f"{reach['0.95']:.0f}s" if "0.95" in reach else "not reached",
+                        f"{reach['0.97']:.0f}s" if "0.97" in reach else "not reached",
+                    ]
+                ],
+                title="Search as a user runs it",
+            )
+        )
     return "\n\n".join(out)
 
 
@@ -384,24 +551,31 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     backend = _bench.keras_backend()
     results_file = _bench.results_path("gpu", out_dir, backend)
-    print(f"parts {', '.join(args.part_list)}: about {estimate_seconds(args) / 60:.0f} minutes; results in "
-          f"{results_file}", flush=True)
+    print(
+        f"parts {', '.join(args.part_list)}: about {estimate_seconds(args) / 60:.0f} minutes; results in "
+        f"{results_file}",
+        flush=True,
+    )
     work = Path(tempfile.mkdtemp(prefix="bench-gpu-"))
     results: dict = {"parts": args.part_list, "started": _dt.datetime.now().isoformat(timespec="seconds")}
     code = 0
 
     def save() -> str:
         text = tables(results)
-        _bench.write_results("gpu", out_dir, settings=vars(args), results=results, table=text, started=started,
-                             path=results_file)
+        _bench.write_results(
+            "gpu", out_dir, settings=vars(args), results=results, table=text, started=started, path=results_file
+        )
         return text
 
     try:
         t = time.monotonic()
         dataset = make_data(args, work / "data")
         results.update(n_train=len(dataset.train), n_valid=len(dataset.valid), data_seconds=time.monotonic() - t)
-        print(f"data: {len(dataset.train)} training images (replicated from {args.data_dir}), "
-              f"{len(dataset.valid)} validation", flush=True)
+        print(
+            f"data: {len(dataset.train)} training images (replicated from {args.data_dir}), "
+            f"{len(dataset.valid)} validation",
+            flush=True,
+        )
         if "epochs" in args.part_list:
             print("== epochs", flush=True)
             results["epochs"] = part_epochs(args, dataset)
@@ -418,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
         if "search" in args.part_list:
             print("== search", flush=True)
             results["search"] = part_search(args, work / "data", work / "runs", out_dir, results.get("workers", []))
-    except Exception as exc:  # noqa: BLE001 - keep what was measured, say what broke
+    except Exception as exc:  # keep what was measured, say what broke
         results["error"] = f"{type(exc).__name__}: {exc}"
         print(f"error: {results['error']}", file=sys.stderr)
         code = 1

@@ -10,6 +10,7 @@ validation, as a search epoch is. The table gives each model's MACs per image, t
 the factor ``seconds / (n_train * MMAC ** MAC_EXPONENT)`` and what ``DEFAULT_FACTOR`` predicts; the
 median factor is what ``DEFAULT_FACTOR`` should be on this host.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import _bench  # noqa: E402
+from benchmarks import _bench
 
 DEFAULT_MODELS = "all:cnn_lean2,all:cnn_lean,all:cnn_tutorial,all:lenet_tutorial,all:cnn_strong"
 
@@ -39,10 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     models = _bench.named_models(args.models)
     import keras
 
+    from search.engine.engines import train_model
     from search.engine.point_budget import DEFAULT_FACTOR, MAC_EXPONENT, epoch_seconds, model_macs
     from search.engine.precision import apply_precision, resolve_precision
     from search.engine.session import fresh_session
-    from search.engine.trainer import train_model
     from spaces.hp import ValuesHyperParameters
 
     policy = resolve_precision(args.precision)
@@ -62,16 +63,32 @@ def main(argv: list[str] | None = None) -> int:
         macs = model_macs(model)
         factor = seconds / epoch_seconds(macs, n, 1.0)
         results.append({"model": name, "macs": macs, "seconds": round(seconds, 2), "factor": factor})
-        rows.append([name, f"{macs / 1e6:.1f}", f"{seconds:.1f}", f"{epoch_seconds(macs, n, DEFAULT_FACTOR):.1f}",
-                     f"{factor * 1e6:.0f}"])
+        rows.append(
+            [
+                name,
+                f"{macs / 1e6:.1f}",
+                f"{seconds:.1f}",
+                f"{epoch_seconds(macs, n, DEFAULT_FACTOR):.1f}",
+                f"{factor * 1e6:.0f}",
+            ]
+        )
         print(rows[-1], flush=True)
     median = statistics.median(r["factor"] for r in results)
-    table = _bench.table(["model", "MMAC/image", "epoch s", "predicted s", "factor (1e-6)"], rows,
-                         title=f"one epoch of {n} images + validation, {policy}; MMAC ** {MAC_EXPONENT}; "
-                               f"median factor {median * 1e6:.0f}e-6 (DEFAULT_FACTOR {DEFAULT_FACTOR * 1e6:.0f}e-6)")
+    table = _bench.table(
+        ["model", "MMAC/image", "epoch s", "predicted s", "factor (1e-6)"],
+        rows,
+        title=f"one epoch of {n} images + validation, {policy}; MMAC ** {MAC_EXPONENT}; "
+        f"median factor {median * 1e6:.0f}e-6 (DEFAULT_FACTOR {DEFAULT_FACTOR * 1e6:.0f}e-6)",
+    )
     print(table)
-    path = _bench.write_results("point_cost", args.results_dir, settings=vars(args) | {"precision": policy},
-                                results=results, table=table, started=started)
+    path = _bench.write_results(
+        "point_cost",
+        args.results_dir,
+        settings=vars(args) | {"precision": policy},
+        results=results,
+        table=table,
+        started=started,
+    )
     print(f"results: {path}")
     return 0
 

@@ -1,4 +1,4 @@
-"""Training throughput: the tool's trial path (``search.engine.trainer.train_model``) against plain ``model.fit``.
+"""Training throughput: the tool's trial path (``search.engine.engines.train_model``) against plain ``model.fit``.
 
     python benchmarks/throughput.py
     python benchmarks/throughput.py --models cnn:tutorial,lenet:tutorial --epochs 5 --repeat 3
@@ -20,6 +20,7 @@ medians are over the remaining epochs of all repeats. Repeats alternate which pa
 drift in a shared machine's load hits both alike. The overhead ratio is tool / plain seconds per
 epoch (above 1: the tool is slower).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,21 +31,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import _bench  # noqa: E402
+from benchmarks import _bench
 
 DEFAULT_MODELS = "cnn:tutorial,lenet:tutorial,cnn:strong"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     _bench.add_common_args(p)
     _bench.add_models_arg(p, DEFAULT_MODELS)
-    p.add_argument("--epochs", type=int, default=4,
-                   help="epochs per fit, the first one is warm-up (default 4, at least 2)")
+    p.add_argument(
+        "--epochs", type=int, default=4, help="epochs per fit, the first one is warm-up (default 4, at least 2)"
+    )
     p.add_argument("--repeat", type=int, default=2, help="fits per path and model (default 2)")
-    p.add_argument("--steps-per-execution", type=int, default=None,
-                   help="for the tool path (default: the search's default, SearchConfig)")
+    p.add_argument(
+        "--steps-per-execution",
+        type=int,
+        default=None,
+        help="for the tool path (default: the search's default, SearchConfig)",
+    )
     args = p.parse_args(argv)
     if args.epochs < 2:
         p.error("--epochs must be at least 2 (the first epoch is warm-up)")
@@ -80,8 +87,13 @@ def _timer_class():  # the callback needs keras, which is imported late
             out = []
             for rec in self.epochs:
                 val_begin = rec.get("val_begin", rec.get("end"))
-                out.append({"train_s": val_begin - rec["begin"], "epoch_s": rec["end"] - rec["begin"],
-                            "val_accuracy": rec["val_accuracy"]})
+                out.append(
+                    {
+                        "train_s": val_begin - rec["begin"],
+                        "epoch_s": rec["end"] - rec["begin"],
+                        "val_accuracy": rec["val_accuracy"],
+                    }
+                )
             return out
 
     return EpochTimer
@@ -91,7 +103,7 @@ def fit_once(path: str, space, values: dict, dataset, *, epochs: int, spe: int) 
     """One fresh model trained by ``path`` ("tool" or "plain"); per-epoch timings and the params."""
     import keras
 
-    from search.engine.trainer import train_model
+    from search.engine.engines import train_model
     from spaces import ValuesHyperParameters, training_settings
 
     keras.backend.clear_session()
@@ -100,13 +112,20 @@ def fit_once(path: str, space, values: dict, dataset, *, epochs: int, spe: int) 
     model = space.build(ValuesHyperParameters(dict(values)), dataset.input_shape, dataset.n_classes)
     timer = _timer_class()()
     if path == "tool":
-        train_model(model, dataset, dict(values), epochs=epochs, patience=epochs, hooks=[timer],
-                    steps_per_execution=spe)
+        train_model(
+            model, dataset, dict(values), epochs=epochs, patience=epochs, hooks=[timer], steps_per_execution=spe
+        )
     else:
-        model.fit(dataset.train.features, dataset.train.labels,
-                  batch_size=training_settings(values).batch_size, epochs=epochs,
-                  validation_data=(dataset.valid.features, dataset.valid.labels), shuffle=True,
-                  callbacks=[timer], verbose=0)
+        model.fit(
+            dataset.train.features,
+            dataset.train.labels,
+            batch_size=training_settings(values).batch_size,
+            epochs=epochs,
+            validation_data=(dataset.valid.features, dataset.valid.labels),
+            shuffle=True,
+            callbacks=[timer],
+            verbose=0,
+        )
     params = int(model.count_params())
     del model
     return timer.summary(), params
@@ -121,9 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     models = _bench.named_models(args.models)
     dataset = _bench.load_data(args.data_dir, max_train=args.max_train, max_valid=args.max_valid)
     n_train = len(dataset.train)
-    print(f"data: {n_train} train / {len(dataset.valid)} valid images {dataset.input_shape}, "
-          f"{dataset.n_classes} classes; {args.epochs} epochs x {args.repeat} repeats per path; "
-          f"tool steps_per_execution={spe}", flush=True)
+    print(
+        f"data: {n_train} train / {len(dataset.valid)} valid images {dataset.input_shape}, "
+        f"{dataset.n_classes} classes; {args.epochs} epochs x {args.repeat} repeats per path; "
+        f"tool steps_per_execution={spe}",
+        flush=True,
+    )
 
     results: list[dict] = []
     out: Path | None = None
@@ -136,12 +158,19 @@ def main(argv: list[str] | None = None) -> int:
                 epochs, params = fit_once(path, space, values, dataset, epochs=args.epochs, spe=spe)
                 runs[path].append(epochs)
                 steady = [e["train_s"] for e in epochs[1:]]
-                print(f"  {name:<16} {path:<5} repeat {r + 1}: first epoch {epochs[0]['epoch_s']:.1f}s, "
-                      f"then {_bench.median(steady):.2f}s training "
-                      f"({n_train / _bench.median(steady):.0f} img/s), val_acc {epochs[-1]['val_accuracy']:.3f}",
-                      flush=True)
-        row = {"model": name, "params": params, "batch_size": int(values.get("batch_size", 0)),
-               "n_train": n_train, "runs": runs}
+                print(
+                    f"  {name:<16} {path:<5} repeat {r + 1}: first epoch {epochs[0]['epoch_s']:.1f}s, "
+                    f"then {_bench.median(steady):.2f}s training "
+                    f"({n_train / _bench.median(steady):.0f} img/s), val_acc {epochs[-1]['val_accuracy']:.3f}",
+                    flush=True,
+                )
+        row = {
+            "model": name,
+            "params": params,
+            "batch_size": int(values.get("batch_size", 0)),
+            "n_train": n_train,
+            "runs": runs,
+        }
         for path in ("tool", "plain"):
             steady = [e for run in runs[path] for e in run[1:]]
             row[path] = {
@@ -156,23 +185,53 @@ def main(argv: list[str] | None = None) -> int:
         # Written after every model, so that a run cut short keeps what it measured.
         text = _summary(results, args)
         complete = len(results) == len(models)
-        out = _bench.write_results("throughput", args.results_dir, results=results, table=text,
-                                   settings={**vars(args), "steps_per_execution": spe, "complete": complete},
-                                   started=started, path=out)
+        out = _bench.write_results(
+            "throughput",
+            args.results_dir,
+            results=results,
+            table=text,
+            settings={**vars(args), "steps_per_execution": spe, "complete": complete},
+            started=started,
+            path=out,
+        )
     print(f"\nresults: {out}\n{text}")
     return 0
 
 
 def _summary(results: list[dict], args: argparse.Namespace) -> str:
-    headers = ["model", "params", "batch", "tool img/s", "plain img/s", "overhead (train)",
-               "tool epoch s", "plain epoch s", "overhead (epoch+val)", "1st epoch tool/plain s"]
-    rows = [[r["model"], f"{r['params']:,}", r["batch_size"], f"{r['tool']['images_per_s']:.0f}",
-             f"{r['plain']['images_per_s']:.0f}", f"{r['overhead_train']:.3f}",
-             r["tool"]["epoch_s_median"], r["plain"]["epoch_s_median"], f"{r['overhead_epoch']:.3f}",
-             f"{r['tool']['first_epoch_s_median']:.1f} / {r['plain']['first_epoch_s_median']:.1f}"]
-            for r in results]
-    return _bench.table(headers, rows, title=f"Training throughput, median of epochs 2..{args.epochs} over "
-                                             f"{args.repeat} repeat(s); overhead = tool / plain seconds")
+    headers = [
+        "model",
+        "params",
+        "batch",
+        "tool img/s",
+        "plain img/s",
+        "overhead (train)",
+        "tool epoch s",
+        "plain epoch s",
+        "overhead (epoch+val)",
+        "1st epoch tool/plain s",
+    ]
+    rows = [
+        [
+            r["model"],
+            f"{r['params']:,}",
+            r["batch_size"],
+            f"{r['tool']['images_per_s']:.0f}",
+            f"{r['plain']['images_per_s']:.0f}",
+            f"{r['overhead_train']:.3f}",
+            r["tool"]["epoch_s_median"],
+            r["plain"]["epoch_s_median"],
+            f"{r['overhead_epoch']:.3f}",
+            f"{r['tool']['first_epoch_s_median']:.1f} / {r['plain']['first_epoch_s_median']:.1f}",
+        ]
+        for r in results
+    ]
+    return _bench.table(
+        headers,
+        rows,
+        title=f"Training throughput, median of epochs 2..{args.epochs} over "
+        f"{args.repeat} repeat(s); overhead = tool / plain seconds",
+    )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ speed). Two tables per budget:
 
 This script only reads JSON files; it needs neither data nor TensorFlow.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import _bench  # noqa: E402
+from benchmarks import _bench
 
 OURS = "optuna"
 KERASTUNER = ("random", "hyperband", "bayesian")  # the peers the target names; optuna-* variants are ours
@@ -68,14 +69,19 @@ def seconds_below(trace: Sequence[dict], budget: float, grace: float) -> float:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     p.add_argument("files", nargs="+", type=Path, help="versus results JSON files")
-    p.add_argument("--by-seed", action="store_true",
-                   help="compare runs of the same seed across files (a method in several files: the last "
-                        "file given wins); default: only runs within one file are compared")
-    p.add_argument("--host-flag", default=None,
-                   help="keep only files whose machine lists this CPU vector flag (e.g. avx512f)")
+    p.add_argument(
+        "--by-seed",
+        action="store_true",
+        help="compare runs of the same seed across files (a method in several files: the last "
+        "file given wins); default: only runs within one file are compared",
+    )
+    p.add_argument(
+        "--host-flag", default=None, help="keep only files whose machine lists this CPU vector flag (e.g. avx512f)"
+    )
     return p.parse_args(argv)
 
 
@@ -96,9 +102,19 @@ def load_runs(paths: Sequence[Path], host_flag: str | None = None) -> list[Run]:
             for s in doc["results"]["summaries"]:
                 trace = traces.get((s["method"], int(s["seed"])))  # files from before the field: from the trace
                 dead = s.get("seconds_below_half", None if trace is None else seconds_below(trace, budget, grace))
-                runs.append(Run(source=path.name, group=path.name, budget=budget, seed=int(s["seed"]),
-                                method=s["method"], checkpoints=dict(s["checkpoints"]),
-                                time_to=dict(s["time_to"]), trials=int(s["trials"]), seconds_below_half=dead))
+                runs.append(
+                    Run(
+                        source=path.name,
+                        group=path.name,
+                        budget=budget,
+                        seed=int(s["seed"]),
+                        method=s["method"],
+                        checkpoints=dict(s["checkpoints"]),
+                        time_to=dict(s["time_to"]),
+                        trials=int(s["trials"]),
+                        seconds_below_half=dead,
+                    )
+                )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise BadResults(f"{path}: {exc}") from None
     return runs
@@ -135,11 +151,23 @@ def verdicts(runs: Sequence[Run]) -> list[dict]:
             theirs = best.checkpoints.get(point)
             final = point == "100%"
             ok = _score(mine) > _score(theirs) if final else _score(mine) >= _score(theirs)
-            points[point] = {"ours": mine, "best_tuner": theirs, "best_tuner_method": best.method, "met": ok,
-                             "as_good": _score(mine) >= _score(theirs)}
-        out.append({"source": ours.source, "seed": seed, "budget": ours.budget, "points": points,
-                    "met_all": all(p["met"] for p in points.values()),
-                    "as_good_all": all(p["as_good"] for p in points.values())})
+            points[point] = {
+                "ours": mine,
+                "best_tuner": theirs,
+                "best_tuner_method": best.method,
+                "met": ok,
+                "as_good": _score(mine) >= _score(theirs),
+            }
+        out.append(
+            {
+                "source": ours.source,
+                "seed": seed,
+                "budget": ours.budget,
+                "points": points,
+                "met_all": all(p["met"] for p in points.values()),
+                "as_good_all": all(p["as_good"] for p in points.values()),
+            }
+        )
     return out
 
 
@@ -154,17 +182,27 @@ def method_means(runs: Sequence[Run]) -> list[dict]:
         for point in members[0].checkpoints:
             values = [r.checkpoints.get(point) for r in members]
             present = [v for v in values if v is not None]
-            means[point] = {"mean": statistics.fmean(v if v is not None else 0.0 for v in values),
-                            "min": min(present) if present else None, "runs_with_value": len(present)}
+            means[point] = {
+                "mean": statistics.fmean(v if v is not None else 0.0 for v in values),
+                "min": min(present) if present else None,
+                "runs_with_value": len(present),
+            }
         times = {}
         for th in members[0].time_to:
             hits = [r.time_to.get(th) for r in members]
             as_budget = [h if h is not None else r.budget for h, r in zip(hits, members)]
             times[th] = {"median": statistics.median(as_budget), "not_reached": sum(h is None for h in hits)}
         dead = [r.seconds_below_half for r in members if r.seconds_below_half is not None]
-        out.append({"method": method, "runs": len(members), "checkpoints": means, "time_to": times,
-                    "trials_median": statistics.median(r.trials for r in members),
-                    "seconds_below_half": statistics.fmean(dead) if dead else None})
+        out.append(
+            {
+                "method": method,
+                "runs": len(members),
+                "checkpoints": means,
+                "time_to": times,
+                "trials_median": statistics.median(r.trials for r in members),
+                "seconds_below_half": statistics.fmean(dead) if dead else None,
+            }
+        )
     return out
 
 
@@ -181,35 +219,54 @@ def render(runs: Sequence[Run]) -> str:
         points = list(mine[0].checkpoints)
         rows = []
         for v in judged:
-            cells = [f"{_acc(p['ours'])} vs {_acc(p['best_tuner'])} {p['best_tuner_method']}"
-                     + ("" if p["met"] else " MISSED") for p in v["points"].values()]
+            cells = [
+                f"{_acc(p['ours'])} vs {_acc(p['best_tuner'])} {p['best_tuner_method']}"
+                + ("" if p["met"] else " MISSED")
+                for p in v["points"].values()
+            ]
             rows.append([v["source"], v["seed"], *cells, "met" if v["met_all"] else "missed"])
         met = sum(v["met_all"] for v in judged)
         as_good = sum(v["as_good_all"] for v in judged)
         point_hits = {pt: sum(v["points"][pt]["met"] for v in judged) for pt in points}
-        title = (f"Budget {budget:.0f}s: ours vs the best KerasTuner tuner at each point; at least as good at "
-                 f"every point in {as_good} of {len(judged)} runs; that and strictly better at the end in "
-                 f"{met} of {len(judged)} (per point: "
-                 + ", ".join(f"{pt} {n}/{len(judged)}" for pt, n in point_hits.items()) + ")")
+        title = (
+            f"Budget {budget:.0f}s: ours vs the best KerasTuner tuner at each point; at least as good at "
+            f"every point in {as_good} of {len(judged)} runs; that and strictly better at the end in "
+            f"{met} of {len(judged)} (per point: "
+            + ", ".join(f"{pt} {n}/{len(judged)}" for pt, n in point_hits.items())
+            + ")"
+        )
         if judged:  # none when the runs hold no pair of ours and a KerasTuner tuner
-            parts.append(_bench.table(["file (ours)", "seed", *(f"@{pt}" for pt in points), "target"], rows,
-                                      title=title))
+            parts.append(
+                _bench.table(["file (ours)", "seed", *(f"@{pt}" for pt in points), "target"], rows, title=title)
+            )
         rows = []
         for m in method_means(mine):
             cells = []
             for st in m["checkpoints"].values():
                 short = "" if st["runs_with_value"] == m["runs"] else f" ({st['runs_with_value']}/{m['runs']} runs)"
                 cells.append(_acc(st["mean"]) + short)
-            times = [f"{t['median']:.0f}s" + (f" ({t['not_reached']} not reached)" if t["not_reached"] else "")
-                     for t in m["time_to"].values()]
+            times = [
+                f"{t['median']:.0f}s" + (f" ({t['not_reached']} not reached)" if t["not_reached"] else "")
+                for t in m["time_to"].values()
+            ]
             dead = "-" if m["seconds_below_half"] is None else f"{m['seconds_below_half']:.0f}"
             rows.append([m["method"], m["runs"], f"{m['trials_median']:g}", *cells, *times, dead])
         thresholds = list(mine[0].time_to)
-        parts.append(_bench.table(
-            ["method", "runs", "trials (median)", *(f"mean @{pt}" for pt in points),
-             *(f"median time to {th}" for th in thresholds), f"mean s on trials < {DEAD_BELOW:g}"], rows,
-            title=f"Budget {budget:.0f}s: per method over {len({(r.group, r.seed) for r in mine})} runs "
-                  "(no finished trial yet counts as accuracy 0; never reached counts as the budget)"))
+        parts.append(
+            _bench.table(
+                [
+                    "method",
+                    "runs",
+                    "trials (median)",
+                    *(f"mean @{pt}" for pt in points),
+                    *(f"median time to {th}" for th in thresholds),
+                    f"mean s on trials < {DEAD_BELOW:g}",
+                ],
+                rows,
+                title=f"Budget {budget:.0f}s: per method over {len({(r.group, r.seed) for r in mine})} runs "
+                "(no finished trial yet counts as accuracy 0; never reached counts as the budget)",
+            )
+        )
     return "\n\n".join(parts)
 
 
@@ -223,8 +280,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.by_seed:
         runs = pair_by_seed(runs)
     if not runs:
-        print("error: no runs left to report" + (f" on hosts with {args.host_flag}" if args.host_flag else ""),
-              file=sys.stderr)
+        print(
+            "error: no runs left to report" + (f" on hosts with {args.host_flag}" if args.host_flag else ""),
+            file=sys.stderr,
+        )
         return 2
     print(render(runs))
     return 0

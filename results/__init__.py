@@ -5,6 +5,7 @@ file names and best-trial rule shared with the search; it needs only Optuna and 
 Nothing imports TensorFlow or the rest of ``search``, so results can be inspected on any
 machine that can reach the study storage.
 """
+
 from __future__ import annotations
 
 from .dashboard import write_dashboard, write_data_report

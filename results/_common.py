@@ -5,6 +5,7 @@ is still being written by a running search can be shown at any moment. Which key
 trial or study carries, which trial is the best and how trials are ranked or counted
 come from ``search.schema``, the contract with the search; nothing here redefines them.
 """
+
 from __future__ import annotations
 
 import html
@@ -170,7 +171,7 @@ def fmt_count(n: float | None) -> str:
 
 
 def param_kind(dist: BaseDistribution | None) -> str:
-    """"categorical", "log" or "numeric": how an axis for the param is drawn."""
+    """ "categorical", "log" or "numeric": how an axis for the param is drawn."""
     if isinstance(dist, CategoricalDistribution):
         return "categorical"
     if isinstance(dist, (FloatDistribution, IntDistribution)) and dist.log:
@@ -221,13 +222,22 @@ def note_figure(title: str, note: str, height: int = 160) -> go.Figure:
     """
     fig = go.Figure()
     fig.add_annotation(
-        text=plot_text(note), x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+        text=plot_text(note),
+        x=0.5,
+        y=0.5,
+        xref="paper",
+        yref="paper",
+        showarrow=False,
         font=dict(size=14, color="#555"),
     )
     fig.update_layout(
-        title=dict(text=plot_text(title)), height=height, template="plotly_white",
-        xaxis=dict(visible=False), yaxis=dict(visible=False),
-        margin=dict(l=20, r=20, t=50, b=20), meta=NOTE_META,
+        title=dict(text=plot_text(title)),
+        height=height,
+        template="plotly_white",
+        xaxis=dict(visible=False),
+        yaxis=dict(visible=False),
+        margin=dict(l=20, r=20, t=50, b=20),
+        meta=NOTE_META,
     )
     return fig
 

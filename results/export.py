@@ -4,6 +4,7 @@
 final model was trained and tested) and falls back to the study's best trial, so it
 also works while a search is still running.
 """
+
 from __future__ import annotations
 
 import json
@@ -126,11 +127,15 @@ def studies_table(storage: str) -> str:
     for name in names:
         study = load_study(name, url)
         counts = state_counts(study)
-        rows.append([
-            name, str(study.user_attrs.get(StudyKey.SPACE, "—")), "+".join(objective_names(study)),
-            *(str(counts[s]) for s in STATE_ORDER),
-            _best_text(study),
-        ])
+        rows.append(
+            [
+                name,
+                str(study.user_attrs.get(StudyKey.SPACE, "—")),
+                "+".join(objective_names(study)),
+                *(str(counts[s]) for s in STATE_ORDER),
+                _best_text(study),
+            ]
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

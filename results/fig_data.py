@@ -3,6 +3,7 @@
 Input is the content of ``data_overview.npz`` (any mapping with its keys), so the
 same figures serve the dashboard and ``run_search.py data check DIR --html FILE``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -39,8 +40,9 @@ def _examples_info(overview: Mapping[str, Any] | None, cols: int = 11) -> ImageG
     names = _class_names(overview, n)
     images = [examples[i] if has[i] else None for i in range(n)]
     labels = [f"{i}<br>{plot_text(short(names[i], 20))}" for i in range(n)]
-    hovers = [f"class {i}: {plot_text(names[i])}" + ("" if has[i] else "<br>(no example in the data)")
-              for i in range(n)]
+    hovers = [
+        f"class {i}: {plot_text(names[i])}" + ("" if has[i] else "<br>(no example in the data)") for i in range(n)
+    ]
     note = None
     if not has.all():
         missing = [str(i) for i in range(n) if not has[i]]
@@ -86,16 +88,27 @@ def _draw_distribution(info: DistributionInfo) -> go.Figure:
     colors = {"train": "#1f77b4", "valid": "#ff7f0e", "test": "#2ca02c"}
     for split, counts in info.counts.items():
         total = sum(counts) or 1
-        fig.add_trace(go.Bar(
-            name=f"{split} ({sum(counts)})", x=info.class_ids, y=counts, marker=dict(color=colors.get(split)),
-            hovertext=[f"{i}: {plot_text(name)}<br>{split}: {c} images ({c / total:.1%})"
-                       for i, name, c in zip(info.class_ids, info.names, counts)],
-            hoverinfo="text",
-        ))
+        fig.add_trace(
+            go.Bar(
+                name=f"{split} ({sum(counts)})",
+                x=info.class_ids,
+                y=counts,
+                marker=dict(color=colors.get(split)),
+                hovertext=[
+                    f"{i}: {plot_text(name)}<br>{split}: {c} images ({c / total:.1%})"
+                    for i, name, c in zip(info.class_ids, info.names, counts)
+                ],
+                hoverinfo="text",
+            )
+        )
     fig.update_layout(
-        title=dict(text=title), barmode="group", template="plotly_white", height=420,
+        title=dict(text=title),
+        barmode="group",
+        template="plotly_white",
+        height=420,
         xaxis=dict(title="class id", dtick=1 if len(info.class_ids) <= 60 else None, tickfont=dict(size=9)),
-        yaxis=dict(title="images"), legend=dict(orientation="h", y=1.1),
+        yaxis=dict(title="images"),
+        legend=dict(orientation="h", y=1.1),
     )
     return fig
 

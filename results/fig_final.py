@@ -5,6 +5,7 @@ of several candidates), keeps one and records the choice and the comparison in `
 and ``best_config.json``; an export step lists the deployable artifacts in ``export_report.json``.
 Files written before those keys existed still draw: a missing value is left out, never guessed.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -17,8 +18,10 @@ from search.schema import RunFile
 
 from ._common import finite, fmt_count, fmt_value, note_figure, plot_text
 
-NO_FINAL = (f"No final model yet: neither {RunFile.TEST_REPORT} nor {RunFile.BEST_CONFIG} is there "
-            "(the search is still running, or was run without a final retraining).")
+NO_FINAL = (
+    f"No final model yet: neither {RunFile.TEST_REPORT} nor {RunFile.BEST_CONFIG} is there "
+    "(the search is still running, or was run without a final retraining)."
+)
 MIB = 2**20
 CHOSEN = "✓"
 
@@ -59,9 +62,15 @@ def _option(raw: Any) -> FinalOption | None:
     members = raw.get("members")
     numbers = [n for n in (_int(m) for m in members) if n is not None] if isinstance(members, list) else []
     tta = raw.get("tta")
-    return FinalOption(str(raw.get("name") or "?"), numbers, tta if isinstance(tta, bool) else None,
-                       finite(raw.get("temperature")), finite(raw.get("val_accuracy")), _int(raw.get("val_correct")),
-                       finite(raw.get("val_nll")))
+    return FinalOption(
+        str(raw.get("name") or "?"),
+        numbers,
+        tta if isinstance(tta, bool) else None,
+        finite(raw.get("temperature")),
+        finite(raw.get("val_accuracy")),
+        _int(raw.get("val_correct")),
+        finite(raw.get("val_nll")),
+    )
 
 
 def _members_text(members: Sequence[int]) -> str:
@@ -113,20 +122,31 @@ def _members(config: Mapping[str, Any]) -> list[Member]:
         number = _int(row.get("trial_number")) if isinstance(row, Mapping) else None
         if number is not None:
             source = row.get("source") if row.get("source") in ("search", "retrain", "further") else None
-            members.append(Member(number, finite(row.get("val_accuracy")), _int(row.get("epochs")),
-                                  _int(row.get("best_epoch")), source, finite(row.get("weight"))))
+            members.append(
+                Member(
+                    number,
+                    finite(row.get("val_accuracy")),
+                    _int(row.get("epochs")),
+                    _int(row.get("best_epoch")),
+                    source,
+                    finite(row.get("weight")),
+                )
+            )
     return members
 
 
-def _final_summary_info(report: Mapping[str, Any] | None, best_config: Mapping[str, Any] | None = None
-                        ) -> FinalSummaryInfo:
+def _final_summary_info(
+    report: Mapping[str, Any] | None, best_config: Mapping[str, Any] | None = None
+) -> FinalSummaryInfo:
     report, config = report or {}, best_config or {}
     option = _option(report.get("final_model")) or _option(config.get("final_model"))
     ci = report.get("accuracy_ci95")
     bounds = [finite(x) for x in ci] if isinstance(ci, (list, tuple)) and len(ci) == 2 else []
     speed = report.get("speed") if isinstance(report.get("speed"), Mapping) else {}
-    setup = [f"{speed['backend']} backend" if speed.get("backend") else None,
-             f"{_int(speed.get('repeats'))} repeats" if _int(speed.get("repeats")) else None]
+    setup = [
+        f"{speed['backend']} backend" if speed.get("backend") else None,
+        f"{_int(speed.get('repeats'))} repeats" if _int(speed.get("repeats")) else None,
+    ]
     test_accuracy = finite(report.get("test_accuracy"))
     note = None
     if not report and not config:
@@ -134,18 +154,26 @@ def _final_summary_info(report: Mapping[str, Any] | None, best_config: Mapping[s
     elif not report:
         note = f"No {RunFile.TEST_REPORT}: the final model was not evaluated on a test set (no test.p, or not yet)."
     elif option is None:
-        note = ("This test report was written before the final stage compared options: it has no choice of "
-                "ensemble, calibration or speed to show.")
+        note = (
+            "This test report was written before the final stage compared options: it has no choice of "
+            "ensemble, calibration or speed to show."
+        )
     return FinalSummaryInfo(
-        option=option, members=_members(config),
+        option=option,
+        members=_members(config),
         final_data=str(config["final_data"]) if config.get("final_data") else None,
         test_accuracy=test_accuracy if test_accuracy is not None else finite(config.get("test_accuracy")),
         ci95=(bounds[0], bounds[1]) if len(bounds) == 2 and None not in bounds else None,  # type: ignore[arg-type]
-        n_test=_int(report.get("n_test")), macro_f1=finite(report.get("macro_f1")), ece=finite(report.get("ece")),
-        nll=finite(report.get("nll")), params=_int(report.get("params")) or _int(config.get("params")),
-        size_bytes=_int(report.get("size_bytes")), latency_ms=finite(speed.get("latency_ms_batch1")),
+        n_test=_int(report.get("n_test")),
+        macro_f1=finite(report.get("macro_f1")),
+        ece=finite(report.get("ece")),
+        nll=finite(report.get("nll")),
+        params=_int(report.get("params")) or _int(config.get("params")),
+        size_bytes=_int(report.get("size_bytes")),
+        latency_ms=finite(speed.get("latency_ms_batch1")),
         images_per_s=finite(speed.get("images_per_s_batch256")),
-        speed_setup=", ".join(s for s in setup if s) or None, note=note,
+        speed_setup=", ".join(s for s in setup if s) or None,
+        note=note,
     )
 
 
@@ -158,30 +186,45 @@ def _accuracy_text(info: FinalSummaryInfo) -> str:
     return text + (f" on {info.n_test} images" if info.n_test else "")
 
 
+def _option_rows(info: FinalSummaryInfo) -> list[tuple[str, str | None]]:
+    """What the final model is: the chosen option, each member with its validation accuracy, and the
+    validation numbers that chose it."""
+    option, members = info.option, {m.trial_number: m for m in info.members}
+    assert option is not None
+    # Newer files list exactly the final model's members (a trial may appear as the search's model
+    # and as a retrain); older ones list every retrained candidate, of which the option names some.
+    listed = (
+        info.members if any(m.source for m in info.members) else [members[n] for n in option.members if n in members]
+    )
+    rows: list[tuple[str, str | None]] = [
+        ("Final model", option.name),
+        ("Members", _members_text(option.members)),
+        ("Test-time augmentation", _yes_no(option.tta)),
+        ("Temperature", fmt_value(option.temperature) if option.temperature is not None else "none"),
+    ]
+    origins = {"search": " (the search's model)", "retrain": " (retrained)", "further": " (trained further)"}
+    for m in listed:
+        epochs = f", best epoch {m.best_epoch} of {m.epochs}" if m.best_epoch and m.epochs else ""
+        weight = f", weight {m.weight:.2f}" if m.weight is not None else ""
+        rows.append(
+            (
+                f"Member trial {m.trial_number}{origins.get(m.source or '', '')}",
+                f"validation accuracy {fmt_value(m.val_accuracy)}{epochs}{weight}",
+            )
+        )
+    if option.val_accuracy is not None:
+        chosen = f"{option.val_accuracy:.4f}"
+        chosen += f" ({option.val_correct} correct)" if option.val_correct is not None else ""
+        chosen += f", NLL {fmt_value(option.val_nll)}" if option.val_nll is not None else ""
+        rows.append(("Validation (what chose it)", chosen))
+    return rows
+
+
 def _final_rows(info: FinalSummaryInfo) -> list[tuple[str, str]]:
     """The (label, text) rows of the final-model table, in reading order; unknown values are left out."""
     rows: list[tuple[str, str | None]] = []
-    option, members = info.option, {m.trial_number: m for m in info.members}
-    if option is not None:
-        # Newer files list exactly the final model's members (a trial may appear as the search's model
-        # and as a retrain); older ones list every retrained candidate, of which the option names some.
-        listed = info.members if any(m.source for m in info.members) else \
-            [members[n] for n in option.members if n in members]
-        rows += [("Final model", option.name), ("Members", _members_text(option.members)),
-                 ("Test-time augmentation", _yes_no(option.tta)),
-                 ("Temperature", fmt_value(option.temperature) if option.temperature is not None else "none")]
-        for m in listed:
-            epochs = f", best epoch {m.best_epoch} of {m.epochs}" if m.best_epoch and m.epochs else ""
-            origin = {"search": " (the search's model)", "retrain": " (retrained)",
-                      "further": " (trained further)"}.get(m.source or "", "")
-            weight = f", weight {m.weight:.2f}" if m.weight is not None else ""
-            rows.append((f"Member trial {m.trial_number}{origin}",
-                         f"validation accuracy {fmt_value(m.val_accuracy)}{epochs}{weight}"))
-        if option.val_accuracy is not None:
-            chosen = f"{option.val_accuracy:.4f}"
-            chosen += f" ({option.val_correct} correct)" if option.val_correct is not None else ""
-            chosen += f", NLL {fmt_value(option.val_nll)}" if option.val_nll is not None else ""
-            rows.append(("Validation (what chose it)", chosen))
+    if info.option is not None:
+        rows += _option_rows(info)
     rows += [
         ("Retrained on", info.final_data),
         ("Test accuracy", _accuracy_text(info) if info.test_accuracy is not None else None),
@@ -210,8 +253,7 @@ class FinalOptionsInfo(NamedTuple):
 OPTION_COLUMNS = ["option", "members", "TTA", "temperature", "val_accuracy", "val_correct", "val_nll", "chosen"]
 
 
-def _options_info(report: Mapping[str, Any] | None, best_config: Mapping[str, Any] | None = None
-                  ) -> FinalOptionsInfo:
+def _options_info(report: Mapping[str, Any] | None, best_config: Mapping[str, Any] | None = None) -> FinalOptionsInfo:
     for source in (report or {}, best_config or {}):
         raw = source.get("final_options")
         options = [o for o in (_option(r) for r in raw) if o is not None] if isinstance(raw, list) else []
@@ -222,8 +264,13 @@ def _options_info(report: Mapping[str, Any] | None, best_config: Mapping[str, An
                 first = chosen.index(True)
                 chosen = [i == first for i in range(len(chosen))]
             return FinalOptionsInfo(OPTION_COLUMNS, options, chosen, None)
-    return FinalOptionsInfo(OPTION_COLUMNS, [], [], "No options were compared (a report from before the final "
-                                                    "stage compared ensembles and test-time augmentation).")
+    return FinalOptionsInfo(
+        OPTION_COLUMNS,
+        [],
+        [],
+        "No options were compared (a report from before the final "
+        "stage compared ensembles and test-time augmentation).",
+    )
 
 
 def _option_cells(option: FinalOption, chosen: bool) -> list[tuple[str, Any]]:
@@ -260,8 +307,18 @@ class ExportInfo(NamedTuple):
     note: str | None
 
 
-EXPORT_COLUMNS = ["format", "file", "quantization", "size (MiB)", "runtime", "test_accuracy", "same as .keras",
-                  "latency_ms (batch 1)", "images/s (batch 256)", "note"]
+EXPORT_COLUMNS = [
+    "format",
+    "file",
+    "quantization",
+    "size (MiB)",
+    "runtime",
+    "test_accuracy",
+    "same as .keras",
+    "latency_ms (batch 1)",
+    "images/s (batch 256)",
+    "note",
+]
 
 
 def _latency_ms(row: Mapping[str, Any], speed: Mapping[str, Any]) -> float | None:
@@ -277,8 +334,9 @@ def _export_info(export_report: Any) -> ExportInfo:
     writes); sizes, quantisation and speeds are read under either spelling the export step used.
     """
     raw = export_report.get("artifacts") if isinstance(export_report, Mapping) else None
-    entries: list[tuple[Any, Any]] = list(raw.items()) if isinstance(raw, Mapping) else (
-        [(None, r) for r in raw] if isinstance(raw, list) else [])
+    entries: list[tuple[Any, Any]] = (
+        list(raw.items()) if isinstance(raw, Mapping) else ([(None, r) for r in raw] if isinstance(raw, list) else [])
+    )
     artifacts = []
     for name, row in entries:
         if not isinstance(row, Mapping):
@@ -286,25 +344,35 @@ def _export_info(export_report: Any) -> ExportInfo:
         path = _first(row, "path", "file", "name") or name
         speed = row.get("speed") if isinstance(row.get("speed"), Mapping) else {}
         quantize, error = _first(row, "quantize", "quantization"), _first(row, "error", "note")
-        artifacts.append(ExportArtifact(
-            format=str(row.get("format") or "?"), file=PurePath(str(path)).name if path else "—",
-            quantize=str(quantize) if quantize else None, size_bytes=_int(_first(row, "size_bytes", "bytes")),
-            runtime=str(row["runtime"]) if row.get("runtime") else None,
-            test_accuracy=finite(_first(row, "test_accuracy", "accuracy")),
-            agreement=finite(row.get("agreement_with_keras")), latency_ms=_latency_ms(row, speed),
-            images_per_s=finite(_first(row, "images_per_second_batch256", "images_per_s_batch256")
-                                or speed.get("images_per_s_batch256")),
-            error=str(error) if error else None,
-        ))
+        artifacts.append(
+            ExportArtifact(
+                format=str(row.get("format") or "?"),
+                file=PurePath(str(path)).name if path else "—",
+                quantize=str(quantize) if quantize else None,
+                size_bytes=_int(_first(row, "size_bytes", "bytes")),
+                runtime=str(row["runtime"]) if row.get("runtime") else None,
+                test_accuracy=finite(_first(row, "test_accuracy", "accuracy")),
+                agreement=finite(row.get("agreement_with_keras")),
+                latency_ms=_latency_ms(row, speed),
+                images_per_s=finite(
+                    _first(row, "images_per_second_batch256", "images_per_s_batch256")
+                    or speed.get("images_per_s_batch256")
+                ),
+                error=str(error) if error else None,
+            )
+        )
     return ExportInfo(artifacts, None if artifacts else f"No exported artifacts in {RunFile.EXPORT_REPORT}.")
 
 
 def _artifact_cells(a: ExportArtifact) -> list[tuple[str, Any]]:
     """(shown text, sort key) per column of ``EXPORT_COLUMNS``."""
     return [
-        (a.format, a.format), (a.file, a.file), (a.quantize or "float32", a.quantize or "float32"),
+        (a.format, a.format),
+        (a.file, a.file),
+        (a.quantize or "float32", a.quantize or "float32"),
         (f"{a.size_bytes / MIB:.2f}" if a.size_bytes is not None else "—", a.size_bytes),
-        (a.runtime or "—", a.runtime or ""), (fmt_value(a.test_accuracy), a.test_accuracy),
+        (a.runtime or "—", a.runtime or ""),
+        (fmt_value(a.test_accuracy), a.test_accuracy),
         (f"{a.agreement:.2%}" if a.agreement is not None else "—", a.agreement),
         (f"{a.latency_ms:.2f}" if a.latency_ms is not None else "—", a.latency_ms),
         (f"{a.images_per_s:,.0f}" if a.images_per_s is not None else "—", a.images_per_s),
@@ -312,8 +380,13 @@ def _artifact_cells(a: ExportArtifact) -> list[tuple[str, Any]]:
     ]
 
 
-def _table_figure(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]],
-                  marked: Sequence[bool] | None = None, bold_first: bool = False) -> go.Figure:
+def _table_figure(
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    marked: Sequence[bool] | None = None,
+    bold_first: bool = False,
+) -> go.Figure:
     """A plotly table (for notebooks; the dashboard shows these as HTML tables), marked rows shaded.
 
     Cells are plain text (report values: option names, paths, error messages) shown as they are;
@@ -323,12 +396,15 @@ def _table_figure(title: str, columns: Sequence[str], rows: Sequence[Sequence[st
     values = [[plot_text(row[i]) for row in rows] for i in range(len(columns))]
     if bold_first and values:
         values[0] = [f"<b>{text}</b>" for text in values[0]]
-    fig = go.Figure(go.Table(
-        header=dict(values=[f"<b>{plot_text(c)}</b>" for c in columns], align="left", fill=dict(color="#e8eef7")),
-        cells=dict(values=values, align="left", fill=dict(color=fill)),
-    ))
-    fig.update_layout(title=dict(text=plot_text(title)), height=min(900, 120 + 26 * len(rows)),
-                      margin=dict(l=10, r=10, t=50, b=10))
+    fig = go.Figure(
+        go.Table(
+            header=dict(values=[f"<b>{plot_text(c)}</b>" for c in columns], align="left", fill=dict(color="#e8eef7")),
+            cells=dict(values=values, align="left", fill=dict(color=fill)),
+        )
+    )
+    fig.update_layout(
+        title=dict(text=plot_text(title)), height=min(900, 120 + 26 * len(rows)), margin=dict(l=10, r=10, t=50, b=10)
+    )
     return fig
 
 

@@ -3,6 +3,7 @@
 They take the loaded file contents (dicts) rather than a study, because the final
 model is evaluated once after the search; None means the file is not there.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -16,8 +17,9 @@ from search.schema import RunFile
 from ._common import finite, note_figure, plot_text, short
 from .images import mosaic, png_data_uri
 
-NO_REPORT = ("No test report: the final model was not evaluated on a test set (no test.p, or the search is "
-             "still running).")
+NO_REPORT = (
+    "No test report: the final model was not evaluated on a test set (no test.p, or the search is still running)."
+)
 
 
 def _names(report: Mapping[str, Any] | None, n: int, fallback: Sequence[str] | None = None) -> list[str]:
@@ -47,8 +49,9 @@ def _confusion_info(report: Mapping[str, Any] | None) -> ConfusionInfo:
     except (TypeError, ValueError):
         matrix = empty
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.size == 0:
-        return ConfusionInfo(empty, [], 0, finite(report.get("test_accuracy")),
-                             "The test report has no usable confusion matrix.")
+        return ConfusionInfo(
+            empty, [], 0, finite(report.get("test_accuracy")), "The test report has no usable confusion matrix."
+        )
     total = int(matrix.sum())
     accuracy = finite(report.get("test_accuracy"))
     if accuracy is None and total:
@@ -66,17 +69,36 @@ def _draw_confusion(info: ConfusionInfo) -> go.Figure:
     n = counts.shape[0]
     labels = [f"{i} {plot_text(short(name, 24))}" for i, name in enumerate(info.names)]
     names = [plot_text(name) for name in info.names]
-    hover = [[f"true {i}: {names[i]}<br>predicted {j}: {names[j]}<br>{counts[i, j]} images "
-              f"({share[i, j]:.1%} of the class)" for j in range(n)] for i in range(n)]
-    fig = go.Figure(go.Heatmap(
-        z=np.sqrt(share), x=labels, y=labels, colorscale="Blues", hovertext=hover, hoverinfo="text",
-        colorbar=dict(title=dict(text="share"), tickvals=np.sqrt([0, 0.01, 0.1, 0.5, 1]).tolist(),
-                      ticktext=["0", "1%", "10%", "50%", "100%"]),
-        xgap=0.5, ygap=0.5,
-    ))
+    hover = [
+        [
+            f"true {i}: {names[i]}<br>predicted {j}: {names[j]}<br>{counts[i, j]} images "
+            f"({share[i, j]:.1%} of the class)"
+            for j in range(n)
+        ]
+        for i in range(n)
+    ]
+    fig = go.Figure(
+        go.Heatmap(
+            z=np.sqrt(share),
+            x=labels,
+            y=labels,
+            colorscale="Blues",
+            hovertext=hover,
+            hoverinfo="text",
+            colorbar=dict(
+                title=dict(text="share"),
+                tickvals=np.sqrt([0, 0.01, 0.1, 0.5, 1]).tolist(),
+                ticktext=["0", "1%", "10%", "50%", "100%"],
+            ),
+            xgap=0.5,
+            ygap=0.5,
+        )
+    )
     accuracy = f" — accuracy {info.accuracy:.4f} on {info.n_test} images" if info.accuracy is not None else ""
     fig.update_layout(
-        title=dict(text=title + accuracy), template="plotly_white", height=max(450, 220 + 17 * n),
+        title=dict(text=title + accuracy),
+        template="plotly_white",
+        height=max(450, 220 + 17 * n),
         xaxis=dict(title="predicted", tickfont=dict(size=9), tickangle=-60),
         yaxis=dict(title="true", tickfont=dict(size=9), autorange="reversed"),
         margin=dict(l=170, b=150),
@@ -112,42 +134,64 @@ class PerClassInfo(NamedTuple):
 def _per_class_info(report: Mapping[str, Any] | None) -> PerClassInfo:
     if not report:
         return PerClassInfo([], None, None, NO_REPORT)
-    scores = []
     rows = report.get("per_class")
-    if isinstance(rows, list) and rows:
-        names = _names(report, len(rows))
-        for i, row in enumerate(rows):
-            if not isinstance(row, Mapping):
-                continue
-            class_id = int(row.get("class_id", i))
-            accuracy = finite(row.get("accuracy"))
-            if accuracy is None:
-                accuracy = finite(row.get("recall"))
-            if accuracy is None:
-                continue
-            name = str(row.get("name") or (names[class_id] if class_id < len(names) else f"class {class_id}"))
-            scores.append(ClassScore(class_id, name, int(row.get("support") or 0), accuracy,
-                                     finite(row.get("precision")), finite(row.get("recall")), finite(row.get("f1"))))
-    else:  # derive from the confusion matrix
-        confusion = _confusion_info(report)
-        matrix = confusion.matrix
-        for i in range(matrix.shape[0]):
-            support = int(matrix[i].sum())
-            if support:
-                predicted = int(matrix[:, i].sum())
-                recall = matrix[i, i] / support
-                precision = matrix[i, i] / predicted if predicted else None
-                f1 = (2 * precision * recall / (precision + recall)) if precision and recall else 0.0
-                scores.append(ClassScore(i, confusion.names[i], support, float(recall),
-                                         None if precision is None else float(precision), float(recall), float(f1)))
+    scores = _reported_scores(report, rows) if isinstance(rows, list) and rows else _confusion_scores(report)
     scores.sort(key=lambda s: (s.accuracy, s.class_id))
     note = None if scores else "The test report has no per-class scores."
     final = report.get("final_model")
     per_class = final.get("val_class_accuracy") if isinstance(final, Mapping) else None
-    validation = {i: v for i, v in enumerate(per_class) if finite(v) is not None} \
-        if isinstance(per_class, list) else None
-    return PerClassInfo(scores, finite(report.get("macro_f1")), finite(report.get("test_accuracy")), note,
-                        validation or None)
+    validation = (
+        {i: v for i, v in enumerate(per_class) if finite(v) is not None} if isinstance(per_class, list) else None
+    )
+    return PerClassInfo(
+        scores, finite(report.get("macro_f1")), finite(report.get("test_accuracy")), note, validation or None
+    )
+
+
+def _reported_scores(report: Mapping[str, Any], rows: list) -> list[ClassScore]:
+    """The report's own per-class rows (accuracy, else recall); malformed rows are left out."""
+    names = _names(report, len(rows))
+    scores = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            continue
+        class_id = int(row.get("class_id", i))
+        accuracy = finite(row.get("accuracy"))
+        if accuracy is None:
+            accuracy = finite(row.get("recall"))
+        if accuracy is None:
+            continue
+        name = str(row.get("name") or (names[class_id] if class_id < len(names) else f"class {class_id}"))
+        precision, recall, f1 = (finite(row.get(k)) for k in ("precision", "recall", "f1"))
+        scores.append(ClassScore(class_id, name, int(row.get("support") or 0), accuracy, precision, recall, f1))
+    return scores
+
+
+def _confusion_scores(report: Mapping[str, Any]) -> list[ClassScore]:
+    """Per-class scores derived from the confusion matrix, for reports without per-class rows."""
+    confusion = _confusion_info(report)
+    matrix = confusion.matrix
+    scores = []
+    for i in range(matrix.shape[0]):
+        support = int(matrix[i].sum())
+        if not support:
+            continue
+        predicted = int(matrix[:, i].sum())
+        recall = matrix[i, i] / support
+        precision = matrix[i, i] / predicted if predicted else None
+        f1 = (2 * precision * recall / (precision + recall)) if precision and recall else 0.0
+        scores.append(
+            ClassScore(
+                i,
+                confusion.names[i],
+                support,
+                float(recall),
+                None if precision is None else float(precision),
+                float(recall),
+                float(f1),
+            )
+        )
+    return scores
 
 
 def _draw_per_class(info: PerClassInfo) -> go.Figure:
@@ -163,14 +207,25 @@ def _draw_per_class(info: PerClassInfo) -> go.Figure:
         + (f"<br>F1 {s.f1:.3f}" if s.f1 is not None else "")
         for s in info.scores
     ]
-    fig = go.Figure(go.Bar(x=labels, y=values, marker=dict(color=colors), hovertext=hover, hoverinfo="text",
-                           name="test"))
+    fig = go.Figure(
+        go.Bar(x=labels, y=values, marker=dict(color=colors), hovertext=hover, hoverinfo="text", name="test")
+    )
     if info.validation:  # where the final model already erred on validation, beside where it errs on test
-        shown = [(label, info.validation[s.class_id]) for label, s in zip(labels, info.scores)
-                 if s.class_id in info.validation]
-        fig.add_trace(go.Scatter(x=[x for x, _ in shown], y=[v for _, v in shown], mode="markers", name="validation",
-                                 marker=dict(color="#1f77b4", symbol="diamond", size=7),
-                                 hovertemplate="validation accuracy %{y:.4f}<extra></extra>"))
+        shown = [
+            (label, info.validation[s.class_id])
+            for label, s in zip(labels, info.scores)
+            if s.class_id in info.validation
+        ]
+        fig.add_trace(
+            go.Scatter(
+                x=[x for x, _ in shown],
+                y=[v for _, v in shown],
+                mode="markers",
+                name="validation",
+                marker=dict(color="#1f77b4", symbol="diamond", size=7),
+                hovertemplate="validation accuracy %{y:.4f}<extra></extra>",
+            )
+        )
         values = values + [v for _, v in shown]
     extra = []
     if info.accuracy is not None:
@@ -179,8 +234,10 @@ def _draw_per_class(info: PerClassInfo) -> go.Figure:
     if info.macro_f1 is not None:
         extra.append(f"macro F1 {info.macro_f1:.4f}")
     fig.update_layout(
-        title=dict(text=title + (f" ({', '.join(extra)})" if extra else "")), template="plotly_white",
-        height=520, yaxis=dict(title="accuracy (recall)", range=[min(0.0, min(values)), 1.02]),
+        title=dict(text=title + (f" ({', '.join(extra)})" if extra else "")),
+        template="plotly_white",
+        height=520,
+        yaxis=dict(title="accuracy (recall)", range=[min(0.0, min(values)), 1.02]),
         xaxis=dict(tickangle=-60, tickfont=dict(size=9), categoryorder="array", categoryarray=labels),
         margin=dict(b=140),
     )
@@ -207,8 +264,9 @@ class ImageGridInfo(NamedTuple):
     note: str | None
 
 
-def _misclassified_info(misclassified: Mapping[str, Any] | None, class_names: Sequence[str] | None = None,
-                        cols: int = 8) -> ImageGridInfo:
+def _misclassified_info(
+    misclassified: Mapping[str, Any] | None, class_names: Sequence[str] | None = None, cols: int = 8
+) -> ImageGridInfo:
     title = "Misclassified test images (true → predicted)"
     if misclassified is None:
         return ImageGridInfo([], [], [], cols, title, f"No {RunFile.MISCLASSIFIED} (no test set, or not written yet).")
@@ -238,17 +296,26 @@ def _draw_image_grid(info: ImageGridInfo, label_size: int = 10) -> go.Figure:
     canvas, centres = mosaic(info.images, info.cols, pad=4, label_height=label_height)
     height, width = canvas.shape[:2]
     fig = go.Figure(go.Image(source=png_data_uri(canvas), x0=0, y0=0, dx=1, dy=1, hoverinfo="skip"))
-    fig.add_trace(go.Scatter(
-        x=[c[0] for c in centres], y=[c[1] for c in centres], mode="markers",
-        marker=dict(size=28, color="rgba(0,0,0,0)"), hovertext=info.hovers, hoverinfo="text", showlegend=False,
-    ))
+    fig.add_trace(
+        go.Scatter(
+            x=[c[0] for c in centres],
+            y=[c[1] for c in centres],
+            mode="markers",
+            marker=dict(size=28, color="rgba(0,0,0,0)"),
+            hovertext=info.hovers,
+            hoverinfo="text",
+            showlegend=False,
+        )
+    )
     for (cx, _, ly), label in zip(centres, info.labels):
         fig.add_annotation(x=cx, y=ly, text=label, showarrow=False, font=dict(size=label_size))
     assumed_width = 1000  # the dashboard column width; the image keeps its aspect ratio
     fig.update_layout(
-        title=dict(text=plot_text(info.title)), template="plotly_white",
+        title=dict(text=plot_text(info.title)),
+        template="plotly_white",
         height=int(min(1400, max(220, assumed_width * height / width + 70))),
-        xaxis=dict(visible=False, range=[0, width]), yaxis=dict(visible=False, range=[height, 0]),
+        xaxis=dict(visible=False, range=[0, width]),
+        yaxis=dict(visible=False, range=[height, 0]),
         margin=dict(l=10, r=10, t=50, b=10),
     )
     return fig
@@ -278,15 +345,19 @@ def _reliability_info(report: Mapping[str, Any] | None) -> ReliabilityInfo:
         return empty
     raw = report.get("reliability")
     if not isinstance(raw, Mapping):
-        return empty._replace(note="This test report has no reliability bins (written before calibration "
-                                   "was measured).")
+        return empty._replace(
+            note="This test report has no reliability bins (written before calibration was measured)."
+        )
     edges = [finite(e) for e in raw.get("edges") or []] if isinstance(raw.get("edges"), list) else []
     n = len(edges) - 1
     lists = [raw.get(key) for key in ("confidence", "accuracy", "count")]
     if n < 1 or None in edges or any(not isinstance(x, list) or len(x) != n for x in lists):
         return empty._replace(note="The test report's reliability bins are malformed (edges and bins disagree).")
-    confidence, accuracy, counts = ([finite(v) for v in lists[0]], [finite(v) for v in lists[1]],
-                                    [int(finite(c) or 0) for c in lists[2]])
+    confidence, accuracy, counts = (
+        [finite(v) for v in lists[0]],
+        [finite(v) for v in lists[1]],
+        [int(finite(c) or 0) for c in lists[2]],
+    )
     ece = finite(raw.get("ece"))
     if ece is None:
         ece = finite(report.get("ece"))
@@ -298,36 +369,62 @@ def _draw_reliability(info: ReliabilityInfo) -> go.Figure:
     title = "Reliability on the test set"
     if not sum(info.count):
         return note_figure(title, info.note or NO_REPORT)
+    total = sum(info.count)
+    fig = go.Figure(_reliability_traces(info))
+    ece = f" — ECE {info.ece:.4f}" if info.ece is not None else ""
+    fig.update_layout(
+        title=dict(text=f"{title}{ece} ({total} images, {len(info.count)} bins)"),
+        template="plotly_white",
+        height=460,
+        bargap=0,
+        legend=dict(orientation="h", y=-0.18),
+        xaxis=dict(title="confidence (top softmax probability)", range=[0, 1]),
+        yaxis=dict(title="accuracy", range=[0, 1.02]),
+    )
+    return fig
+
+
+def _reliability_traces(info: ReliabilityInfo) -> list[go.Bar | go.Scatter]:
+    """Accuracy per non-empty bin, the bins' mean confidence, and the diagonal of perfect calibration."""
     shown = [i for i, (c, a) in enumerate(zip(info.count, info.accuracy)) if c > 0 and a is not None]
     total = sum(info.count)
 
     def hover(i: int) -> str:
         conf = info.confidence[i]
-        return (f"confidence {info.lower[i]:.3f}–{info.upper[i]:.3f}<br>{info.count[i]} images "
-                f"({info.count[i] / total:.1%})<br>accuracy {info.accuracy[i]:.3f}"
-                + (f"<br>mean confidence {conf:.3f}" if conf is not None else ""))
+        return (
+            f"confidence {info.lower[i]:.3f}–{info.upper[i]:.3f}<br>{info.count[i]} images "
+            f"({info.count[i] / total:.1%})<br>accuracy {info.accuracy[i]:.3f}"
+            + (f"<br>mean confidence {conf:.3f}" if conf is not None else "")
+        )
 
-    fig = go.Figure(go.Bar(
-        x=[(info.lower[i] + info.upper[i]) / 2 for i in shown], y=[info.accuracy[i] for i in shown],
-        width=[info.upper[i] - info.lower[i] for i in shown], customdata=[info.count[i] for i in shown],
-        name="accuracy per bin", marker=dict(color="#1f77b4", line=dict(color="white", width=1)),
-        hovertext=[hover(i) for i in shown], hoverinfo="text",
-    ))
-    with_conf = [i for i in shown if info.confidence[i] is not None]
-    fig.add_trace(go.Scatter(
-        x=[info.confidence[i] for i in with_conf], y=[info.accuracy[i] for i in with_conf], mode="markers",
-        name="mean confidence", marker=dict(color="#ff7f0e", symbol="diamond", size=8), hoverinfo="skip",
-    ))
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
-                             line=dict(color="#555", dash="dash"), hoverinfo="skip"))
-    ece = f" — ECE {info.ece:.4f}" if info.ece is not None else ""
-    fig.update_layout(
-        title=dict(text=f"{title}{ece} ({total} images, {len(info.count)} bins)"), template="plotly_white",
-        height=460, bargap=0, legend=dict(orientation="h", y=-0.18),
-        xaxis=dict(title="confidence (top softmax probability)", range=[0, 1]),
-        yaxis=dict(title="accuracy", range=[0, 1.02]),
+    bars = go.Bar(
+        x=[(info.lower[i] + info.upper[i]) / 2 for i in shown],
+        y=[info.accuracy[i] for i in shown],
+        width=[info.upper[i] - info.lower[i] for i in shown],
+        customdata=[info.count[i] for i in shown],
+        name="accuracy per bin",
+        marker=dict(color="#1f77b4", line=dict(color="white", width=1)),
+        hovertext=[hover(i) for i in shown],
+        hoverinfo="text",
     )
-    return fig
+    with_conf = [i for i in shown if info.confidence[i] is not None]
+    means = go.Scatter(
+        x=[info.confidence[i] for i in with_conf],
+        y=[info.accuracy[i] for i in with_conf],
+        mode="markers",
+        name="mean confidence",
+        hoverinfo="skip",
+        marker=dict(color="#ff7f0e", symbol="diamond", size=8),
+    )
+    diagonal = go.Scatter(
+        x=[0, 1],
+        y=[0, 1],
+        mode="lines",
+        name="perfectly calibrated",
+        hoverinfo="skip",
+        line=dict(color="#555", dash="dash"),
+    )
+    return [bars, means, diagonal]
 
 
 def plot_reliability(report: Mapping[str, Any] | None) -> go.Figure:

@@ -6,6 +6,7 @@ trial out of that one panel, never failing on them. The parallel-coordinates plo
 is drawn with plain SVG lines rather than ``go.Parcoords`` because Parcoords needs
 WebGL, which headless or GPU-less browsers often lack.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,24 +55,32 @@ def _importance_info(study: Study) -> ImportanceInfo:
     evaluator_name = "PED-ANOVA"
     params = sorted({p for t in ranked for p in t.distributions})
     if len(ranked) < MIN_TRIALS_FOR_IMPORTANCE:
-        return ImportanceInfo({}, evaluator_name, target_name, len(ranked),
-                              f"Importance needs at least {MIN_TRIALS_FOR_IMPORTANCE} complete trials "
-                              f"(have {len(ranked)}).")
+        return ImportanceInfo(
+            {},
+            evaluator_name,
+            target_name,
+            len(ranked),
+            f"Importance needs at least {MIN_TRIALS_FOR_IMPORTANCE} complete trials (have {len(ranked)}).",
+        )
     if not params:
         return ImportanceInfo({}, evaluator_name, target_name, len(ranked), "The trials have no hyperparameters.")
     # PED-ANOVA treats lower targets as better when a target is given, hence the sign.
     target = None
     if is_multi_objective(study) or not maximizes(study):
         sign = -1.0 if maximizes(study) else 1.0
-        target = lambda t: sign * t.values[0]  # noqa: E731
+        target = lambda t: sign * t.values[0]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            raw = get_param_importances(study, evaluator=PedAnovaImportanceEvaluator(), target=target,
-                                        normalize=False)
-    except Exception as exc:  # noqa: BLE001 - importance is optional; say why instead of failing
-        return ImportanceInfo({}, evaluator_name, target_name, len(ranked),
-                              f"Importance could not be computed ({exc.__class__.__name__}: {exc}).")
+            raw = get_param_importances(study, evaluator=PedAnovaImportanceEvaluator(), target=target, normalize=False)
+    except Exception as exc:  # importance is optional; say why instead of failing
+        return ImportanceInfo(
+            {},
+            evaluator_name,
+            target_name,
+            len(ranked),
+            f"Importance could not be computed ({exc.__class__.__name__}: {exc}).",
+        )
     clean = {k: float(v) if math.isfinite(v) and v > 0 else 0.0 for k, v in raw.items()}
     total = sum(clean.values())
     if total <= 0:
@@ -87,13 +96,23 @@ def _draw_importance(info: ImportanceInfo) -> go.Figure:
         return note_figure(title, info.note or "No importances.")
     names = list(info.importances)[::-1]
     values = [info.importances[n] for n in names]
-    fig = go.Figure(go.Bar(  # parameter names are the y categories: tick labels and hover
-        x=values, y=[plot_text(n) for n in names], orientation="h", marker=dict(color="#1f77b4"),
-        text=[f"{v:.2f}" for v in values], textposition="outside", hoverinfo="x+y",
-    ))
+    fig = go.Figure(
+        go.Bar(  # parameter names are the y categories: tick labels and hover
+            x=values,
+            y=[plot_text(n) for n in names],
+            orientation="h",
+            marker=dict(color="#1f77b4"),
+            text=[f"{v:.2f}" for v in values],
+            textposition="outside",
+            hoverinfo="x+y",
+        )
+    )
     fig.update_layout(
-        title=dict(text=plot_text(title)), template="plotly_white", xaxis_title="importance (sums to 1)",
-        height=max(250, 80 + 26 * len(names)), margin=dict(l=180),
+        title=dict(text=plot_text(title)),
+        template="plotly_white",
+        xaxis_title="importance (sums to 1)",
+        height=max(250, 80 + 26 * len(names)),
+        margin=dict(l=180),
     )
     return fig
 
@@ -160,8 +179,9 @@ def _parallel_info(study: Study, params: list[str] | None = None, max_params: in
     ranked = complete_trials(study)
     maximize = maximizes(study)
     if len(ranked) < 2:
-        return ParallelInfo([], [], [], maximize,
-                            f"Parallel coordinates need at least 2 complete trials (have {len(ranked)}).")
+        return ParallelInfo(
+            [], [], [], maximize, f"Parallel coordinates need at least 2 complete trials (have {len(ranked)})."
+        )
     names = _param_order(study, ranked, params)[:max_params]
     if not names:
         return ParallelInfo([], [], [], maximize, "The trials have no hyperparameters.")
@@ -191,45 +211,98 @@ def _draw_parallel(info: ParallelInfo) -> go.Figure:
     title = "Parallel coordinates (best trials in dark colours)"
     if not info.axes:
         return note_figure(title, info.note or "Nothing to show.")
+    fig = go.Figure()
+    bins = _quality_bins(info)
+    for b in sorted(bins):  # best bin drawn last, on top
+        fig.add_trace(_bin_trace(info, bins[b], sample_colorscale("Viridis_r", [(b + 0.5) / _COLOR_BINS])[0]))
+    fig.add_trace(_colour_bar(min(info.values), max(info.values), info.maximize))
+    _draw_axes(fig, info)
+    n_axes = len(info.axes)
+    fig.update_layout(
+        title=dict(text=title),
+        template="plotly_white",
+        height=480,
+        xaxis=dict(
+            tickvals=list(range(n_axes)),
+            ticktext=[plot_text(short(a.name, 20)) for a in info.axes],
+            range=[-0.2, n_axes - 0.4],
+            showgrid=False,
+            zeroline=False,
+        ),
+        yaxis=dict(visible=False, range=[_NA_POS - 0.08, 1.05]),
+        hovermode="closest",
+    )
+    return fig
+
+
+def _quality_bins(info: ParallelInfo) -> dict[int, list[int]]:
+    """The trials (by index) in each of ``_COLOR_BINS`` bins of value, best in the highest bin."""
     low, high = min(info.values), max(info.values)
     span = (high - low) or 1.0
     bins: dict[int, list[int]] = {}
     for i, value in enumerate(info.values):
         quality = (value - low) / span if info.maximize else (high - value) / span
         bins.setdefault(min(int(quality * _COLOR_BINS), _COLOR_BINS - 1), []).append(i)
-    fig = go.Figure()
+    return bins
+
+
+def _bin_trace(info: ParallelInfo, members: list[int], color: str) -> go.Scatter:
+    """One colour's trials as one line trace, broken between trials."""
     n_axes = len(info.axes)
-    for b in sorted(bins):  # best bin drawn last, on top
-        xs: list[int | None] = []
-        ys: list[float | None] = []
-        hover: list[str] = []
-        for i in bins[b]:
-            xs += [*range(n_axes), None]
-            ys += [_NA_POS if a.positions[i] is None else a.positions[i] for a in info.axes] + [None]
-            hover += [f"trial {info.numbers[i]}: {info.values[i]:.4f}"] * n_axes + [""]
-        color = sample_colorscale("Viridis_r", [(b + 0.5) / _COLOR_BINS])[0]
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=color, width=1.5), opacity=0.75,
-                                 showlegend=False, hovertext=hover, hoverinfo="text", connectgaps=False))
-    fig.add_trace(go.Scatter(  # carries the colour bar only
-        x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
-        marker=dict(colorscale="Viridis_r", cmin=low, cmax=high, color=[low], showscale=True,
-                    reversescale=not info.maximize, colorbar=dict(title=dict(text="value"))),
-    ))
+    xs: list[int | None] = []
+    ys: list[float | None] = []
+    hover: list[str] = []
+    for i in members:
+        xs += [*range(n_axes), None]
+        ys += [_NA_POS if a.positions[i] is None else a.positions[i] for a in info.axes] + [None]
+        hover += [f"trial {info.numbers[i]}: {info.values[i]:.4f}"] * n_axes + [""]
+    line = dict(color=color, width=1.5)
+    return go.Scatter(
+        x=xs,
+        y=ys,
+        mode="lines",
+        line=line,
+        opacity=0.75,
+        showlegend=False,
+        hovertext=hover,
+        hoverinfo="text",
+        connectgaps=False,
+    )
+
+
+def _colour_bar(low: float, high: float, maximize: bool) -> go.Scatter:
+    """An invisible trace that carries the colour bar only."""
+    marker = dict(
+        colorscale="Viridis_r",
+        cmin=low,
+        cmax=high,
+        color=[low],
+        showscale=True,
+        reversescale=not maximize,
+        colorbar=dict(title=dict(text="value")),
+    )
+    return go.Scatter(x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip", marker=marker)
+
+
+def _draw_axes(fig: go.Figure, info: ParallelInfo) -> None:
+    """Each parameter's vertical axis with its tick labels, and "n/a" where trials lack it."""
     for x, axis in enumerate(info.axes):
         fig.add_shape(type="line", x0=x, x1=x, y0=0, y1=1, line=dict(color="#444", width=1))
         for pos, label in axis.ticks:
-            fig.add_annotation(x=x, y=pos, text=plot_text(short(label, 16)), showarrow=False, xanchor="left", xshift=3,
-                               font=dict(size=10), bgcolor="rgba(255,255,255,0.7)")
+            fig.add_annotation(
+                x=x,
+                y=pos,
+                text=plot_text(short(label, 16)),
+                showarrow=False,
+                xanchor="left",
+                xshift=3,
+                font=dict(size=10),
+                bgcolor="rgba(255,255,255,0.7)",
+            )
         if axis.missing:
-            fig.add_annotation(x=x, y=_NA_POS, text=NA, showarrow=False, xanchor="left", xshift=3,
-                               font=dict(size=10, color="#888"))
-    fig.update_layout(
-        title=dict(text=title), template="plotly_white", height=480,
-        xaxis=dict(tickvals=list(range(n_axes)), ticktext=[plot_text(short(a.name, 20)) for a in info.axes],
-                   range=[-0.2, n_axes - 0.4], showgrid=False, zeroline=False),
-        yaxis=dict(visible=False, range=[_NA_POS - 0.08, 1.05]), hovermode="closest",
-    )
-    return fig
+            fig.add_annotation(
+                x=x, y=_NA_POS, text=NA, showarrow=False, xanchor="left", xshift=3, font=dict(size=10, color="#888")
+            )
 
 
 def plot_parallel(study: Study, params: list[str] | None = None) -> go.Figure:
@@ -273,8 +346,17 @@ def _slices_info(study: Study, params: list[str] | None = None, max_params: int 
             categories = [str(c) for c in getattr(dist, "choices", ())]
             xs = [str(v) for v in xs]
             categories += sorted({x for x in xs} - set(categories))
-        slices.append(Slice(name, kind, xs, [primary_value(t) for t in having],  # type: ignore[misc]
-                            [t.number for t in having], categories, len(ranked) - len(having)))
+        slices.append(
+            Slice(
+                name,
+                kind,
+                xs,
+                [primary_value(t) for t in having],  # type: ignore[misc]
+                [t.number for t in having],
+                categories,
+                len(ranked) - len(having),
+            )
+        )
     note = None if slices else "The trials have no hyperparameters."
     return SlicesInfo(slices, objective, note)
 
@@ -286,31 +368,50 @@ def _draw_slices(info: SlicesInfo) -> go.Figure:
     cols = min(3, len(info.slices))
     rows = -(-len(info.slices) // cols)
     titles = [plot_text(s.param) + (f" (n/a in {s.missing})" if s.missing else "") for s in info.slices]
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, shared_yaxes=True,
-                        horizontal_spacing=0.06, vertical_spacing=0.18 / max(rows - 1, 1) if rows > 1 else 0.1)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=titles,
+        shared_yaxes=True,
+        horizontal_spacing=0.06,
+        vertical_spacing=0.18 / max(rows - 1, 1) if rows > 1 else 0.1,
+    )
     for i, s in enumerate(info.slices):
         row, col = divmod(i, cols)
-        xs = list(s.xs)
+        fig.add_trace(_slice_trace(s, i), row=row + 1, col=col + 1)
         if s.kind == "categorical" and s.categories:
-            # Jitter categorical points so equal choices do not hide each other.
-            index = {c: j for j, c in enumerate(s.categories)}
-            rng = np.random.default_rng(i)
-            xs = [index[x] + float(rng.uniform(-0.15, 0.15)) for x in s.xs]
-        fig.add_trace(go.Scatter(
-            x=xs, y=s.ys, mode="markers", showlegend=False,
-            marker=dict(color=s.numbers, colorscale="Blues", size=7, line=dict(color="#333", width=0.5),
-                        showscale=i == 0, colorbar=dict(title=dict(text="trial"), len=0.5) if i == 0 else None),
-            hovertext=[f"trial {n}: {plot_text(s.param)} = {plot_text(fmt_value(x))}" for n, x in zip(s.numbers, s.xs)],
-        ), row=row + 1, col=col + 1)
-        if s.kind == "categorical" and s.categories:
-            fig.update_xaxes(tickvals=list(range(len(s.categories))),
-                             ticktext=[plot_text(short(c, 12)) for c in s.categories],
-                             range=[-0.5, len(s.categories) - 0.5], row=row + 1, col=col + 1)
+            fig.update_xaxes(
+                tickvals=list(range(len(s.categories))),
+                ticktext=[plot_text(short(c, 12)) for c in s.categories],
+                range=[-0.5, len(s.categories) - 0.5],
+                row=row + 1,
+                col=col + 1,
+            )
         elif s.kind == "log" and all(isinstance(x, (int, float)) and x > 0 for x in s.xs):
             fig.update_xaxes(type="log", row=row + 1, col=col + 1)
     fig.update_layout(title=dict(text=plot_text(title)), template="plotly_white", height=120 + 260 * rows)
     fig.update_yaxes(title_text=plot_text(info.objective), col=1)
     return fig
+
+
+def _slice_trace(s: Slice, i: int) -> go.Scatter:
+    """One parameter's trials as markers coloured by trial number (the first panel carries the colour bar)."""
+    xs = list(s.xs)
+    if s.kind == "categorical" and s.categories:
+        # Jitter categorical points so equal choices do not hide each other.
+        index = {c: j for j, c in enumerate(s.categories)}
+        rng = np.random.default_rng(i)
+        xs = [index[x] + float(rng.uniform(-0.15, 0.15)) for x in s.xs]
+    marker = dict(
+        color=s.numbers,
+        colorscale="Blues",
+        size=7,
+        line=dict(color="#333", width=0.5),
+        showscale=i == 0,
+        colorbar=dict(title=dict(text="trial"), len=0.5) if i == 0 else None,
+    )
+    hover = [f"trial {n}: {plot_text(s.param)} = {plot_text(fmt_value(x))}" for n, x in zip(s.numbers, s.xs)]
+    return go.Scatter(x=xs, y=s.ys, mode="markers", showlegend=False, marker=marker, hovertext=hover)
 
 
 def plot_slices(study: Study, params: list[str] | None = None) -> go.Figure:

@@ -1,4 +1,5 @@
 """The Pareto front of accuracy against model size (``--objective accuracy,params``)."""
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -56,8 +57,15 @@ def _pareto_info(study: Study) -> ParetoInfo:
         second = finite(trial.values[1]) if len(trial.values) > 1 else None
         if second is None:
             continue
-        points.append(ParetoPoint(trial.number, (primary_value(trial), second),  # type: ignore[arg-type]
-                                  trial.number in front_ids, family_of(trial), point_of(trial)))
+        points.append(
+            ParetoPoint(
+                trial.number,
+                (primary_value(trial), second),  # type: ignore[arg-type]
+                trial.number in front_ids,
+                family_of(trial),
+                point_of(trial),
+            )
+        )
     note = None if points else "No trial has completed yet."
     return ParetoInfo(names, directions, points, note)
 
@@ -79,21 +87,35 @@ def _draw_pareto(info: ParetoInfo) -> go.Figure:
         return f"trial {p.number}{label}<br>{objectives[0]} {p.values[0]:.4f}<br>{objectives[1]} {second}"
 
     if others:
-        fig.add_trace(go.Scatter(
-            x=[p.values[1] for p in others], y=[p.values[0] for p in others], mode="markers",
-            name="dominated", marker=dict(color="#c7c7c7", size=7), hovertext=[hover(p) for p in others],
+        fig.add_trace(
+            go.Scatter(
+                x=[p.values[1] for p in others],
+                y=[p.values[0] for p in others],
+                mode="markers",
+                name="dominated",
+                marker=dict(color="#c7c7c7", size=7),
+                hovertext=[hover(p) for p in others],
+                hoverinfo="text",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=[p.values[1] for p in front],
+            y=[p.values[0] for p in front],
+            mode="lines+markers",
+            name="Pareto front",
+            line=dict(color="#d62728", shape="hv"),
+            marker=dict(size=10),
+            hovertext=[hover(p) for p in front],
             hoverinfo="text",
-        ))
-    fig.add_trace(go.Scatter(
-        x=[p.values[1] for p in front], y=[p.values[0] for p in front], mode="lines+markers",
-        name="Pareto front", line=dict(color="#d62728", shape="hv"), marker=dict(size=10),
-        hovertext=[hover(p) for p in front], hoverinfo="text",
-    ))
+        )
+    )
     positive = all(p.values[1] > 0 for p in info.points)
     fig.update_layout(
-        title=dict(text=title), template="plotly_white", height=450,
-        xaxis=dict(title=f"{objectives[1]} ({info.directions[1]})",
-                   type="log" if is_params and positive else None),
+        title=dict(text=title),
+        template="plotly_white",
+        height=450,
+        xaxis=dict(title=f"{objectives[1]} ({info.directions[1]})", type="log" if is_params and positive else None),
         yaxis=dict(title=f"{objectives[0]} ({info.directions[0]})"),
     )
     return fig

@@ -3,6 +3,7 @@
 ``plot_x(...)`` = ``_draw_x(_x_info(...))``: the info is plain data that tests check,
 the draw step only turns it into plotly objects.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -139,13 +140,23 @@ def _summary_rows(info: SummaryInfo) -> list[tuple[str, str]]:
     if info.test_facts:
         rows.append(("Test set", ", ".join(f"{k} = {fmt_value(v)}" for k, v in info.test_facts.items())))
     if info.total_seconds is not None:
-        rows.append(("Training time", f"{fmt_seconds(info.total_seconds)} in total, "
-                     f"{fmt_seconds(info.mean_seconds)} per trial ({info.timed_trials} timed trials)"))
+        rows.append(
+            (
+                "Training time",
+                f"{fmt_seconds(info.total_seconds)} in total, "
+                f"{fmt_seconds(info.mean_seconds)} per trial ({info.timed_trials} timed trials)",
+            )
+        )
         (pruned, pruned_s), (dead, dead_s) = info.stopped["pruned"], info.stopped["dead"]
         share = (pruned_s + dead_s) / info.total_seconds if info.total_seconds else 0.0
-        rows.append(("Time on stopped trials", f"pruned: {pruned} trials, {fmt_seconds(pruned_s)}; dead (no "
-                     f"learning, NaN, failed): {dead} trials, {fmt_seconds(dead_s)}; {share:.0%} of the training "
-                     "time"))
+        rows.append(
+            (
+                "Time on stopped trials",
+                f"pruned: {pruned} trials, {fmt_seconds(pruned_s)}; dead (no "
+                f"learning, NaN, failed): {dead} trials, {fmt_seconds(dead_s)}; {share:.0%} of the training "
+                "time",
+            )
+        )
     for key, value in info.attrs.items():
         rows.append((key.replace("_", " ").capitalize(), fmt_value(value)))
     rows += [("Data warning", w) for w in info.warnings]
@@ -163,12 +174,16 @@ def _draw_summary(info: SummaryInfo) -> go.Figure:
             header=dict(values=["", ""], height=0, line=dict(width=0), fill=dict(color="white")),
             cells=dict(
                 values=[[f"<b>{plot_text(label)}</b>" for label, _ in rows], [plot_text(text) for _, text in rows]],
-                align="left", height=26, fill=dict(color=[warn, warn]), line=dict(color="#eee"),
+                align="left",
+                height=26,
+                fill=dict(color=[warn, warn]),
+                line=dict(color="#eee"),
             ),
         )
     )
     fig.update_layout(
-        title=dict(text=f"Study {plot_text(info.study_name)}"), height=80 + 30 * len(rows) + 20,
+        title=dict(text=f"Study {plot_text(info.study_name)}"),
+        height=80 + 30 * len(rows) + 20,
         margin=dict(l=10, r=10, t=50, b=10),
     )
     return fig
@@ -205,8 +220,18 @@ def _top_trials_info(study: Study, n: int = 25) -> TopTrialsInfo:
             if name not in param_names and name != "family":  # already the "family" column
                 param_names.append(name)
     param_names.sort()
-    columns = ["trial", *value_cols, VAL_LOSS, ROBUST, "family", "origin", "epochs", "seconds", "parameters",
-               *param_names]
+    columns = [
+        "trial",
+        *value_cols,
+        VAL_LOSS,
+        ROBUST,
+        "family",
+        "origin",
+        "epochs",
+        "seconds",
+        "parameters",
+        *param_names,
+    ]
     rows = []
     for trial in top:
         values = list(trial.values or [])
@@ -214,9 +239,13 @@ def _top_trials_info(study: Study, n: int = 25) -> TopTrialsInfo:
         row: list[Any] = [trial.number]
         row += [finite(values[i]) if i < len(values) else None for i in range(len(value_cols))]
         row += [
-            best_val_loss(trial), robust_val_accuracy(trial), family_of(trial), origin_of(attrs),
+            best_val_loss(trial),
+            robust_val_accuracy(trial),
+            family_of(trial),
+            origin_of(attrs),
             attrs.get(TrialKey.EPOCHS),
-            finite(attrs.get(TrialKey.SECONDS)), attrs.get(TrialKey.PARAMS),
+            finite(attrs.get(TrialKey.SECONDS)),
+            attrs.get(TrialKey.PARAMS),
         ]
         row += [trial.params.get(p) for p in param_names]
         rows.append(row)
@@ -238,14 +267,16 @@ def _draw_top_trials(info: TopTrialsInfo) -> go.Figure:
     columns = [[plot_text(_cell_text(c, row[i])) for row in info.rows] for i, c in enumerate(info.columns)]
     fig = go.Figure(
         go.Table(
-            header=dict(values=[f"<b>{plot_text(c)}</b>" for c in info.columns], align="left",
-                        fill=dict(color="#e8eef7")),
+            header=dict(
+                values=[f"<b>{plot_text(c)}</b>" for c in info.columns], align="left", fill=dict(color="#e8eef7")
+            ),
             cells=dict(values=columns, align="left"),
         )
     )
     fig.update_layout(
         title=dict(text=f"Top {len(info.rows)} of {info.n_complete} complete trials"),
-        height=min(900, 120 + 24 * len(info.rows)), margin=dict(l=10, r=10, t=50, b=10),
+        height=min(900, 120 + 24 * len(info.rows)),
+        margin=dict(l=10, r=10, t=50, b=10),
     )
     return fig
 

@@ -2,6 +2,7 @@
 
 ``plot_x(study)`` = ``_draw_x(_x_info(study))``; the info NamedTuples are what tests check.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -77,45 +78,56 @@ def _history_info(study: Study) -> HistoryInfo:
         note = "No trial has finished yet." if not n_failed else f"All {n_failed} finished trials failed."
     elif not complete:
         note = "No trial has completed; grey crosses are pruned trials' last validation accuracy."
-    return HistoryInfo(objective_names(study)[0], maximize, sorted(complete), sorted(pruned),
-                       best_so_far, named, n_failed, note)
+    return HistoryInfo(
+        objective_names(study)[0], maximize, sorted(complete), sorted(pruned), best_so_far, named, n_failed, note
+    )
 
 
 def _draw_history(info: HistoryInfo) -> go.Figure:
     title = "Optimisation history"
     if not info.complete and not info.pruned:
         return note_figure(title, info.note or "No trial has finished yet.")
-    fig = go.Figure()
-    if info.complete:
-        fig.add_trace(go.Scatter(
-            x=[p.number for p in info.complete], y=[p.value for p in info.complete], mode="markers",
-            name="complete", marker=dict(color=STATE_COLORS["COMPLETE"], size=8),
-            hovertext=[f"trial {p.number} ({plot_text(p.family or '?')})" for p in info.complete],
-        ))
-    if info.pruned:
-        fig.add_trace(go.Scatter(
-            x=[p.number for p in info.pruned], y=[p.value for p in info.pruned], mode="markers",
-            name="pruned (last epoch)", marker=dict(color=STATE_COLORS["PRUNED"], symbol="x", size=7),
-            hovertext=[f"trial {p.number} pruned ({plot_text(p.family or '?')})" for p in info.pruned],
-        ))
-    if info.best_so_far:
-        fig.add_trace(go.Scatter(
-            x=[n for n, _ in info.best_so_far], y=[v for _, v in info.best_so_far], mode="lines",
-            name="best so far", line=dict(color=BEST_COLOR, shape="hv", width=2),
-        ))
-    if info.named:
-        fig.add_trace(go.Scatter(
-            x=[p.number for p in info.named], y=[p.value for p in info.named], mode="markers+text",
-            name="named points", text=[plot_text(p.point) for p in info.named], textposition="top center",
-            marker=dict(color=POINT_COLOR, symbol="star", size=15, line=dict(color="black", width=1)),
-            hovertext=[f"trial {p.number}: {plot_text(p.point)} ({p.state.lower()})" for p in info.named],
-        ))
+    fig = go.Figure(_history_traces(info))
     subtitle = f" ({info.n_failed} failed trials not shown)" if info.n_failed else ""
     fig.update_layout(
-        title=dict(text=title + subtitle), xaxis_title="trial", yaxis_title=plot_text(info.objective),
-        template="plotly_white", height=450, legend=dict(orientation="h", y=-0.2),
+        title=dict(text=title + subtitle),
+        xaxis_title="trial",
+        yaxis_title=plot_text(info.objective),
+        template="plotly_white",
+        height=450,
+        legend=dict(orientation="h", y=-0.2),
     )
     return fig
+
+
+def _history_traces(info: HistoryInfo) -> list[go.Scatter]:
+    """Complete and pruned trials as markers, the best-so-far step line, the named points as stars."""
+    traces = []
+    if info.complete:
+        hover = [f"trial {p.number} ({plot_text(p.family or '?')})" for p in info.complete]
+        marker = dict(color=STATE_COLORS["COMPLETE"], size=8)
+        traces.append(_points(info.complete, "complete", marker, hover))
+    if info.pruned:
+        hover = [f"trial {p.number} pruned ({plot_text(p.family or '?')})" for p in info.pruned]
+        marker = dict(color=STATE_COLORS["PRUNED"], symbol="x", size=7)
+        traces.append(_points(info.pruned, "pruned (last epoch)", marker, hover))
+    if info.best_so_far:
+        line = dict(color=BEST_COLOR, shape="hv", width=2)
+        xs, ys = [n for n, _ in info.best_so_far], [v for _, v in info.best_so_far]
+        traces.append(go.Scatter(x=xs, y=ys, mode="lines", name="best so far", line=line))
+    if info.named:
+        hover = [f"trial {p.number}: {plot_text(p.point)} ({p.state.lower()})" for p in info.named]
+        marker = dict(color=POINT_COLOR, symbol="star", size=15, line=dict(color="black", width=1))
+        star = _points(info.named, "named points", marker, hover, mode="markers+text")
+        star.update(text=[plot_text(p.point) for p in info.named], textposition="top center")
+        traces.append(star)
+    return traces
+
+
+def _points(points: list, name: str, marker: dict, hover: list[str], mode: str = "markers") -> go.Scatter:
+    """Trials as markers at (number, value)."""
+    xs, ys = [p.number for p in points], [p.value for p in points]
+    return go.Scatter(x=xs, y=ys, mode=mode, name=name, marker=marker, hovertext=hover)
 
 
 def plot_history(study: Study) -> go.Figure:
@@ -150,10 +162,18 @@ def _curves_info(study: Study) -> CurvesInfo:
         if not epochs:
             continue
         reason = trial.user_attrs.get(TrialKey.STOP_REASON)
-        curves.append(Curve(
-            trial.number, trial.state.name, epochs, values, family_of(trial), point_of(trial),
-            str(reason) if reason is not None else None, best is not None and trial.number == best.number,
-        ))
+        curves.append(
+            Curve(
+                trial.number,
+                trial.state.name,
+                epochs,
+                values,
+                family_of(trial),
+                point_of(trial),
+                str(reason) if reason is not None else None,
+                best is not None and trial.number == best.number,
+            )
+        )
     note = None if curves else "No trial has reported a validation accuracy yet."
     return CurvesInfo(curves, objective_names(study)[0], note)
 
@@ -191,33 +211,50 @@ def _draw_curves(info: CurvesInfo) -> go.Figure:
     order = ["pruned", "fail", "waiting", "complete", "running", "best trial"]
     fig = go.Figure()
     for group in sorted(groups, key=lambda g: order.index(g) if g in order else 0):
-        curves = sorted(groups[group], key=lambda c: c.number)
-        line = dict(_CURVE_STYLE.get(curves[0].state, _CURVE_STYLE["COMPLETE"]))
-        if group == "best trial":
-            line.update(color=BEST_COLOR, width=3.5)
-        xs: list[int | None] = []
-        ys: list[float | None] = []
-        hover: list[str] = []
-        sizes: list[int] = []
-        symbols: list[str] = []
-        for curve in curves:
-            label = _curve_label(curve)
-            xs += [*curve.epochs, None]
-            ys += [*curve.values, None]
-            hover += [f"{label}<br>epoch {e}: {v:.4f}" for e, v in zip(curve.epochs, curve.values)] + [""]
-            sizes += [3] * (len(curve.epochs) - 1) + [8, 0]
-            symbols += ["circle"] * (len(curve.epochs) - 1) + ["x" if curve.state == "PRUNED" else "circle"] * 2
-        fig.add_trace(go.Scatter(
-            x=xs, y=ys, mode="lines+markers", name=f"{group} ({len(curves)})", line=line,
-            marker=dict(size=sizes, symbol=symbols, color=line["color"]), hovertext=hover, hoverinfo="text",
-            opacity=0.6 if group == "pruned" else 1.0, connectgaps=False,
-        ))
+        fig.add_trace(_group_trace(group, sorted(groups[group], key=lambda c: c.number)))
     fig.update_layout(
-        title=dict(text=title), xaxis_title="epoch", yaxis_title=plot_text(info.objective), template="plotly_white",
-        height=480, legend=dict(orientation="h", y=-0.2), hovermode="closest",
+        title=dict(text=title),
+        xaxis_title="epoch",
+        yaxis_title=plot_text(info.objective),
+        template="plotly_white",
+        height=480,
+        legend=dict(orientation="h", y=-0.2),
+        hovermode="closest",
     )
     fig.update_xaxes(dtick=1 if max(max(c.epochs) for c in info.curves) <= 20 else None)
     return fig
+
+
+def _group_trace(group: str, curves: list[Curve]) -> go.Scatter:
+    """One group's curves as one trace, broken between curves; each curve's last point marked."""
+    line = dict(_CURVE_STYLE.get(curves[0].state, _CURVE_STYLE["COMPLETE"]))
+    if group == "best trial":
+        line.update(color=BEST_COLOR, width=3.5)
+    xs: list[int | None] = []
+    ys: list[float | None] = []
+    hover: list[str] = []
+    sizes: list[int] = []
+    symbols: list[str] = []
+    for curve in curves:
+        label = _curve_label(curve)
+        xs += [*curve.epochs, None]
+        ys += [*curve.values, None]
+        hover += [f"{label}<br>epoch {e}: {v:.4f}" for e, v in zip(curve.epochs, curve.values)] + [""]
+        sizes += [3] * (len(curve.epochs) - 1) + [8, 0]
+        symbols += ["circle"] * (len(curve.epochs) - 1) + ["x" if curve.state == "PRUNED" else "circle"] * 2
+    marker = dict(size=sizes, symbol=symbols, color=line["color"])
+    return go.Scatter(
+        x=xs,
+        y=ys,
+        mode="lines+markers",
+        name=f"{group} ({len(curves)})",
+        line=line,
+        marker=marker,
+        hovertext=hover,
+        hoverinfo="text",
+        opacity=0.6 if group == "pruned" else 1.0,
+        connectgaps=False,
+    )
 
 
 def plot_learning_curves(study: Study) -> go.Figure:
@@ -258,21 +295,34 @@ def _timeline_info(study: Study, now: dt.datetime | None = None) -> TimelineInfo
         if end is None:
             if trial.state != TrialState.RUNNING:
                 continue
-            end, stale = _running_end(trial.datetime_start, now or _now_like(trial.datetime_start),
-                                      last_activity, longest)
+            end, stale = _running_end(
+                trial.datetime_start, now or _now_like(trial.datetime_start), last_activity, longest
+            )
         if end < trial.datetime_start:
             continue
         if use_workers:
             lane = str(trial.user_attrs.get(TrialKey.WORKER) or "unknown worker")
         else:
             lane = f"trial {trial.number}"
-        bars.append(TimelineBar(trial.number, trial.state.name, trial.datetime_start, end, lane,
-                                primary_value(trial) if trial.values else None, family_of(trial), stale))
+        bars.append(
+            TimelineBar(
+                trial.number,
+                trial.state.name,
+                trial.datetime_start,
+                end,
+                lane,
+                primary_value(trial) if trial.values else None,
+                family_of(trial),
+                stale,
+            )
+        )
     bars.sort(key=lambda b: (b.start, b.number))
     note = None if bars else "No trial has started yet."
     if any(b.stale for b in bars):
-        note = ("Some RUNNING trials have not changed for a long time while nothing else happened: their "
-                "worker probably died. They are drawn up to the study's last activity.")
+        note = (
+            "Some RUNNING trials have not changed for a long time while nothing else happened: their "
+            "worker probably died. They are drawn up to the study's last activity."
+        )
     return TimelineInfo(bars, "worker" if use_workers else "trial", _max_overlap(bars), note)
 
 
@@ -281,8 +331,9 @@ def _now_like(reference: dt.datetime) -> dt.datetime:
     return dt.datetime.now(reference.tzinfo) if reference.tzinfo else dt.datetime.now()
 
 
-def _running_end(start: dt.datetime, now: dt.datetime, last_activity: dt.datetime | None,
-                 longest: dt.timedelta) -> tuple[dt.datetime, bool]:
+def _running_end(
+    start: dt.datetime, now: dt.datetime, last_activity: dt.datetime | None, longest: dt.timedelta
+) -> tuple[dt.datetime, bool]:
     """Where a RUNNING trial's bar ends: now, unless the whole study went quiet long ago.
 
     A worker killed without cleanup leaves its trial RUNNING forever; drawing it up
@@ -316,25 +367,32 @@ def _draw_timeline(info: TimelineInfo) -> go.Figure:
         bars = [b for b in info.bars if b.state == state]
         if not bars:
             continue
-        fig.add_trace(go.Bar(
-            name=state.lower(), orientation="h", y=[plot_text(b.lane) for b in bars],
-            base=[b.start.isoformat() for b in bars],
-            x=[(b.end - b.start).total_seconds() * 1000.0 for b in bars],
-            marker=dict(color=STATE_COLORS[state], line=dict(color="white", width=0.5)),
-            hovertext=[
-                f"trial {b.number} ({b.state.lower()}{', ' + plot_text(b.family) if b.family else ''})<br>"
-                f"{b.start:%H:%M:%S} – {b.end:%H:%M:%S} ({fmt_seconds((b.end - b.start).total_seconds())})"
-                f"<br>value {fmt_value(b.value)}" + ("<br>stale: no sign of life" if b.stale else "")
-                for b in bars
-            ],
-            hoverinfo="text",
-        ))
+        fig.add_trace(
+            go.Bar(
+                name=state.lower(),
+                orientation="h",
+                y=[plot_text(b.lane) for b in bars],
+                base=[b.start.isoformat() for b in bars],
+                x=[(b.end - b.start).total_seconds() * 1000.0 for b in bars],
+                marker=dict(color=STATE_COLORS[state], line=dict(color="white", width=0.5)),
+                hovertext=[
+                    f"trial {b.number} ({b.state.lower()}{', ' + plot_text(b.family) if b.family else ''})<br>"
+                    f"{b.start:%H:%M:%S} – {b.end:%H:%M:%S} ({fmt_seconds((b.end - b.start).total_seconds())})"
+                    f"<br>value {fmt_value(b.value)}" + ("<br>stale: no sign of life" if b.stale else "")
+                    for b in bars
+                ],
+                hoverinfo="text",
+            )
+        )
     lanes = [plot_text(lane) for lane in sorted({b.lane for b in info.bars}, key=_lane_key)]  # as the bars' y
     fig.update_layout(
         title=dict(text=f"{title} — up to {info.max_parallel} at once"),
-        barmode="overlay", template="plotly_white", xaxis=dict(type="date", title="time"),
+        barmode="overlay",
+        template="plotly_white",
+        xaxis=dict(type="date", title="time"),
         yaxis=dict(title=info.lane_kind, categoryorder="array", categoryarray=lanes[::-1]),
-        height=max(260, min(900, 120 + 22 * len(lanes))), legend=dict(orientation="h", y=-0.25),
+        height=max(260, min(900, 120 + 22 * len(lanes))),
+        legend=dict(orientation="h", y=-0.25),
     )
     return fig
 

@@ -4,6 +4,7 @@ Study figures take an ``optuna.Study``; final-model and data figures take the lo
 run-folder files. Each is ``_draw_x(_x_info(...))`` in its own module, so the data
 behind a figure can be checked without a browser.
 """
+
 from __future__ import annotations
 
 from .fig_data import plot_class_distribution, plot_class_examples

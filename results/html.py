@@ -5,6 +5,7 @@ JSON, and the table sorter is a few lines of inline JS. Nothing is fetched, so a
 dashboard copied off a cluster opens offline. Pages are written with ``schema.write_text``
 (private temporary file, fsync, rename), the same atomic write the search uses.
 """
+
 from __future__ import annotations
 
 import html
@@ -139,14 +140,16 @@ def guarded(label: str, build: Callable[[], str]) -> str:
     """Run one block builder; a bug in one figure costs that block, not the whole page."""
     try:
         return build()
-    except Exception as exc:  # noqa: BLE001 - the dashboard must always be written
+    except Exception as exc:  # the dashboard must always be written
         log.exception("dashboard block %s failed", label)
-        return (f'<div class="section-error">Could not draw {esc(label)}: '
-                f'{esc(exc.__class__.__name__)}: {esc(exc)}</div>')
+        return (
+            f'<div class="section-error">Could not draw {esc(label)}: {esc(exc.__class__.__name__)}: {esc(exc)}</div>'
+        )
 
 
-def sortable_table(columns: Sequence[str], rows: Sequence[Sequence[tuple[str, Any]]],
-                   marked: Sequence[bool] | None = None) -> str:
+def sortable_table(
+    columns: Sequence[str], rows: Sequence[Sequence[tuple[str, Any]]], marked: Sequence[bool] | None = None
+) -> str:
     """An HTML table sorted by clicking a header; each cell is (shown text, sort key).
 
     Rows flagged in ``marked`` are highlighted (the chosen one among compared options).
@@ -178,12 +181,13 @@ def page(title: str, subtitle: str, sections: Sequence[Section], footer: str = "
     for s in sections:
         parts.append(
             f'<section id="{esc(s.anchor)}"><h2>{esc(s.title)}</h2><p class="explain">{esc(s.explain)}</p>'
-            + "".join(s.blocks) + "</section>"
+            + "".join(s.blocks)
+            + "</section>"
         )
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{esc(title)}</title>"
-        f"<style>{CSS}</style>\n<script type=\"text/javascript\">{get_plotlyjs()}</script>\n</head><body>"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{esc(title)}</title>'
+        f'<style>{CSS}</style>\n<script type="text/javascript">{get_plotlyjs()}</script>\n</head><body>'
         f"<header><h1>{esc(title)}</h1><p>{esc(subtitle)}</p></header><nav>{nav}</nav><main>{''.join(parts)}</main>"
         f"<footer>{esc(footer)}</footer><script>{SORT_JS}</script></body></html>\n"
     )

@@ -3,6 +3,7 @@
 Image grids are embedded as one PNG data URI per figure (not as JSON pixel arrays),
 which keeps the dashboard small and needs no Pillow.
 """
+
 from __future__ import annotations
 
 import base64

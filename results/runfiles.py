@@ -4,6 +4,7 @@ Their names are ``schema.RunFile``'s. Any of them may be absent (search still ru
 no test.p) or half written by a running search; every reader returns None then and
 records why, so the dashboard can say so instead of failing.
 """
+
 from __future__ import annotations
 
 import json

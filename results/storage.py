@@ -4,6 +4,7 @@ Optuna silently creates an empty SQLite file when asked to load from a path that
 does not exist; a results tool must never do that, so missing files are refused
 before Optuna sees them. Passwords in URLs are masked in every message (``schema.redact``).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,11 +24,12 @@ def resolve_storage(storage: str) -> str:
         if path.is_dir() and (path / RunFile.STUDY_DB).is_file():
             path = path / RunFile.STUDY_DB
         if not path.is_file():
-            raise ValueError(f"storage {storage!r}: no such SQLite file "
-                             f"(give a storage URL or a {RunFile.STUDY_DB} path)")
+            raise ValueError(
+                f"storage {storage!r}: no such SQLite file (give a storage URL or a {RunFile.STUDY_DB} path)"
+            )
         return sqlite_url(path)
     if storage.startswith("sqlite:///"):
-        target = storage[len("sqlite:///"):].split("?", 1)[0]
+        target = storage[len("sqlite:///") :].split("?", 1)[0]
         if target and target != ":memory:" and not Path(target).is_file():
             raise ValueError(f"storage {storage!r}: the SQLite file {target!r} does not exist")
     return storage
@@ -38,7 +40,7 @@ def study_names(storage: str) -> list[str]:
     url = resolve_storage(storage)
     try:
         return sorted(optuna.study.get_all_study_names(storage=url))
-    except Exception as exc:  # noqa: BLE001 - driver errors vary (sqlalchemy, psycopg2, ImportError)
+    except Exception as exc:  # driver errors vary (sqlalchemy, psycopg2, ImportError)
         raise ValueError(f"cannot open storage {redact(url)}: {_clean(exc, url)}") from None
 
 
@@ -49,7 +51,7 @@ def load_study(name: str, storage: str) -> optuna.Study:
         return optuna.load_study(study_name=name, storage=url)
     except KeyError:
         pass
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ValueError(f"cannot load study {name!r} from storage {redact(url)}: {_clean(exc, url)}") from None
     names = study_names(url)
     known = ", ".join(names) if names else "none"

@@ -6,6 +6,7 @@ with the settings the study was started with. The command line is generated from
 metadata (``setting``); a setting given again on a later command line overrides the stored one
 (``with_overrides``), and the caller prints and records the change.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .data.signnames import MAX_CLASSES
+from .engine.engines import CHOICES as ENGINE_CHOICES
 from .errors import UserError
 from .redaction import redact, redact_url
 from .sampling import PRUNERS, SAMPLERS
@@ -26,7 +28,6 @@ OBJECTIVES = ("accuracy", "params", "latency")  # latency: measured CPU seconds 
 FINAL_DATA = ("train", "train+valid")
 EXPORT_FORMATS = ("savedmodel", "onnx", "tflite")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")  # auto: search/engine/precision.py
-ENGINES = ("auto", "fit", "compiled")  # compiled: search/engine/compiled.py (JAX backend only)
 DEFAULT_OUT = Path("runs")
 # A study name is a folder under --out: a plain name, so it can never point outside it.
 STUDY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
@@ -34,8 +35,15 @@ SECRET_SETTINGS = ("storage", "warm_start")  # may hold a password: never echoed
 MAX_SEED = 2**31 - 1  # NumPy, Keras and the samplers take 32-bit seeds; worker offsets are added to it
 
 
-def setting(default: Any, help: str, *, flag: str | None = None, choices: tuple | None = None,
-            check: str | None = None, most: float | None = None) -> Any:
+def setting(
+    default: Any,
+    help: str,
+    *,
+    flag: str | None = None,
+    choices: tuple | None = None,
+    check: str | None = None,
+    most: float | None = None,
+) -> Any:
     """A field with its command-line help; ``check`` names the range test in ``CHECKS``, ``most`` is
     the largest value that makes sense (a larger one is a typo that would exhaust memory or time)."""
     meta = {"help": help, "flag": flag, "choices": choices, "check": check, "most": most}
@@ -47,85 +55,161 @@ def setting(default: Any, help: str, *, flag: str | None = None, choices: tuple 
 @dataclass
 class SearchConfig:
     data_dir: Path = field(metadata={"help": "folder with train.p [valid.p] [test.p]", "check": "path", "most": None})
-    space: str = setting("all", "space: cnn, lenet, all, or your own module (path/to/space.py or "
-                                "package.module defining build(hp))", check="space")
-    trials: int = setting(30, "the study's target of finished trials; a study that already reached it "
-                              "is extended by this many", check="positive", most=100_000)
-    timeout: float | None = setting(None, "seconds for the search phase; each trial is capped at "
-                                          "--trial-time-fraction of it", check="positive",
-                                  most=366 * 86400)
+    space: str = setting(
+        "all",
+        "space: cnn, lenet, all, or your own module (path/to/space.py or package.module defining build(hp))",
+        check="space",
+    )
+    trials: int = setting(
+        30,
+        "the study's target of finished trials; a study that already reached it is extended by this many",
+        check="positive",
+        most=100_000,
+    )
+    timeout: float | None = setting(
+        None,
+        "seconds for the search phase; each trial is capped at --trial-time-fraction of it",
+        check="positive",
+        most=366 * 86400,
+    )
     epochs: int = setting(10, "most epochs per trial", check="positive", most=10_000)
     patience: int = setting(3, "early-stopping patience in epochs", check="positive", most=10_000)
-    final_epochs: int | None = setting(None, "most epochs of the final retrain (default 2 x --epochs)",
-                                       check="positive", most=10_000)
-    study: str | None = setting(None, "study name: letters, digits, '-', '_', '.' (default <space>-<data "
-                                      "folder name>)", check="study")
-    storage: str | None = setting(None, "Optuna storage URL (default: sqlite under <out>/<study>/study.db; "
-                                        "or from --storage-env NAME / $HPSEARCH_STORAGE, which keep a password "
-                                        "off the command line); e.g. postgresql://user@host/db for several "
-                                        "machines", check="storage")
+    final_epochs: int | None = setting(
+        None, "most epochs of the final retrain (default 2 x --epochs)", check="positive", most=10_000
+    )
+    study: str | None = setting(
+        None, "study name: letters, digits, '-', '_', '.' (default <space>-<data folder name>)", check="study"
+    )
+    storage: str | None = setting(
+        None,
+        "Optuna storage URL (default: sqlite under <out>/<study>/study.db; "
+        "or from --storage-env NAME / $HPSEARCH_STORAGE, which keep a password "
+        "off the command line); e.g. postgresql://user@host/db for several "
+        "machines",
+        check="storage",
+    )
     out: Path = setting(DEFAULT_OUT, "folder for run outputs", check="path")
     sampler: str = setting("tpe", "Optuna sampler", choices=tuple(SAMPLERS))
-    local_share: float = setting(0.5, "share of sampled trials that try a neighbour of the best trial so "
-                                      "far, one or two settings changed (0: the sampler alone)",
-                                 check="share")
-    pruner: str = setting("screen", "pruner: screen (after one epoch only the top third of all first-epoch "
-                                    "scores goes on), hyperband, sha, median or none", choices=tuple(PRUNERS))
+    local_share: float = setting(
+        0.5,
+        "share of sampled trials that try a neighbour of the best trial so "
+        "far, one or two settings changed (0: the sampler alone)",
+        check="share",
+    )
+    pruner: str = setting(
+        "screen",
+        "pruner: screen (after one epoch only the top third of all first-epoch "
+        "scores goes on), hyperband, sha, median or none",
+        choices=tuple(PRUNERS),
+    )
     seed: int = setting(0, "random seed of the sampler, the split and the models", check="count", most=MAX_SEED)
-    objectives: tuple[str, ...] = setting(("accuracy",), "'accuracy', 'accuracy,params' or 'accuracy,latency' "
-                                                         "(a Pareto front; disables pruning)", flag="--objective",
-                                          check="objectives")
-    named_points: bool = setting(True, "start a new study with the space's named points (the tutorial's "
-                                       "models...)", flag="--no-named-points", check="flag")
-    retrain: bool = setting(True, "retrain the best configuration and score it on test.p afterwards",
-                            flag="--no-retrain", check="flag")
-    final_data: str = setting("train", "what the final models train on: train (early stopping on valid), or "
-                                       "train+valid for the epoch count the validation run chose",
-                              choices=FINAL_DATA)
-    final_candidates: int = setting(3, "most distinct top configurations the final stage retrains and may "
-                                       "ensemble (fewer when the time budget cannot pay for them)",
-                                    check="positive", most=50)
-    keep_models: int = setting(10, "trained trial models kept in <out>/<study>/models/ (the best by validation "
-                                   "log-loss, best-epoch weights and validation predictions) for the final "
-                                   "model's ensemble selection; 0 keeps none", check="count", most=1000)
-    export: tuple[str, ...] = setting(("onnx", "tflite"), "artifacts written beside best_model.keras at the "
-                                                          "end, comma-separated: savedmodel, onnx, tflite "
-                                                          "('' for none)", check="exports")
-    n_classes: int | None = setting(None, "class count (default: signnames.csv or 43)", check="classes",
-                                    most=MAX_CLASSES)
-    valid_fraction: float = setting(0.2, "share of train.p held out (stratified) when there is no valid.p",
-                                    check="fraction")
+    objectives: tuple[str, ...] = setting(
+        ("accuracy",),
+        "'accuracy', 'accuracy,params' or 'accuracy,latency' (a Pareto front; disables pruning)",
+        flag="--objective",
+        check="objectives",
+    )
+    named_points: bool = setting(
+        True,
+        "start a new study with the space's named points (the tutorial's models...)",
+        flag="--no-named-points",
+        check="flag",
+    )
+    retrain: bool = setting(
+        True, "retrain the best configuration and score it on test.p afterwards", flag="--no-retrain", check="flag"
+    )
+    final_data: str = setting(
+        "train",
+        "what the final models train on: train (early stopping on valid), or "
+        "train+valid for the epoch count the validation run chose",
+        choices=FINAL_DATA,
+    )
+    final_candidates: int = setting(
+        3,
+        "most distinct top configurations the final stage retrains and may "
+        "ensemble (fewer when the time budget cannot pay for them)",
+        check="positive",
+        most=50,
+    )
+    keep_models: int = setting(
+        10,
+        "trained trial models kept in <out>/<study>/models/ (the best by validation "
+        "log-loss, best-epoch weights and validation predictions) for the final "
+        "model's ensemble selection; 0 keeps none",
+        check="count",
+        most=1000,
+    )
+    export: tuple[str, ...] = setting(
+        ("onnx", "tflite"),
+        "artifacts written beside best_model.keras at the end, comma-separated: savedmodel, onnx, tflite ('' for none)",
+        check="exports",
+    )
+    n_classes: int | None = setting(
+        None, "class count (default: signnames.csv or 43)", check="classes", most=MAX_CLASSES
+    )
+    valid_fraction: float = setting(
+        0.2, "share of train.p held out (stratified) when there is no valid.p", check="fraction"
+    )
     workers: int = setting(1, "worker processes on this machine sharing the study", check="positive", most=256)
-    precision: str = setting("auto", "Keras dtype policy; auto: mixed_bfloat16 on a GPU/TPU with bfloat16 units "
-                                     "(NVIDIA compute capability 8.0+) or, under TensorFlow, a CPU with avx512_bf16 "
-                                     "or amx_bf16 (measured 1.34x less CPU per epoch, same accuracy), else float32",
-                             choices=PRECISIONS)
-    heartbeat: float = setting(20.0, "seconds between trial heartbeats; a trial silent for 3 is marked "
-                                     "failed", check="positive", most=3600)
+    precision: str = setting(
+        "auto",
+        "Keras dtype policy; auto: mixed_bfloat16 on a GPU/TPU with bfloat16 units "
+        "(NVIDIA compute capability 8.0+) or, under TensorFlow, a CPU with avx512_bf16 "
+        "or amx_bf16 (measured 1.34x less CPU per epoch, same accuracy), else float32",
+        choices=PRECISIONS,
+    )
+    heartbeat: float = setting(
+        20.0, "seconds between trial heartbeats; a trial silent for 3 is marked failed", check="positive", most=3600
+    )
     max_failures: int = setting(5, "consecutive failed trials that stop the search", check="positive", most=10_000)
-    dashboard_every: int = setting(5, "regenerate the dashboard after every N finished trials (0: only at "
-                                      "the end)", check="non_negative", most=100_000)
+    dashboard_every: int = setting(
+        5,
+        "regenerate the dashboard after every N finished trials (0: only at the end)",
+        check="non_negative",
+        most=100_000,
+    )
     trial_time_fraction: float = setting(0.2, "most share of --timeout one trial may use", check="share_one")
-    continue_cut: bool = setting(True, "when the per-trial time cap cuts the best trial so far short of its "
-                                       "epochs, the next trial trains it on from its weights for the epochs it "
-                                       "had left", flag="--no-continue-cut", check="flag")
-    steps_per_execution: int = setting(4, "train steps per compiled call (1 under PyTorch)", check="positive",
-                                       most=10_000)
-    warm_start: tuple[str, ...] = setting((), "earlier studies whose best configurations (3 distinct each) "
-                                              "run first as named points, comma-separated: NAME (read from "
-                                              "--storage, else <out>/NAME/study.db) or STORAGE_URL#NAME, e.g. "
-                                              "sqlite:///runs/old/study.db#old", check="warm_start")
-    engine: str = setting("auto", "how a trial trains: fit (Keras model.fit), compiled (JAX backend only: data on "
-                                  "the device, compiled chunks of 16 steps), auto (compiled under JAX with a "
-                                  "GPU/TPU, else fit)", choices=ENGINES)
-    population: int = setting(0, "trials trained together in one compiled program, sharing the architecture and "
-                                 "differing in learning rate, weight decay, label smoothing and seed (JAX "
-                                 "backend); 0: automatic (1 on a CPU, where it does not pay; 4 on a GPU/TPU)",
-                              check="count", most=256)
-    tie_break: str = setting("loss", "how trials of equal validation accuracy are ordered: loss (the lower "
-                                     "validation loss) or robust (the higher accuracy on a darkened / "
-                                     "low-contrast copy of the validation images, then the lower loss)",
-                             choices=TIE_BREAKS)
+    continue_cut: bool = setting(
+        True,
+        "when the per-trial time cap cuts the best trial so far short of its "
+        "epochs, the next trial trains it on from its weights for the epochs it "
+        "had left",
+        flag="--no-continue-cut",
+        check="flag",
+    )
+    steps_per_execution: int = setting(
+        4, "train steps per compiled call (1 under PyTorch)", check="positive", most=10_000
+    )
+    warm_start: tuple[str, ...] = setting(
+        (),
+        "earlier studies whose best configurations (3 distinct each) "
+        "run first as named points, comma-separated: NAME (read from "
+        "--storage, else <out>/NAME/study.db) or STORAGE_URL#NAME, e.g. "
+        "sqlite:///runs/old/study.db#old",
+        check="warm_start",
+    )
+    engine: str = setting(
+        "auto",
+        "how a trial trains: fit (Keras model.fit), compiled (JAX backend only: data on "
+        "the device, compiled chunks of 16 steps), auto (compiled under JAX with a "
+        "GPU/TPU, else fit)",
+        choices=ENGINE_CHOICES,
+    )
+    population: int = setting(
+        0,
+        "trials trained together in one compiled program, sharing the architecture and "
+        "differing in learning rate, weight decay, label smoothing and seed (JAX "
+        "backend); 0: automatic (1 on a CPU, where it does not pay; 4 on a GPU/TPU)",
+        check="count",
+        most=256,
+    )
+    tie_break: str = setting(
+        "loss",
+        "how trials of equal validation accuracy are ordered: loss (the lower "
+        "validation loss) or robust (the higher accuracy on a darkened / "
+        "low-contrast copy of the validation images, then the lower loss)",
+        choices=TIE_BREAKS,
+    )
     command: str = setting("", "the command line that made these settings (recorded, not an option)")
 
     def __post_init__(self) -> None:
@@ -143,8 +227,10 @@ class SearchConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.metadata.get("choices") and value not in f.metadata["choices"]:
-                raise UserError(f"--{f.name.replace('_', '-')}: {value!r} is not one of "
-                                f"{', '.join(map(str, f.metadata['choices']))}")
+                raise UserError(
+                    f"--{f.name.replace('_', '-')}: {value!r} is not one of "
+                    f"{', '.join(map(str, f.metadata['choices']))}"
+                )
             check = f.metadata.get("check")
             problem = CHECKS[check](value) if check and value is not None else None
             problem = problem or too_large(value, f.metadata.get("most"))
@@ -211,8 +297,7 @@ class SearchConfig:
         (name -> (old, new), JSON values; the recorded command line is not counted as a change)."""
         new = dataclasses.replace(self, **given)
         old_json, new_json = self.to_json(), new.to_json()
-        changes = {k: (old_json[k], new_json[k]) for k in given
-                   if k != "command" and old_json[k] != new_json[k]}
+        changes = {k: (old_json[k], new_json[k]) for k in given if k != "command" and old_json[k] != new_json[k]}
         return new, changes
 
     @classmethod
@@ -250,8 +335,11 @@ def _check_warm_start(items: tuple[str, ...]) -> str | None:
 
 def check_storage(url: str) -> str | None:
     """Why ``url`` cannot be a storage URL, or None (an empty one would open a SQLite file named '')."""
-    return None if isinstance(url, str) and re.match(r"[A-Za-z][A-Za-z0-9+.-]*://\S", url) else \
-        "must be a storage URL such as sqlite:///path/study.db or postgresql://user@host/db"
+    return (
+        None
+        if isinstance(url, str) and re.match(r"[A-Za-z][A-Za-z0-9+.-]*://\S", url)
+        else "must be a storage URL such as sqlite:///path/study.db or postgresql://user@host/db"
+    )
 
 
 def too_large(value: Any, most: float | None) -> str | None:
@@ -275,8 +363,13 @@ def parse_list(text: str) -> tuple[str, ...]:
 
 
 def _check_objectives(parts: tuple[str, ...]) -> str | None:
-    if (not parts or parts[0] != "accuracy" or len(parts) > 2 or any(p not in OBJECTIVES for p in parts[1:])
-            or len(set(parts)) != len(parts)):
+    if (
+        not parts
+        or parts[0] != "accuracy"
+        or len(parts) > 2
+        or any(p not in OBJECTIVES for p in parts[1:])
+        or len(set(parts)) != len(parts)
+    ):
         return "expected 'accuracy', 'accuracy,params' or 'accuracy,latency'"
     return None
 
@@ -300,8 +393,9 @@ def _number(value: Any) -> float | None:
 
 CHECKS = {
     "positive": lambda v: None if (_number(v) or 0) > 0 else "must be a positive number",
-    "count": lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else "must be 0 or a "
-                                                                                             "whole number",
+    "count": lambda v: (
+        None if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else "must be 0 or a whole number"
+    ),
     "non_negative": lambda v: None if _number(v) is not None and v >= 0 else "must be 0 or more",
     "share": lambda v: None if _number(v) is not None and 0 <= v < 1 else "must be at least 0 and below 1",
     "share_one": lambda v: None if _number(v) is not None and 0 < v <= 1 else "must be above 0 and at most 1",

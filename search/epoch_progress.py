@@ -3,6 +3,7 @@
 Kept apart from ``progress.py`` so that commands which only read a study (``export``, ``studies``,
 ``dashboard``) start without importing Keras and its backend.
 """
+
 from __future__ import annotations
 
 import sys
@@ -12,7 +13,7 @@ from typing import TextIO
 import keras
 from tqdm import tqdm
 
-from .progress import format_duration
+from .formatting import format_duration
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -33,8 +34,14 @@ class EpochProgress(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         if self.tty:
-            self.bar = tqdm(total=self.params.get("steps"), desc=f"  {self.label} epoch {epoch + 1}/{self.epochs}",
-                            unit="batch", leave=False, file=self.stream, dynamic_ncols=True)
+            self.bar = tqdm(
+                total=self.params.get("steps"),
+                desc=f"  {self.label} epoch {epoch + 1}/{self.epochs}",
+                unit="batch",
+                leave=False,
+                file=self.stream,
+                dynamic_ncols=True,
+            )
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if self.bar is not None:
@@ -50,12 +57,22 @@ class EpochProgress(keras.callbacks.Callback):
         done = epoch + 1
         elapsed = time.monotonic() - self.start
         left = elapsed / done * (self.epochs - done)
-        metrics = " ".join(f"{name} {float(logs[key]):.4f}" for key, name in (
-            ("loss", "loss"), ("accuracy", "acc"), ("val_accuracy", "val_acc"), ("val_loss", "val_loss"))
-            if key in logs)
+        metrics = " ".join(
+            f"{name} {float(logs[key]):.4f}"
+            for key, name in (
+                ("loss", "loss"),
+                ("accuracy", "acc"),
+                ("val_accuracy", "val_acc"),
+                ("val_loss", "val_loss"),
+            )
+            if key in logs
+        )
         eta = f", at most {format_duration(left)} left" if done < self.epochs else ""
-        print(f"  {self.label} epoch {done}/{self.epochs} {metrics} | {format_duration(elapsed)}{eta}",
-              file=self.stream, flush=True)
+        print(
+            f"  {self.label} epoch {done}/{self.epochs} {metrics} | {format_duration(elapsed)}{eta}",
+            file=self.stream,
+            flush=True,
+        )
 
     def on_train_end(self, logs: dict | None = None) -> None:
         if self.bar is not None:

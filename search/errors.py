@@ -1,4 +1,5 @@
 """Errors that reach the user as one line and exit status 2, never as a traceback."""
+
 from __future__ import annotations
 
 from pathlib import Path

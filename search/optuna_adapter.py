@@ -1,12 +1,13 @@
 """Every call this project makes into Optuna's private parts, in one place.
 
 Optuna has no public way to run a trial outside ``study.optimize`` with its heartbeat, to create a
-trial that runs at once ahead of the queue, to label a trial from inside a sampler, or to fail a
-dead worker's trial; ``study.optimize`` and Optuna's own samplers use these same internals. Keeping
-them here means an Optuna upgrade is checked in one module and its test
-(``tests/search/engine/test_optuna_adapter.py``), and ``pyproject.toml`` bounds Optuna to the
+trial that runs at once ahead of the queue, to label a trial from inside a sampler, to fail a dead
+worker's trial, or to give an opened storage its heartbeat settings; ``study.optimize`` and Optuna's
+own samplers use these same internals. Keeping them here means an Optuna upgrade is checked in one
+module and its test (``tests/search/test_optuna_adapter.py``), and ``pyproject.toml`` bounds Optuna to the
 versions that test ran on.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,12 +16,20 @@ from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
+from optuna.storages import RDBStorage
 from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import FrozenTrial, TrialState
 
 FIXED_PARAMS = "fixed_params"  # the system attribute enqueue_trial marks a configuration it was given with
 RETRY_HISTORY = "retry_history"  # the system attributes Optuna's RetryFailedTrialCallback keeps
 FAILED_TRIAL = "failed_trial"
+
+
+def set_heartbeat(storage: RDBStorage, interval: int, grace_period: int) -> None:
+    """Heartbeat settings for a storage already open: ``RDBStorage`` takes them when it is made, and a
+    command opens its study's storage to read the study's settings before it knows them."""
+    storage.heartbeat_interval = interval
+    storage.grace_period = grace_period
 
 
 @contextlib.contextmanager
@@ -31,13 +40,19 @@ def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
         yield
 
 
-def create_running_trial(study: optuna.Study, params: dict[str, Any], distributions: dict[str, BaseDistribution],
-                         user_attrs: dict[str, Any]) -> optuna.Trial:
+def create_running_trial(
+    study: optuna.Study, params: dict[str, Any], distributions: dict[str, BaseDistribution], user_attrs: dict[str, Any]
+) -> optuna.Trial:
     """A new RUNNING trial with ``params``, created directly in storage so that it runs now rather than
     behind the trials already queued (``study.ask`` would pop those first). Its parameters are marked
     fixed, as an enqueued trial's are, so no sampler plans around it."""
-    template = optuna.trial.create_trial(state=TrialState.RUNNING, params=params, distributions=distributions,
-                                         user_attrs=user_attrs, system_attrs={FIXED_PARAMS: params})
+    template = optuna.trial.create_trial(
+        state=TrialState.RUNNING,
+        params=params,
+        distributions=distributions,
+        user_attrs=user_attrs,
+        system_attrs={FIXED_PARAMS: params},
+    )
     trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)
     return optuna.Trial(study, trial_id)
 

@@ -8,6 +8,7 @@ SQLAlchemy, which Optuna's storage uses, decides what the password is, so its pa
 last ``@`` is hidden first) and passwords in the query string (``?password=...``, which libpq
 reads and ``render_as_string`` shows).
 """
+
 from __future__ import annotations
 
 import re
@@ -17,8 +18,19 @@ from sqlalchemy.exc import ArgumentError
 
 HIDDEN = "***"
 # Query-string and DSN keys whose values are secrets (libpq, MySQL drivers, generic tokens).
-SECRET_KEYS = ("password", "passwd", "pwd", "pass", "sslpassword", "sslkey_password", "secret", "token",
-               "access_token", "api_key", "apikey")
+SECRET_KEYS = (
+    "password",
+    "passwd",
+    "pwd",
+    "pass",
+    "sslpassword",
+    "sslkey_password",
+    "secret",
+    "token",
+    "access_token",
+    "api_key",
+    "apikey",
+)
 _KEYS = "|".join(SECRET_KEYS)
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 # A URL inside a longer text (a driver's error message): up to whitespace, a quote or a bracket.
@@ -38,7 +50,7 @@ def redact_url(url: str) -> str:
     match = _SCHEME.search(url)
     if match is None:
         return _DSN_SECRET.sub(rf"\1{HIDDEN}", url)
-    head, url = url[: match.start()], url[match.start():]
+    head, url = url[: match.start()], url[match.start() :]
     suffix = _STUDY_SUFFIX.search(url)
     tail = suffix.group() if suffix else ""
     url = url[: len(url) - len(tail)]
@@ -61,4 +73,4 @@ def redact_argument(arg: str) -> str:
     """One command-line argument: a URL in it runs to the argument's end, spaces included
     (``--storage=postgresql://u:pass word@h/db`` is one argument)."""
     match = _SCHEME.search(arg)
-    return redact(arg) if match is None else arg[: match.start()] + redact_url(arg[match.start():])
+    return redact(arg) if match is None else arg[: match.start()] + redact_url(arg[match.start() :])

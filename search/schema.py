@@ -6,8 +6,10 @@ the questions whose answer must never differ between them: which trial is the be
 are finished, how a storage URL is printed and where a study's SQLite file lives. Nothing else
 crosses from ``search/`` to ``results/``.
 """
+
 from __future__ import annotations
 
+import enum
 import json
 import math
 import os
@@ -25,6 +27,38 @@ from optuna.trial import FrozenTrial, TrialState
 
 from .redaction import redact as redact  # re-exported: results/ reads the contract only
 from .redaction import redact_url as redact_url
+
+if hasattr(enum, "StrEnum"):
+    StrEnum = enum.StrEnum
+else:  # Python 3.10: the same behaviour (equal to, formatted and stored as its value)
+
+    class StrEnum(str, enum.Enum):
+        def __str__(self) -> str:
+            return str(self.value)
+
+
+class StopReason(StrEnum):
+    """Why a trial's training ended (``TrialKey.STOP_REASON``); stored as the plain string value."""
+
+    MAX_EPOCHS = "max_epochs"  # trained every epoch it was given
+    EARLY_STOP = "early_stop"  # validation accuracy stopped improving for ``patience`` epochs
+    TIME_CAP = "time_cap"  # the trial's or the search's deadline cut it (a continuation may go on)
+    PRUNED = "pruned"  # the pruner judged it behind
+    NAN = "nan"  # the loss became NaN
+    NO_LEARNING = "no_learning"  # stopped at chance level
+    OVER_BUDGET = "over_budget"  # a named point whose first epochs no longer fit the budget
+    INTERRUPTED = "interrupted"  # Ctrl-C; its configuration is queued again
+    ERROR = "error"  # an unexpected exception (its traceback is in the run's error log)
+    BUILD = "build"  # the space's model could not be built
+    SURPLUS = "surplus"  # started after other workers had covered the study's target
+
+
+class SearchStop(StrEnum):
+    """Why the search loop ended."""
+
+    TARGET = "target"  # the study holds the trials asked for
+    TIMEOUT = "timeout"  # the budget ran out
+    FAILURES = "failures"  # too many trials failed in a row
 
 
 class TrialKey:
@@ -54,7 +88,7 @@ class TrialKey:
     TRAIN_CURVE = "train_curve"
     # accuracy on each class's validation images (None: no image of the class), best-epoch weights
     VAL_CLASS_ACCURACY = "val_class_accuracy"
-    STOP_REASON = "stop_reason"  # max_epochs | early_stop | time_cap | pruned | no_learning | nan | ...
+    STOP_REASON = "stop_reason"  # a StopReason value
     FAIL_REASON = "fail_reason"
     SURPLUS = "surplus"  # started in a race after other workers had covered the study's target
     COMPILE_SECONDS = "compile_seconds"  # tracing + XLA compilation (compiled engine, populations)
@@ -120,6 +154,7 @@ TIE_BREAKS = ("loss", "robust")
 
 # --- trials -------------------------------------------------------------------------------------
 
+
 def count_states(trials: Iterable[FrozenTrial]) -> dict[TrialState, int]:
     """Trials per state, every state present (zeros included)."""
     counts = {state: 0 for state in TrialState}
@@ -133,7 +168,8 @@ def count_finished(trials: Iterable[FrozenTrial]) -> int:
     return sum(trial.state in FINISHED for trial in trials)
 
 
-DEAD_REASONS = ("no_learning", "nan")  # stop reasons of trials that learned nothing (failed ones count too)
+# stop reasons of trials that learned nothing (failed ones count too)
+DEAD_REASONS = (StopReason.NO_LEARNING, StopReason.NAN)
 
 
 def stopped_cost(trials: Iterable[FrozenTrial]) -> dict[str, tuple[int, float]]:
@@ -142,8 +178,13 @@ def stopped_cost(trials: Iterable[FrozenTrial]) -> dict[str, tuple[int, float]]:
     cost = {"pruned": (0, 0.0), "dead": (0, 0.0)}
     for t in trials:
         reason = t.user_attrs.get(TrialKey.STOP_REASON)
-        kind = ("dead" if t.state == TrialState.FAIL or reason in DEAD_REASONS
-                else "pruned" if t.state == TrialState.PRUNED else None)
+        kind = (
+            "dead"
+            if t.state == TrialState.FAIL or reason in DEAD_REASONS
+            else "pruned"
+            if t.state == TrialState.PRUNED
+            else None
+        )
         if kind is not None:
             n, seconds = cost[kind]
             cost[kind] = (n + 1, seconds + (_finite(t.user_attrs.get(TrialKey.SECONDS)) or 0.0))
@@ -184,8 +225,9 @@ def tie_break_in(study_attrs: dict) -> str:
     return value if value in TIE_BREAKS else "loss"
 
 
-def rank_key(trial: FrozenTrial, directions: list[StudyDirection] | None = None,
-             tie_break: str = "loss") -> tuple[float, ...]:
+def rank_key(
+    trial: FrozenTrial, directions: list[StudyDirection] | None = None, tie_break: str = "loss"
+) -> tuple[float, ...]:
     """Sort key, larger is better: validation accuracy, then lower validation loss (accuracies tie
     often on a saturated validation set), then the secondary objective, then the earlier trial.
     ``tie_break="robust"`` puts the higher robust validation accuracy before the loss: on a validation
@@ -219,10 +261,37 @@ def ranked_trials(study: optuna.Study) -> list[FrozenTrial]:
     """Rankable trials by ``rank_key``, ``best_trial`` first (with several objectives the best is
     taken from the Pareto front, so it need not be the first by ``rank_key``)."""
     directions, tie_break = list(study.directions), tie_break_of(study)
-    ranked = sorted(rankable(study.get_trials(deepcopy=False)), key=lambda t: rank_key(t, directions, tie_break),
-                    reverse=True)
+    ranked = sorted(
+        rankable(study.get_trials(deepcopy=False)), key=lambda t: rank_key(t, directions, tie_break), reverse=True
+    )
     best = best_trial(study)
     return ([best] + [t for t in ranked if t.number != best.number]) if best is not None else ranked
+
+
+def _params_key(trial: FrozenTrial) -> str:
+    return json.dumps(trial.params, sort_keys=True, default=str)
+
+
+def distinct_top(
+    trials: Iterable[FrozenTrial], k: int, directions: list[StudyDirection] | None = None, tie_break: str = "loss"
+) -> list[FrozenTrial]:
+    """The best ``k`` COMPLETE trials by ``rank_key`` (with the study's ``tie_break``) with pairwise
+    different params.
+
+    A requeued or retried trial re-runs the same configuration; as an ensemble member it would
+    add nothing a retrain does not, so only its better-ranked copy counts.
+    """
+    ranked = sorted(rankable(trials), key=lambda t: rank_key(t, directions, tie_break), reverse=True)
+    seen: set[str] = set()
+    picked: list[FrozenTrial] = []
+    for trial in ranked:
+        if len(picked) >= k:
+            break
+        key = _params_key(trial)
+        if key not in seen:
+            seen.add(key)
+            picked.append(trial)
+    return picked
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
@@ -261,6 +330,7 @@ def origin_of(user_attrs: dict) -> str | None:
 
 
 # --- storage ------------------------------------------------------------------------------------
+
 
 def sqlite_path(out: Path | str, study: str) -> Path:
     """Where a study's own SQLite file lives when no ``--storage`` is given."""

@@ -4,9 +4,10 @@ A study stores the ``--space`` it searches, and ``join``, ``retrain`` and a resu
 that module. With a shared database, whoever can write the study can name any module, and importing
 a module runs its code. So a study also records the SHA-256 of the module's file when it is made, and
 a later command imports a stored user space only when it is typed again on its own command line or
-the local file still has the recorded digest (``search/cli/settings.py``). Only the module's own file
+the local file still has the recorded digest (``cli/settings.py``). Only the module's own file
 is hashed, not what it imports. Built-in spaces (``cnn``, ``lenet``, ``all``) are part of the tool.
 """
+
 from __future__ import annotations
 
 import hashlib

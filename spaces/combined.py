@@ -5,17 +5,17 @@ Shared front-end and training params are top-level; each family's architecture p
 tuner sees the whole space at once and only the chosen family is built. The families' own
 ``arch_params`` / ``build_arch`` are reused, not copied.
 """
+
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any
 
 import keras
 
-from spaces import cnn, common, lenet
+from spaces import common
+from spaces.families import FAMILIES
 
 NAME = "all"
-FAMILIES: dict[str, ModuleType] = {"cnn": cnn, "lenet": lenet}
 PARAM_CEILING = max(m.PARAM_CEILING for m in FAMILIES.values())
 
 
@@ -65,12 +65,11 @@ def lift(family: str, values: dict[str, Any]) -> dict[str, Any]:
 # Enqueue order is run order. The two lean CNNs come first: they are the search's first good models
 # (and the bar the screen sets for sampled configurations), and every second spent before them delays
 # that answer (at 600 s, KerasTuner's first trial, a random draw as good as `strong`, reached 97%
-# before ours did while the two tutorial models ran first; BENCHMARKS.md, session 7; `lean` is such a
-# draw, session 16). The tutorial models are cheap and run next. `strong` runs last: at 600 s it took
-# its 120 s cap for 0.961-0.975, 2-3 points below `lean` (session 17).
+# before ours did while the two tutorial models ran first; BENCHMARKS.md, 2026-12-04; `lean` is such a
+# draw, 2026-12-06). The tutorial models are cheap and run next. `strong` runs last: at 600 s it took
+# its 120 s cap for 0.961-0.975, 2-3 points below `lean` (2026-12-07 01:20).
 POINTS: dict[str, dict[str, Any]] = {
     f"{fam}_{point}": lift(fam, values)
-    for fam, point in (("cnn", "lean2"), ("cnn", "lean"), ("cnn", "tutorial"), ("lenet", "tutorial"),
-                       ("cnn", "strong"))
+    for fam, point in (("cnn", "lean2"), ("cnn", "lean"), ("cnn", "tutorial"), ("lenet", "tutorial"), ("cnn", "strong"))
     for values in [FAMILIES[fam].POINTS[point]]
 }

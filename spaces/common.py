@@ -6,6 +6,7 @@ accelerator and a saved ``.keras`` needs no extra code; it takes raw 0..255 pixe
 ``hp`` so one values dict describes a whole trial; the trainer reads the non-layer ones back with
 :func:`training_settings`. These parameters are top-level in every space, also in ``all``.
 """
+
 from __future__ import annotations
 
 import math
@@ -152,8 +153,11 @@ def make_loss(p: dict[str, Any]) -> keras.losses.Loss:
 
 def compile_model(model: keras.Model, p: dict[str, Any]) -> keras.Model:
     """Compile with the contract's metric name (``accuracy``) so the search can read it."""
-    model.compile(optimizer=make_optimizer(p), loss=make_loss(p),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    model.compile(
+        optimizer=make_optimizer(p),
+        loss=make_loss(p),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
     return model
 
 
@@ -185,8 +189,12 @@ def class_weights(labels: np.ndarray, n_classes: int, balance: str) -> np.ndarra
 def training_settings(values: dict[str, Any]) -> TrainingSettings:
     """Settings from a (possibly partial) values dict; missing ones take the space defaults."""
     p = training_params(ValuesHyperParameters(values))
-    return TrainingSettings(batch_size=int(p["batch_size"]), learning_rate=float(p["learning_rate"]),
-                            lr_schedule=str(p["lr_schedule"]), class_balance=str(p["class_balance"]))
+    return TrainingSettings(
+        batch_size=int(p["batch_size"]),
+        learning_rate=float(p["learning_rate"]),
+        lr_schedule=str(p["lr_schedule"]),
+        class_balance=str(p["class_balance"]),
+    )
 
 
 def cosine_lr(base: float, epoch: int, epochs: int) -> float:
@@ -194,8 +202,9 @@ def cosine_lr(base: float, epoch: int, epochs: int) -> float:
     return base * 0.5 * (1.0 + math.cos(math.pi * min(epoch, epochs) / max(epochs, 1)))
 
 
-def lr_callback(settings: TrainingSettings, epochs: int,
-                horizon: Callable[[int], int] | None = None) -> keras.callbacks.Callback | None:
+def lr_callback(
+    settings: TrainingSettings, epochs: int, horizon: Callable[[int], int] | None = None
+) -> keras.callbacks.Callback | None:
     """Per-epoch learning-rate callback for the schedule, or ``None`` for a constant rate.
 
     ``horizon(epoch)`` is the epoch count the cosine anneals over, asked at the start of each
@@ -218,8 +227,14 @@ def classifier(x: Any, n_classes: int) -> Any:
     return keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
 
 
-def build_model(hp: Any, input_shape: tuple[int, int, int], n_classes: int, arch_params: ArchParams,
-                build_arch: BuildArch, name: str) -> keras.Model:
+def build_model(
+    hp: Any,
+    input_shape: tuple[int, int, int],
+    n_classes: int,
+    arch_params: ArchParams,
+    build_arch: BuildArch,
+    name: str,
+) -> keras.Model:
     """Declare everything on ``hp``, then build and compile the model the values describe."""
     p = declare(hp, arch_params)
     inputs = keras.Input(shape=tuple(input_shape), dtype="float32", name="pixels")

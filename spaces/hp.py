@@ -7,6 +7,7 @@ configuration or the defaults can rebuild a model anywhere, and so that ``run_se
 can list every parameter. The Optuna adapter in ``search/`` subclasses it and only overrides
 ``_resolve`` (where a value comes from).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -111,8 +112,11 @@ class ValuesHyperParameters:
         known = self.space.get(spec.name)
         if known is None:
             self.space[spec.name] = spec
-        elif known.kind != spec.kind or known.values != spec.values or (
-            known.min_value, known.max_value) != (spec.min_value, spec.max_value):
+        elif (
+            known.kind != spec.kind
+            or known.values != spec.values
+            or (known.min_value, known.max_value) != (spec.min_value, spec.max_value)
+        ):
             raise ValueError(f"hyperparameter {spec.name!r} declared twice with different ranges")
         if not self._active():
             return None
@@ -121,33 +125,59 @@ class ValuesHyperParameters:
         return self.values[spec.name]
 
     def _spec(self, name: str, kind: str, default: Value, **kw: Any) -> ParamSpec:
-        return ParamSpec(name=self._full_name(name), kind=kind, default=default,
-                         conditions=tuple(self._conditions), **kw)
+        return ParamSpec(
+            name=self._full_name(name), kind=kind, default=default, conditions=tuple(self._conditions), **kw
+        )
 
-    def Int(self, name: str, min_value: int, max_value: int, step: int | None = None,
-            sampling: str = "linear", default: int | None = None, **_: Any) -> int | None:
+    def Int(
+        self,
+        name: str,
+        min_value: int,
+        max_value: int,
+        step: int | None = None,
+        sampling: str = "linear",
+        default: int | None = None,
+        **_: Any,
+    ) -> int | None:
         if min_value > max_value:
             raise ValueError(f"hp.Int {name!r}: min_value {min_value} > max_value {max_value}")
         default = min_value if default is None else default
-        spec = self._spec(name, "int", int(default), min_value=int(min_value), max_value=int(max_value),
-                          step=step, sampling=sampling)
+        spec = self._spec(
+            name, "int", int(default), min_value=int(min_value), max_value=int(max_value), step=step, sampling=sampling
+        )
         value = self._declare(spec)
         return None if value is None else int(value)
 
-    def Float(self, name: str, min_value: float, max_value: float, step: float | None = None,
-              sampling: str = "linear", default: float | None = None, **_: Any) -> float | None:
+    def Float(
+        self,
+        name: str,
+        min_value: float,
+        max_value: float,
+        step: float | None = None,
+        sampling: str = "linear",
+        default: float | None = None,
+        **_: Any,
+    ) -> float | None:
         if min_value > max_value:
             raise ValueError(f"hp.Float {name!r}: min_value {min_value} > max_value {max_value}")
         if sampling == "log" and min_value <= 0:
             raise ValueError(f"hp.Float {name!r}: log sampling needs min_value > 0, got {min_value}")
         default = min_value if default is None else default
-        spec = self._spec(name, "float", float(default), min_value=float(min_value),
-                          max_value=float(max_value), step=step, sampling=sampling)
+        spec = self._spec(
+            name,
+            "float",
+            float(default),
+            min_value=float(min_value),
+            max_value=float(max_value),
+            step=step,
+            sampling=sampling,
+        )
         value = self._declare(spec)
         return None if value is None else float(value)
 
-    def Choice(self, name: str, values: Sequence[Value], ordered: bool | None = None,
-               default: Value | None = None, **_: Any) -> Any:
+    def Choice(
+        self, name: str, values: Sequence[Value], ordered: bool | None = None, default: Value | None = None, **_: Any
+    ) -> Any:
         if not values:
             raise ValueError(f"hp.Choice {name!r}: values must not be empty")
         default = values[0] if default is None else default

@@ -4,22 +4,24 @@ The spaces only use the ``hp`` API, so ``build`` passes KerasTuner's own ``Hyper
 straight through; ``fit`` adds what the model cannot carry: the batch size and the learning-rate
 schedule. KerasTuner is imported here only, so the rest of the package works without it.
 """
+
 from __future__ import annotations
 
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import keras_tuner
 
 from spaces.common import lr_callback, training_settings
 
+if TYPE_CHECKING:
+    from spaces.space import Space
+
 
 class SpaceHyperModel(keras_tuner.HyperModel):
     """A KerasTuner ``HyperModel`` backed by a space module (``spaces.cnn``, ``spaces.lenet``...)."""
 
-    def __init__(self, space_module: ModuleType, input_shape: tuple[int, int, int], n_classes: int,
-                 **kwargs: Any) -> None:
+    def __init__(self, space_module: Space, input_shape: tuple[int, int, int], n_classes: int, **kwargs: Any) -> None:
         super().__init__(name=kwargs.pop("name", space_module.NAME), **kwargs)
         self.space_module = space_module
         self.input_shape = tuple(input_shape)

@@ -5,6 +5,7 @@ Everything that ends up inside a saved ``.keras`` file is registered under the
 with no ``custom_objects``. Only ``keras`` / ``keras.ops`` are used on tensors (numpy only for constants),
 so the models run under the TensorFlow, JAX and PyTorch backends alike.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -108,7 +109,7 @@ class LocalContrastNormalization(keras.layers.Layer):
 
         def inside(n: int) -> np.ndarray:  # weight of the 1-D window that falls inside 0..n-1
             padded = np.convolve(np.ones(n), w, mode="full")
-            return padded[half:half + n]
+            return padded[half : half + n]
 
         coverage = np.outer(inside(height), inside(width))
         return kernel, (1.0 / coverage)[None, :, :, None].astype("float32")
@@ -143,7 +144,6 @@ class LocalContrastNormalization(keras.layers.Layer):
         return {**super().get_config(), "size": self.size, "sigma": self.sigma, "floor_share": self.floor_share}
 
 
-
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class Grayscale(keras.layers.Layer):
     """RGB -> one luma channel (ITU-R 601 weights).
@@ -169,8 +169,9 @@ class SparseLabelSmoothingCrossentropy(keras.losses.Loss):
     uint8 class ids, so they are one-hot encoded on the fly (class count taken from ``y_pred``).
     """
 
-    def __init__(self, label_smoothing: float = 0.1, name: str = "sparse_label_smoothing_crossentropy",
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, label_smoothing: float = 0.1, name: str = "sparse_label_smoothing_crossentropy", **kwargs: Any
+    ) -> None:
         super().__init__(name=name, **kwargs)
         self.label_smoothing = float(label_smoothing)
 
@@ -179,7 +180,8 @@ class SparseLabelSmoothingCrossentropy(keras.losses.Loss):
         labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
         one_hot = ops.one_hot(labels, n_classes, dtype=y_pred.dtype)
         return keras.losses.categorical_crossentropy(
-            one_hot, y_pred, from_logits=False, label_smoothing=self.label_smoothing)
+            one_hot, y_pred, from_logits=False, label_smoothing=self.label_smoothing
+        )
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "label_smoothing": self.label_smoothing}
@@ -197,8 +199,16 @@ def conv_padding(size: int, kernel: int, padding: str) -> str:
 BN_MOMENTUM = 0.9
 
 
-def conv_unit(x: Any, filters: int, kernel: int, padding: str, activation: str, batch_norm: bool,
-              initializer: str = "glorot_uniform", name: str | None = None) -> Any:
+def conv_unit(
+    x: Any,
+    filters: int,
+    kernel: int,
+    padding: str,
+    activation: str,
+    batch_norm: bool,
+    initializer: str = "glorot_uniform",
+    name: str | None = None,
+) -> Any:
     """Conv -> (BatchNorm) -> activation. The conv has no bias when batch norm follows it.
 
     Batch norm uses momentum 0.9 (Keras defaults to 0.99): with Keras' 0.99 the moving statistics
@@ -207,8 +217,9 @@ def conv_unit(x: Any, filters: int, kernel: int, padding: str, activation: str, 
     """
     size = int(x.shape[1])
     pad = conv_padding(size, kernel, padding)
-    x = keras.layers.Conv2D(filters, kernel, padding=pad, use_bias=not batch_norm,
-                            kernel_initializer=initializer, name=name)(x)
+    x = keras.layers.Conv2D(
+        filters, kernel, padding=pad, use_bias=not batch_norm, kernel_initializer=initializer, name=name
+    )(x)
     if batch_norm:
         x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     return keras.layers.Activation(activation)(x)

@@ -7,6 +7,7 @@ With 3x3 kernels and valid/valid/valid/same padding this is the tutorial's 657,2
 (flatten 6x6x100 = 3,600). The defaults (``POINTS["modern"]``) keep the layout but widen it and
 add batch norm, augmentation, label smoothing and a cosine schedule.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -38,8 +39,7 @@ def arch_params(hp: Any) -> dict[str, Any]:
     p["dense_dropout_0"] = hp.Float("dense_dropout_0", 0.0, 0.5, step=0.1, default=0.0)
     p["units_1"] = hp.Int("units_1", 32, 192, step=4, default=128)
     p["dense_dropout_1"] = hp.Float("dense_dropout_1", 0.0, 0.5, step=0.1, default=0.0)
-    p["initializer"] = hp.Choice("initializer", ["glorot_uniform", "he_normal", "he_uniform"],
-                                 default="he_normal")
+    p["initializer"] = hp.Choice("initializer", ["glorot_uniform", "he_normal", "he_uniform"], default="he_normal")
     p["batch_norm"] = hp.Boolean("batch_norm", default=True)
     p["activation"] = hp.Choice("activation", ["relu", "elu", "gelu"], default="relu")
     return p
@@ -49,8 +49,15 @@ def build_arch(p: dict[str, Any], x: Any) -> Any:
     """The LeNet trunk and head (features for the classifier)."""
 
     def conv(x: Any, i: int) -> Any:
-        return conv_unit(x, p["filters"][i], p["kernel"][i], p["padding"][i], p["activation"],
-                         p["batch_norm"], initializer=p["initializer"])
+        return conv_unit(
+            x,
+            p["filters"][i],
+            p["kernel"][i],
+            p["padding"][i],
+            p["activation"],
+            p["batch_norm"],
+            initializer=p["initializer"],
+        )
 
     x = conv(conv(x, 0), 1)
     x = dropout(pool(x), p["conv_dropout_0"])
@@ -60,8 +67,7 @@ def build_arch(p: dict[str, Any], x: Any) -> Any:
         x = dropout(pool(x), p["conv_dropout_2"])
     x = keras.layers.Flatten()(x)
     for j in range(2):
-        x = keras.layers.Dense(p[f"units_{j}"], activation=p["activation"],
-                               kernel_initializer=p["initializer"])(x)
+        x = keras.layers.Dense(p[f"units_{j}"], activation=p["activation"], kernel_initializer=p["initializer"])(x)
         x = dropout(x, p[f"dense_dropout_{j}"])
     return x
 
@@ -84,15 +90,38 @@ def family_of(values: dict[str, Any]) -> str:
 POINTS: dict[str, dict[str, Any]] = {
     # The tutorial's LeNet and training, exactly (657,235 parameters).
     "tutorial": {
-        "local_contrast": False, "preprocessing": "scale", "grayscale": False, "augment": False,
-        "optimizer": "adam", "learning_rate": 1e-3, "label_smoothing": 0.0, "batch_size": 32,
-        "lr_schedule": "constant", "class_balance": "none",
-        "filters_0": 5, "filters_1": 16, "filters_2": 32, "filters_3": 100,
-        "kernel_0": 3, "kernel_1": 3, "kernel_2": 3, "kernel_3": 3,
-        "padding_0": "valid", "padding_1": "valid", "padding_2": "valid", "padding_3": "same",
-        "conv_dropout_0": 0.5, "conv_dropout_1": 0.5, "pool_3": False,
-        "units_0": 168, "dense_dropout_0": 0.0, "units_1": 84, "dense_dropout_1": 0.2,
-        "initializer": "glorot_uniform", "batch_norm": False, "activation": "relu",
+        "local_contrast": False,
+        "preprocessing": "scale",
+        "grayscale": False,
+        "augment": False,
+        "optimizer": "adam",
+        "learning_rate": 1e-3,
+        "label_smoothing": 0.0,
+        "batch_size": 32,
+        "lr_schedule": "constant",
+        "class_balance": "none",
+        "filters_0": 5,
+        "filters_1": 16,
+        "filters_2": 32,
+        "filters_3": 100,
+        "kernel_0": 3,
+        "kernel_1": 3,
+        "kernel_2": 3,
+        "kernel_3": 3,
+        "padding_0": "valid",
+        "padding_1": "valid",
+        "padding_2": "valid",
+        "padding_3": "same",
+        "conv_dropout_0": 0.5,
+        "conv_dropout_1": 0.5,
+        "pool_3": False,
+        "units_0": 168,
+        "dense_dropout_0": 0.0,
+        "units_1": 84,
+        "dense_dropout_1": 0.2,
+        "initializer": "glorot_uniform",
+        "batch_norm": False,
+        "activation": "relu",
     },
 }
 # The space's defaults as a complete point (~93% validation after 8 epochs on the real sample).

@@ -1,10 +1,10 @@
-"""Which spaces exist: the built-in families by name, and a user's own module by path or import name.
+"""Which spaces exist: each family alone and ``all`` by name, and a user's own module by path or import name.
 
-A space is a module with ``NAME``, ``build(hp, input_shape, n_classes)``, ``POINTS``,
-``PARAM_CEILING``, ``family_of(values)`` and ``declare(hp)``. A user's module needs only
-``build(hp)`` written the KerasTuner way (``build(hp, input_shape, n_classes)`` also works); the rest
-gets defaults here, and the model it returns is checked against the data and compiled if it is not.
+A space meets ``space.Space``. A user's module needs only ``build(hp)`` written the KerasTuner way
+(``build(hp, input_shape, n_classes)`` also works); it is completed here to a ``UserSpace`` with
+defaults for the rest, and the model it returns is checked against the data and compiled if it is not.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -17,17 +17,19 @@ from typing import Any
 
 import keras
 
-from spaces import cnn, combined, common, lenet
+from spaces import combined, common
+from spaces.families import FAMILIES
 from spaces.hp import ValuesHyperParameters
+from spaces.space import Space, UserSpace
 
-SPACES: dict[str, ModuleType] = {"cnn": cnn, "lenet": lenet, "all": combined}
+SPACES: dict[str, Space] = {**FAMILIES, combined.NAME: combined}
 
 
 class SpaceError(ValueError):
     """A space that cannot be found or lacks what a space needs; the message is one line."""
 
 
-def get_space(name: str) -> ModuleType:
+def get_space(name: str) -> Space:
     """The built-in space ``name``, or the user's module at a ``.py`` path or import name."""
     if name in SPACES:
         return SPACES[name]
@@ -39,8 +41,10 @@ def get_space(name: str) -> ModuleType:
         except ImportError as exc:
             raise SpaceError(f"space {name!r}: cannot import it ({exc})") from None
         return _user_space(module, name)
-    raise SpaceError(f"unknown space {name!r}; choose from {', '.join(SPACES)}, or give a .py file or "
-                     "module.path that defines build(hp)")
+    raise SpaceError(
+        f"unknown space {name!r}; choose from {', '.join(SPACES)}, or give a .py file or "
+        "module.path that defines build(hp)"
+    )
 
 
 def _import_file(path: Path) -> ModuleType:
@@ -55,16 +59,14 @@ def _import_file(path: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - any error in user code is reported, not raised through
+    except Exception as exc:  # any error in user code is reported, not raised through
         raise SpaceError(f"space {str(path)!r}: importing it failed ({type(exc).__name__}: {exc})") from None
     sys.modules[module_name] = module
     return module
 
 
-def _user_space(module: ModuleType, name: str) -> ModuleType:
-    """``module`` with every attribute a space needs (its own where it has them)."""
-    if getattr(module, "_is_space", False):
-        return module
+def _user_space(module: ModuleType, name: str) -> UserSpace:
+    """``module`` completed to a space (its own attributes where it has them)."""
     user_build = getattr(module, "build", None)
     if not callable(user_build):
         raise SpaceError(f"space {name!r}: defines no build(hp) function")
@@ -73,8 +75,9 @@ def _user_space(module: ModuleType, name: str) -> ModuleType:
     except (TypeError, ValueError):
         n_args = 1
     if n_args not in (1, 3):
-        raise SpaceError(f"space {name!r}: build must take (hp) or (hp, input_shape, n_classes), "
-                         f"it takes {n_args} arguments")
+        raise SpaceError(
+            f"space {name!r}: build must take (hp) or (hp, input_shape, n_classes), it takes {n_args} arguments"
+        )
 
     def build(hp: Any, input_shape: tuple[int, int, int], n_classes: int) -> keras.Model:
         model = user_build(hp) if n_args == 1 else user_build(hp, input_shape, n_classes)
@@ -85,15 +88,15 @@ def _user_space(module: ModuleType, name: str) -> ModuleType:
         user_build(hp) if n_args == 1 else user_build(hp, (32, 32, 3), 43)
         return {}
 
-    space = ModuleType(f"space:{name}")
-    space.NAME = str(getattr(module, "NAME", Path(name).stem if name.endswith(".py") else name))
-    space.build = build
-    space.declare = getattr(module, "declare", declare)
-    space.POINTS = dict(getattr(module, "POINTS", {}))
-    space.PARAM_CEILING = getattr(module, "PARAM_CEILING", None)
-    space.family_of = getattr(module, "family_of", lambda values: space.NAME)
-    space._is_space = True
-    return space
+    own_name = str(getattr(module, "NAME", Path(name).stem if name.endswith(".py") else name))
+    return UserSpace(
+        NAME=own_name,
+        build=build,
+        declare=getattr(module, "declare", declare),
+        family_of=getattr(module, "family_of", lambda values: own_name),
+        POINTS=dict(getattr(module, "POINTS", {})),
+        PARAM_CEILING=getattr(module, "PARAM_CEILING", None),
+    )
 
 
 def _checked(model: object, name: str, input_shape: tuple[int, ...], n_classes: int, hp: Any) -> keras.Model:
@@ -109,8 +112,11 @@ def _checked(model: object, name: str, input_shape: tuple[int, ...], n_classes: 
     if not getattr(model, "compiled", False) or model.optimizer is None:
         values = dict(getattr(hp, "values", {}))
         settings = common.training_settings(values)
-        model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.compile(
+            optimizer=keras.optimizers.Adam(settings.learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
     return model
 
 
@@ -120,9 +126,11 @@ def describe_space(name: str) -> str:
     hp = ValuesHyperParameters()
     module.declare(hp)
     ceiling = f"at most {module.PARAM_CEILING:,} weights" if module.PARAM_CEILING else "size not declared"
-    lines = [f"space {name!r}: {len(hp.space)} parameters, {ceiling}",
-             *(f"  {spec.describe()}" for spec in hp.space.values()),
-             f"named points ({len(module.POINTS)}, in enqueue order):"]
+    lines = [
+        f"space {name!r}: {len(hp.space)} parameters, {ceiling}",
+        *(f"  {spec.describe()}" for spec in hp.space.values()),
+        f"named points ({len(module.POINTS)}, in enqueue order):",
+    ]
     for point, values in module.POINTS.items():
         lines.append(f"  {point}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
     return "\n".join(lines)

@@ -1,4 +1,5 @@
 """Shared fixtures: tiny synthetic data, so every test runs without the real data set."""
+
 from __future__ import annotations
 
 import os
@@ -26,7 +27,8 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """How many malformed data files the fuzz tests tried (``tests/search/data/test_fuzz_data.py``)."""
     reports = terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
-    tried = sum(value for report in reports for name, value in getattr(report, "user_properties", [])
-                if name == "fuzz_cases")
+    tried = sum(
+        value for report in reports for name, value in getattr(report, "user_properties", []) if name == "fuzz_cases"
+    )
     if tried:
         terminalreporter.write_line(f"fuzz: {tried} generated data files tried")

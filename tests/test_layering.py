@@ -1,14 +1,20 @@
 """Which package may import which, read from the source with ``ast`` (nothing is imported).
 
+Data flows one way: ``spaces`` -> ``search`` -> ``results``, and the command line (``cli``) on top
+wires them together.
+
 * ``results/`` reads what the search leaves behind through the contract only: the one module of
-  ``search`` it may import is ``search.schema``.
-* ``search/engine/`` runs trials; it must not reach up into the command line (``search.cli``) or
-  into the reporting package (``results``).
+  ``search`` it may import is ``search.schema``; it never imports the command line.
+* ``search/`` never imports the command line (``cli``) or the reporting package (``results``).
+* ``spaces/`` imports none of the others.
+* No two modules import each other, directly or through others (an import inside a function or
+  under ``TYPE_CHECKING`` counts, and so does the package ``__init__`` an import runs first).
 
 Every import form counts: ``import a.b``, ``from a.b import c`` (which may load ``a.b.c``),
 ``from a import b``, relative imports resolved against the importing module's package, imports
 inside functions, and ``importlib.import_module("a.b")`` / ``__import__("a.b")`` with a literal name.
 """
+
 from __future__ import annotations
 
 import ast
@@ -94,6 +100,7 @@ def sources(folder: str) -> list[Path]:
 
 # --- the helpers themselves --------------------------------------------------------------------
 
+
 def test_imports_are_resolved_in_every_form(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(globals(), "ROOT", tmp_path)
     engine = tmp_path / "search" / "engine"
@@ -111,14 +118,24 @@ def test_imports_are_resolved_in_every_form(tmp_path: Path, monkeypatch: pytest.
         "    importlib.import_module('results.export')\n"
     )
     found = {i.module for i in imports_of(engine / "loop.py")}
-    assert {"search.cli.main", "search.cli", "search.cli.commands", "search.schema", "search.schema.TrialKey",
-            "search.engine.study", "results.dashboard", "results.export", "importlib"} <= found
+    assert {
+        "search.cli.main",
+        "search.cli",
+        "search.cli.commands",
+        "search.schema",
+        "search.schema.TrialKey",
+        "search.engine.study",
+        "results.dashboard",
+        "results.export",
+        "importlib",
+    } <= found
     assert {i.module for i in imports_of(engine / "__init__.py")} == {"search.engine.loop"}
     assert module_name(engine / "__init__.py") == ("search.engine", "search.engine")
     assert module_name(engine / "loop.py") == ("search.engine.loop", "search.engine")
 
 
 # --- the rules ---------------------------------------------------------------------------------
+
 
 def test_results_imports_only_the_schema_from_search() -> None:
     files = sources("results")
@@ -137,14 +154,104 @@ def test_results_imports_only_the_schema_from_search() -> None:
 
 def test_results_really_uses_the_schema() -> None:
     """The contract is used, not copied: results names keys, files and the best trial through it."""
-    users = {path.name for path in sources("results")
-             if any(imp.module == "search.schema" for imp in imports_of(path))}
+    users = {path.name for path in sources("results") if any(imp.module == "search.schema" for imp in imports_of(path))}
     assert {"_common.py", "export.py", "fig_summary.py", "runfiles.py", "storage.py", "dashboard.py"} <= users
 
 
-def test_engine_does_not_import_the_command_line_or_results() -> None:
-    files = sources("search/engine")
-    assert files, "no search/engine/ sources found"
-    bad = [str(imp) for path in files for imp in imports_of(path)
-           if within(imp.module, "search.cli") or within(imp.module, "results")]
-    assert bad == [], "search/engine/ must not import search.cli or results:\n" + "\n".join(bad)
+def _imports_from(folder: str, *packages: str) -> list[str]:
+    files = sources(folder)
+    assert files, f"no {folder}/ sources found"
+    return [str(imp) for path in files for imp in imports_of(path) if any(within(imp.module, p) for p in packages)]
+
+
+def test_search_does_not_import_the_command_line_or_results() -> None:
+    bad = _imports_from("search", "cli", "results")
+    assert bad == [], "search/ must not import cli or results:\n" + "\n".join(bad)
+
+
+def test_results_does_not_import_the_command_line() -> None:
+    bad = _imports_from("results", "cli")
+    assert bad == [], "results/ must not import cli:\n" + "\n".join(bad)
+
+
+def test_spaces_import_none_of_the_other_packages() -> None:
+    bad = _imports_from("spaces", "cli", "search", "results")
+    assert bad == [], "spaces/ must not import cli, search or results:\n" + "\n".join(bad)
+
+
+def test_the_command_line_is_on_top() -> None:
+    """It wires the others together: it imports the search and the reports, and nothing imports it."""
+    used = {imp.module.split(".")[0] for path in sources("cli") for imp in imports_of(path)}
+    assert {"search", "results"} <= used
+
+
+# --- import cycles ------------------------------------------------------------------------------
+
+PACKAGES = ("cli", "search", "spaces", "results")
+
+
+def _ancestors(module: str) -> set[str]:
+    parts = module.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts))}
+
+
+def import_graph(packages: tuple[str, ...] = PACKAGES) -> dict[str, set[str]]:
+    """Module -> the project's modules it may import. An import of ``a.b.c`` also runs ``a`` and
+    ``a.b`` first, unless the importer is inside them (its package is running already)."""
+    modules = {module_name(path)[0]: path for package in packages for path in sources(package)}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        inside = _ancestors(name)
+        deps: set[str] = set()
+        for imp in imports_of(path):
+            target = imp.module
+            while target and target not in modules:  # "from m import name": the module m
+                target = target.rpartition(".")[0]
+            if target and target != name and target not in inside:
+                deps.add(target)
+                deps |= {a for a in _ancestors(target) if a in modules and a not in inside}
+        graph[name] = deps
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_cycles_are_found_through_function_level_imports_and_packages() -> None:
+    graph = {"a.x": {"a.y"}, "a.y": {"b"}, "b": {"a.x"}, "c": {"a.x"}}
+    assert cycles(graph) == [["a.x", "a.y", "b"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    found = cycles(import_graph())
+    assert found == [], "import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)

@@ -6,18 +6,27 @@ The submodules are imported by name where needed: ``sanity`` (the report printed
 search), ``overview`` (the small data picture for the dashboard), ``signnames``, ``safe_pickle``,
 ``gtsrb`` (the official download's converter) and ``synth`` (the built-in synthetic signs).
 """
+
 from __future__ import annotations
 
 from .loading import (
-                      SPLIT_SUFFIXES,
-                      Dataset,
-                      Split,
-                      find_split_file,
-                      load_dataset,
-                      load_split,
-                      read_raw,
-                      stratified_split,
+    SPLIT_SUFFIXES,
+    Dataset,
+    Split,
+    find_split_file,
+    load_dataset,
+    load_split,
+    read_raw,
+    stratified_split,
 )
 
-__all__ = ["SPLIT_SUFFIXES", "Dataset", "Split", "find_split_file", "load_dataset", "load_split", "read_raw",
-           "stratified_split"]
+__all__ = [
+    "SPLIT_SUFFIXES",
+    "Dataset",
+    "Split",
+    "find_split_file",
+    "load_dataset",
+    "load_split",
+    "read_raw",
+    "stratified_split",
+]

@@ -14,6 +14,7 @@ The files are untrusted: reading one takes memory bounded by its size (pickles: 
 ``safe_pickle``; ``.npz``: the members' declared sizes are checked before anything is read) and
 every problem, running out of memory included, is a ``DataError`` naming the file.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -126,7 +127,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         raise
     except MemoryError:
         raise DataError(path, "not enough memory to read the file") from None
-    except Exception as exc:  # noqa: BLE001 - zipfile, zlib and numpy's header parser raise many types on bad bytes
+    except Exception as exc:  # zipfile, zlib and numpy's header parser raise many types on bad bytes
         raise DataError(path, f"not a valid .npz file ({type(exc).__name__}: {one_line(exc)})") from None
 
 
@@ -142,8 +143,11 @@ def _check_npz_sizes(path: Path, infos: list[zipfile.ZipInfo], size: int) -> Non
     expanded = sum(info.file_size for info in infos if info.filename.endswith(".npy"))
     limit = NPZ_MAX_EXPANSION * size + NPZ_EXPANSION_ALLOWANCE
     if expanded > limit:
-        raise DataError(path, f"its arrays would expand to {expanded:,} bytes from a {size:,}-byte file (more than "
-                              f"{NPZ_MAX_EXPANSION}x its size + {NPZ_EXPANSION_ALLOWANCE >> 20} MiB; a zip bomb?)")
+        raise DataError(
+            path,
+            f"its arrays would expand to {expanded:,} bytes from a {size:,}-byte file (more than "
+            f"{NPZ_MAX_EXPANSION}x its size + {NPZ_EXPANSION_ALLOWANCE >> 20} MiB; a zip bomb?)",
+        )
 
 
 def _read_npz_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
@@ -162,8 +166,11 @@ def _read_npz_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo
         raise DataError(path, f"{name!r} is an object array (refused: reading it would unpickle untrusted data)")
     declared = math.prod(shape) * dtype.itemsize
     if header_size + declared != info.file_size:
-        raise DataError(path, f"{name!r} declares shape {one_line(shape, 80)} of {one_line(dtype, 40)} "
-                              f"({declared:,} bytes) but holds {info.file_size - header_size:,} bytes")
+        raise DataError(
+            path,
+            f"{name!r} declares shape {one_line(shape, 80)} of {one_line(dtype, 40)} "
+            f"({declared:,} bytes) but holds {info.file_size - header_size:,} bytes",
+        )
     with archive.open(info) as fh:
         return fmt.read_array(fh, allow_pickle=False)
 
@@ -184,8 +191,7 @@ def _load_split(path: Path) -> Split:
     features = _validate_features(path, raw["features"])
     labels = _validate_labels(path, raw["labels"])
     if len(features) != len(labels):
-        raise DataError(path, f"features and labels differ in length ({len(features)} images, "
-                              f"{len(labels)} labels)")
+        raise DataError(path, f"features and labels differ in length ({len(features)} images, {len(labels)} labels)")
     return Split(features=features, labels=labels, path=path)
 
 
@@ -214,14 +220,18 @@ def _validate_features(path: Path, features: object) -> np.ndarray:
     if features.ndim != 4:
         raise DataError(path, f"'features' must have rank 4 (N, H, W, C), got shape {one_line(features.shape, 80)}")
     if features.shape[-1] not in (1, 3):
-        raise DataError(path, f"'features' must have 1 or 3 channels, got {features.shape[-1]} "
-                              f"(shape {features.shape})")
+        raise DataError(
+            path, f"'features' must have 1 or 3 channels, got {features.shape[-1]} (shape {features.shape})"
+        )
     if features.shape[0] == 0:
         raise DataError(path, "file contains no images")
     height, width = features.shape[1:3]
     if min(height, width) < MIN_IMAGE_SIZE:
-        raise DataError(path, f"images are {height}x{width} pixels; at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} "
-                              f"are needed (shape {features.shape})")
+        raise DataError(
+            path,
+            f"images are {height}x{width} pixels; at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} "
+            f"are needed (shape {features.shape})",
+        )
     if features.dtype == np.uint8:
         return features
     if np.issubdtype(features.dtype, np.floating):
@@ -229,14 +239,18 @@ def _validate_features(path: Path, features: object) -> np.ndarray:
             raise DataError(path, "'features' contain NaN or inf values")
         lo, hi = float(features.min()), float(features.max())
         if lo < 0 or hi > 255:
-            raise DataError(path, f"float 'features' must hold raw pixels in [0, 1] or [0, 255], got "
-                                  f"[{lo:.3g}, {hi:.3g}] (already normalised? give the raw images)")
+            raise DataError(
+                path,
+                f"float 'features' must hold raw pixels in [0, 1] or [0, 255], got "
+                f"[{lo:.3g}, {hi:.3g}] (already normalised? give the raw images)",
+            )
         scale = 255.0 if hi <= 1.0 else 1.0
         return np.clip(np.rint(features * scale), 0, 255).astype(np.uint8)
     if np.issubdtype(features.dtype, np.integer) or features.dtype == np.bool_:
         if features.min() < 0 or features.max() > 255:
-            raise DataError(path, f"integer 'features' must be pixels in [0, 255], got "
-                                  f"[{features.min()}, {features.max()}]")
+            raise DataError(
+                path, f"integer 'features' must be pixels in [0, 255], got [{features.min()}, {features.max()}]"
+            )
         return features.astype(np.uint8)
     raise DataError(path, f"'features' has unsupported dtype {one_line(features.dtype, 60)}")
 
@@ -252,8 +266,11 @@ def _validate_labels(path: Path, labels: object) -> np.ndarray:
     if labels.size and labels.min() < 0:
         raise DataError(path, f"'labels' contain a negative class id ({labels.min()})")
     if labels.size and labels.max() >= MAX_CLASSES:
-        raise DataError(path, f"'labels' contain class id {labels.max()}; at most {MAX_CLASSES:,} classes "
-                              f"(ids 0..{MAX_CLASSES - 1}) are supported")
+        raise DataError(
+            path,
+            f"'labels' contain class id {labels.max()}; at most {MAX_CLASSES:,} classes "
+            f"(ids 0..{MAX_CLASSES - 1}) are supported",
+        )
     return labels.astype(np.int32)
 
 
@@ -266,8 +283,11 @@ def _labels_array(path: Path, labels: object) -> np.ndarray:
     if type(labels) not in (list, tuple):
         raise DataError(path, f"'labels' must be a numpy array or a list of integers, got {type(labels).__name__}")
     if len(labels) > MAX_LABELS_IN_LIST:
-        raise DataError(path, f"'labels' is a list of {len(labels):,} items; lists are read up to "
-                              f"{MAX_LABELS_IN_LIST:,} (save a numpy array instead)")
+        raise DataError(
+            path,
+            f"'labels' is a list of {len(labels):,} items; lists are read up to "
+            f"{MAX_LABELS_IN_LIST:,} (save a numpy array instead)",
+        )
     kinds = {type(item) for item in labels}
     wrong = [kind for kind in kinds if kind is not int and not issubclass(kind, np.integer)]
     if wrong:
@@ -280,24 +300,30 @@ def _labels_array(path: Path, labels: object) -> np.ndarray:
 
 def _check_same_image_shape(split: Split, shape: tuple[int, ...]) -> None:
     if split.features.shape[1:] != tuple(shape):
-        raise DataError(split.path or Path("?"), f"image size {split.features.shape[1:]} differs from "
-                                                 f"train's {tuple(shape)}")
+        raise DataError(
+            split.path or Path("?"), f"image size {split.features.shape[1:]} differs from train's {tuple(shape)}"
+        )
 
 
 def _check_label_range(split: Split, n_classes: int) -> None:
     top = int(split.labels.max())
     if top >= n_classes:
-        raise DataError(split.path or Path("?"), f"label {top} is out of range for {n_classes} classes "
-                                                 "(labels must be 0..n_classes-1; add signnames.csv "
-                                                 "or pass --n-classes)")
+        raise DataError(
+            split.path or Path("?"),
+            f"label {top} is out of range for {n_classes} classes "
+            "(labels must be 0..n_classes-1; add signnames.csv "
+            "or pass --n-classes)",
+        )
 
 
 def _check_enough_classes(split: Split) -> None:
     present = np.unique(split.labels)
     if len(present) < 2:
         only = f"class {int(present[0])}" if len(present) else "no class"
-        raise DataError(split.path or Path("?"), f"only {len(present)} class ({only} in all {len(split)} "
-                                                 "images); a classifier needs at least 2")
+        raise DataError(
+            split.path or Path("?"),
+            f"only {len(present)} class ({only} in all {len(split)} images); a classifier needs at least 2",
+        )
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -318,7 +344,7 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     order = np.argsort(labels, kind="stable")
     _, starts, counts = np.unique(labels[order], return_index=True, return_counts=True)
     for start, count in zip(starts, counts):
-        idx = rng.permutation(order[start:start + count])
+        idx = rng.permutation(order[start : start + count])
         n_valid = int(round(fraction * len(idx)))
         if len(idx) >= 2:
             n_valid = min(max(n_valid, 1), len(idx) - 1)
@@ -364,8 +390,21 @@ def _checked_test_size(path: Path, shape: tuple[int, ...], n_classes: int) -> in
     return len(test)
 
 
-def load_dataset(data_dir: Path | str, *, n_classes: int | None = None, valid_fraction: float = 0.2,
-                 seed: int = 0) -> Dataset:
+def _train_file(data_dir: Path) -> Path:
+    """The folder's training file; a missing folder or file is a one-line error naming it."""
+    if not data_dir.exists():
+        raise DataError(data_dir, "data directory does not exist")
+    if not data_dir.is_dir():
+        raise DataError(data_dir, "is not a directory")
+    train_path = find_split_file(data_dir, "train")
+    if train_path is None:
+        raise DataError(data_dir / "train.p", "missing (a data folder needs train.p, optionally valid.p and test.p)")
+    return train_path
+
+
+def load_dataset(
+    data_dir: Path | str, *, n_classes: int | None = None, valid_fraction: float = 0.2, seed: int = 0
+) -> Dataset:
     """Load ``train`` and ``valid`` from ``data_dir`` (splitting train when there is no valid file).
 
     The class count comes from ``n_classes``, else ``signnames.csv``, else GTSRB's 43; labels
@@ -374,14 +413,7 @@ def load_dataset(data_dir: Path | str, *, n_classes: int | None = None, valid_fr
     classes is refused: both would otherwise surface only after the whole search.
     """
     data_dir = Path(data_dir)
-    if not data_dir.exists():
-        raise DataError(data_dir, "data directory does not exist")
-    if not data_dir.is_dir():
-        raise DataError(data_dir, "is not a directory")
-    train_path = find_split_file(data_dir, "train")
-    if train_path is None:
-        raise DataError(data_dir / "train.p", "missing (a data folder needs train.p, optionally "
-                                              "valid.p and test.p)")
+    train_path = _train_file(data_dir)
     valid_path = find_split_file(data_dir, "valid")
     test_path = find_split_file(data_dir, "test")
     train = load_split(train_path)
@@ -402,10 +434,21 @@ def load_dataset(data_dir: Path | str, *, n_classes: int | None = None, valid_fr
         valid = Split(train.features[va], train.labels[va], path=train_path)
         train = Split(train.features[tr], train.labels[tr], path=train_path)
         valid_from_train = True
-        notes.append(f"no valid file: held out a stratified {valid_fraction:.0%} of {train_path.name} "
-                     f"(seed {seed}) as validation data")
+        notes.append(
+            f"no valid file: held out a stratified {valid_fraction:.0%} of {train_path.name} "
+            f"(seed {seed}) as validation data"
+        )
     hashed = [p for p in (train_path, valid_path) if p is not None]
     split_key = f"split {valid_fraction} {seed}" if valid_from_train else ""
-    return Dataset(train=train, valid=valid, n_classes=n_classes, class_names=names, data_dir=data_dir,
-                   test_path=test_path, n_test=n_test, valid_from_train=valid_from_train,
-                   content_hash=_file_digest(hashed, extra=split_key), notes=notes)
+    return Dataset(
+        train=train,
+        valid=valid,
+        n_classes=n_classes,
+        class_names=names,
+        data_dir=data_dir,
+        test_path=test_path,
+        n_test=n_test,
+        valid_from_train=valid_from_train,
+        content_hash=_file_digest(hashed, extra=split_key),
+        notes=notes,
+    )

@@ -3,6 +3,7 @@
 The dashboard's data section reads this file, so ``results/`` never has to load the data files
 (and never touches ``test.p``).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,9 +25,13 @@ def data_overview(dataset: Dataset, test: Split | None = None, *, seed: int = 0)
         if len(idx):
             examples[cls] = dataset.train.features[rng.choice(idx)]
             has_example[cls] = True
-    out = {"examples": examples, "has_example": has_example,
-           "counts_train": dataset.train.class_counts(n), "counts_valid": dataset.valid.class_counts(n),
-           "class_names": np.array(dataset.class_names, dtype=str)}
+    out = {
+        "examples": examples,
+        "has_example": has_example,
+        "counts_train": dataset.train.class_counts(n),
+        "counts_valid": dataset.valid.class_counts(n),
+        "class_names": np.array(dataset.class_names, dtype=str),
+    }
     if test is not None:
         out["counts_test"] = test.class_counts(n)
     return out

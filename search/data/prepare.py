@@ -3,6 +3,7 @@
 Needs NumPy only, so the command line runs it before it starts the Keras backend: bad data is
 reported within a second or two instead of after the backend's start-up.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -20,8 +21,7 @@ if TYPE_CHECKING:
 def load_configured(cfg: SearchConfig) -> Dataset:
     """The data as ``cfg`` splits it: the search and a later retrain of its study must see the same
     validation images."""
-    return load_dataset(cfg.data_dir, n_classes=cfg.n_classes, valid_fraction=cfg.valid_fraction,
-                        seed=cfg.seed)
+    return load_dataset(cfg.data_dir, n_classes=cfg.n_classes, valid_fraction=cfg.valid_fraction, seed=cfg.seed)
 
 
 def prepare_data(cfg: SearchConfig, say: Callable[[str], None]) -> Dataset:

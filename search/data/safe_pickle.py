@@ -26,6 +26,7 @@ unpickler cannot be checked opcode by opcode, and it sizes its memo by the file'
 pickle makes it fill 512 MB, larger indices ask for more). For real files (a few dozen opcodes
 around one large bytes object) both are equally fast.
 """
+
 from __future__ import annotations
 
 import io
@@ -117,11 +118,17 @@ def _frombuffer(buf: object, dtype: object, shape: object, order: object, axis_o
     _check_size(shape, _check_dtype(dtype), buf)
     if type(buf) is str or type(order) is not str or order not in ("C", "F", "K"):
         raise PickleRefused("_frombuffer with arguments numpy never writes")
-    if axis_order is not None and (type(axis_order) is not tuple or not all(type(a) is int for a in axis_order)
-                                   or sorted(axis_order) != list(range(len(shape)))):
+    if axis_order is not None and (
+        type(axis_order) is not tuple
+        or not all(type(a) is int for a in axis_order)
+        or sorted(axis_order) != list(range(len(shape)))
+    ):
         raise PickleRefused("_frombuffer with an axis order that is not a permutation")
-    return _FROMBUFFER(buf, dtype, shape, order, axis_order) if axis_order is not None else \
-        _FROMBUFFER(buf, dtype, shape, order)
+    return (
+        _FROMBUFFER(buf, dtype, shape, order, axis_order)
+        if axis_order is not None
+        else _FROMBUFFER(buf, dtype, shape, order)
+    )
 
 
 def _dtype(code: object, align: object = False, copy: object = True) -> np.dtype:
@@ -160,13 +167,15 @@ for _module in ("numpy.core.multiarray", "numpy._core.multiarray"):
     _CALLABLES[_module, "scalar"] = _scalar
 for _module in ("numpy.core.numeric", "numpy._core.numeric"):
     _CALLABLES[_module, "_frombuffer"] = _frombuffer
-_CALLABLES.update({
-    ("numpy", "dtype"): _dtype,
-    ("_codecs", "encode"): _latin1_encode,
-    ("builtins", "bytes"): _empty_bytes,
-    ("__builtin__", "bytes"): _empty_bytes,  # protocols 0-2 name Python 2's module
-    ("collections", "OrderedDict"): _ordered_dict,
-})
+_CALLABLES.update(
+    {
+        ("numpy", "dtype"): _dtype,
+        ("_codecs", "encode"): _latin1_encode,
+        ("builtins", "bytes"): _empty_bytes,
+        ("__builtin__", "bytes"): _empty_bytes,  # protocols 0-2 name Python 2's module
+        ("collections", "OrderedDict"): _ordered_dict,
+    }
+)
 _SAFE_CALLS = frozenset(_CALLABLES.values())
 # (module, name) -> object: numpy.ndarray is only ever an argument of _reconstruct (REDUCE refuses
 # to call anything but the wrappers above).
@@ -175,8 +184,13 @@ _GLOBALS: dict[tuple[str, str], Any] = {**_CALLABLES, ("numpy", "ndarray"): np.n
 
 def _check_array_state(state: object) -> None:
     """The state numpy's ``ndarray.__reduce__`` writes: (1, shape, dtype, is_fortran, data)."""
-    if type(state) is not tuple or len(state) != 5 or type(state[0]) is not int or state[0] != 1 \
-            or not _is_flag(state[3]):
+    if (
+        type(state) is not tuple
+        or len(state) != 5
+        or type(state[0]) is not int
+        or state[0] != 1
+        or not _is_flag(state[3])
+    ):
         raise PickleRefused("array state numpy never writes")
     _check_size(_check_shape(state[1]), _check_dtype(state[2]), state[4])
 
@@ -185,9 +199,13 @@ def _check_dtype_state(dtype: np.dtype, state: object) -> None:
     """Only the state a plain dtype pickles to, byte order aside: numpy accepts fields, subarrays
     and even cycles here, which would later recurse or allocate without bound."""
     canonical = dtype.__reduce__()[2]
-    if (type(state) is not tuple or len(state) != len(canonical) or type(state[1]) is not str
-            or state[1] not in _BYTE_ORDERS
-            or any(type(a) is not type(b) or a != b for i, (a, b) in enumerate(zip(state, canonical)) if i != 1)):
+    if (
+        type(state) is not tuple
+        or len(state) != len(canonical)
+        or type(state[1]) is not str
+        or state[1] not in _BYTE_ORDERS
+        or any(type(a) is not type(b) or a != b for i, (a, b) in enumerate(zip(state, canonical)) if i != 1)
+    ):
         raise PickleRefused("dtype state numpy never writes for a plain number type")
 
 
@@ -310,21 +328,81 @@ class _RestrictedUnpickler(pickle._Unpickler):
         inst.__setstate__(state)
 
 
-_ALLOWED_OPS = frozenset({
-    "PROTO", "FRAME", "STOP", "NONE", "NEWTRUE", "NEWFALSE", "INT", "BININT", "BININT1", "BININT2", "LONG",
-    "LONG1", "LONG4", "FLOAT", "BINFLOAT", "STRING", "BINSTRING", "SHORT_BINSTRING", "BINBYTES",
-    "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8",
-    "EMPTY_LIST", "EMPTY_DICT", "EMPTY_TUPLE", "LIST", "DICT", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "MARK",
-    "POP", "POP_MARK", "DUP", "APPEND", "APPENDS", "SETITEM", "SETITEMS", "PUT", "BINPUT", "LONG_BINPUT",
-    "MEMOIZE", "GET", "BINGET", "LONG_BINGET", "GLOBAL", "STACK_GLOBAL", "REDUCE", "BUILD",
-})
-_CONTAINER_OPS = frozenset({"EMPTY_LIST", "EMPTY_DICT", "EMPTY_TUPLE", "LIST", "DICT", "TUPLE", "TUPLE1",
-                            "TUPLE2", "TUPLE3", "MARK"})
+_ALLOWED_OPS = frozenset(
+    {
+        "PROTO",
+        "FRAME",
+        "STOP",
+        "NONE",
+        "NEWTRUE",
+        "NEWFALSE",
+        "INT",
+        "BININT",
+        "BININT1",
+        "BININT2",
+        "LONG",
+        "LONG1",
+        "LONG4",
+        "FLOAT",
+        "BINFLOAT",
+        "STRING",
+        "BINSTRING",
+        "SHORT_BINSTRING",
+        "BINBYTES",
+        "SHORT_BINBYTES",
+        "BINBYTES8",
+        "BYTEARRAY8",
+        "UNICODE",
+        "BINUNICODE",
+        "SHORT_BINUNICODE",
+        "BINUNICODE8",
+        "EMPTY_LIST",
+        "EMPTY_DICT",
+        "EMPTY_TUPLE",
+        "LIST",
+        "DICT",
+        "TUPLE",
+        "TUPLE1",
+        "TUPLE2",
+        "TUPLE3",
+        "MARK",
+        "POP",
+        "POP_MARK",
+        "DUP",
+        "APPEND",
+        "APPENDS",
+        "SETITEM",
+        "SETITEMS",
+        "PUT",
+        "BINPUT",
+        "LONG_BINPUT",
+        "MEMOIZE",
+        "GET",
+        "BINGET",
+        "LONG_BINGET",
+        "GLOBAL",
+        "STACK_GLOBAL",
+        "REDUCE",
+        "BUILD",
+    }
+)
+_CONTAINER_OPS = frozenset(
+    {"EMPTY_LIST", "EMPTY_DICT", "EMPTY_TUPLE", "LIST", "DICT", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "MARK"}
+)
 _MEMO_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"})
-_OVERRIDDEN = {"INT": "load_int", "LONG": "load_long", "GET": "load_get", "PUT": "load_put",
-               "BYTEARRAY8": "load_bytearray8", "APPEND": "load_append", "APPENDS": "load_appends",
-               "SETITEM": "load_setitem", "SETITEMS": "load_setitems", "REDUCE": "load_reduce",
-               "BUILD": "load_build"}
+_OVERRIDDEN = {
+    "INT": "load_int",
+    "LONG": "load_long",
+    "GET": "load_get",
+    "PUT": "load_put",
+    "BYTEARRAY8": "load_bytearray8",
+    "APPEND": "load_append",
+    "APPENDS": "load_appends",
+    "SETITEM": "load_setitem",
+    "SETITEMS": "load_setitems",
+    "REDUCE": "load_reduce",
+    "BUILD": "load_build",
+}
 
 
 def _step(handler: Callable[[Any], None], container: bool, memo: bool) -> Callable[[Any], None]:
@@ -333,18 +411,21 @@ def _step(handler: Callable[[Any], None], container: bool, memo: bool) -> Callab
         handler(self)
         if memo and len(self.memo) > MAX_PICKLE_MEMO:
             raise PickleTooLarge(f"more than {MAX_PICKLE_MEMO:,} memo entries")
+
     return step
 
 
 def _refused_op(name: str) -> Callable[[Any], None]:
     def step(self: _RestrictedUnpickler) -> None:
         raise PickleRefused(f"opcode {name}")
+
     return step
 
 
 def _invalid_op(code: int) -> Callable[[Any], None]:
     def step(self: _RestrictedUnpickler) -> None:
         raise pickle.UnpicklingError(f"invalid load key {bytes([code])!r}")
+
     return step
 
 
@@ -388,12 +469,15 @@ def safe_load(path: Path) -> Any:
     try:
         return _RestrictedUnpickler(io.BytesIO(raw), len(raw)).load()
     except PickleRefused as exc:
-        raise DataError(path, f"unsafe pickle: {one_line(exc)}; only numpy arrays of numbers and plain "
-                              "containers are accepted (nothing from the file was executed)") from None
+        raise DataError(
+            path,
+            f"unsafe pickle: {one_line(exc)}; only numpy arrays of numbers and plain "
+            "containers are accepted (nothing from the file was executed)",
+        ) from None
     except PickleTooLarge as exc:
         raise DataError(path, f"pickle too large or too complex for a data file ({exc})") from None
     except MemoryError:
         raise DataError(path, "not enough memory to unpickle the file") from None
-    except Exception as exc:  # noqa: BLE001 - any failure to parse untrusted bytes means "not a pickle"
+    except Exception as exc:  # any failure to parse untrusted bytes means "not a pickle"
         detail = one_line(exc) or ("the data ends early" if isinstance(exc, EOFError) else "no detail")
         raise DataError(path, f"not a valid pickle ({type(exc).__name__}: {detail})") from None

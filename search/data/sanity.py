@@ -4,6 +4,7 @@ It counts images per split and class and warns about what silently ruins a searc
 from a split, a file sorted by class (fatal with Keras' ``validation_split``), train and valid pixels
 on different scales (different normalisation), and images shared between splits (leakage).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,17 +33,23 @@ class SanityReport:
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
-        return {"splits": [asdict(s) for s in self.splits], "class_names": self.class_names,
-                "warnings": self.warnings, "notes": self.notes}
+        return {
+            "splits": [asdict(s) for s in self.splits],
+            "class_names": self.class_names,
+            "warnings": self.warnings,
+            "notes": self.notes,
+        }
 
     def text(self) -> str:
         lines = ["Data sanity report"]
         for s in self.splits:
             present = sum(1 for c in s.histogram if c)
             lo = min(s.histogram) if s.histogram else 0
-            lines.append(f"  {s.name:<6} {s.count:>7} images, {present}/{len(s.histogram)} classes, "
-                         f"per class {lo}..{max(s.histogram, default=0)}, "
-                         f"pixels mean {s.pixel_mean:.1f} std {s.pixel_std:.1f}")
+            lines.append(
+                f"  {s.name:<6} {s.count:>7} images, {present}/{len(s.histogram)} classes, "
+                f"per class {lo}..{max(s.histogram, default=0)}, "
+                f"pixels mean {s.pixel_mean:.1f} std {s.pixel_std:.1f}"
+            )
         lines += [f"  note: {n}" for n in self.notes]
         lines += [f"  WARNING: {w}" for w in self.warnings]
         if not self.warnings:
@@ -79,8 +86,14 @@ def count_shared_images(a: np.ndarray, b: np.ndarray) -> int:
 
 def summarise_split(name: str, split: Split, n_classes: int) -> SplitSummary:
     mean, std = _pixel_stats(split.features)
-    return SplitSummary(name=name, count=len(split), histogram=split.class_counts(n_classes).tolist(),
-                        pixel_mean=mean, pixel_std=std, sorted_by_class=is_sorted_by_class(split.labels))
+    return SplitSummary(
+        name=name,
+        count=len(split),
+        histogram=split.class_counts(n_classes).tolist(),
+        pixel_mean=mean,
+        pixel_std=std,
+        sorted_by_class=is_sorted_by_class(split.labels),
+    )
 
 
 def sanity_report(dataset: Dataset, test: Split | None = None) -> SanityReport:
@@ -96,23 +109,28 @@ def sanity_report(dataset: Dataset, test: Split | None = None) -> SanityReport:
         if s.sorted_by_class:
             report.warnings.append(
                 f"{s.name}: images are sorted by class; the search shuffles them, but Keras' "
-                "validation_split on this file would validate on the last classes only")
+                "validation_split on this file would validate on the last classes only"
+            )
     train, valid = splits[0], splits[1]
     if abs(train.pixel_mean - valid.pixel_mean) > 0.25 * max(train.pixel_std, 1.0) or not (
-            0.67 < (valid.pixel_std + 1e-6) / (train.pixel_std + 1e-6) < 1.5):
+        0.67 < (valid.pixel_std + 1e-6) / (train.pixel_std + 1e-6) < 1.5
+    ):
         report.warnings.append(
             f"train and valid pixel statistics differ a lot (mean {train.pixel_mean:.1f} vs "
             f"{valid.pixel_mean:.1f}, std {train.pixel_std:.1f} vs {valid.pixel_std:.1f}): "
-            "were they normalised differently?")
+            "were they normalised differently?"
+        )
     if not dataset.valid_from_train:
         shared = count_shared_images(dataset.train.features, dataset.valid.features)
         if shared:
-            report.warnings.append(f"{shared} valid images are exact duplicates of train images "
-                                   "(leakage: validation accuracy will be optimistic)")
+            report.warnings.append(
+                f"{shared} valid images are exact duplicates of train images "
+                "(leakage: validation accuracy will be optimistic)"
+            )
     if test is not None:
         shared = count_shared_images(dataset.train.features, test.features)
         if shared:
-            report.warnings.append(f"{shared} test images are exact duplicates of train images "
-                                   "(leakage: test accuracy will be optimistic)")
+            report.warnings.append(
+                f"{shared} test images are exact duplicates of train images (leakage: test accuracy will be optimistic)"
+            )
     return report
-

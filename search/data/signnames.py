@@ -7,6 +7,7 @@ names its classes the way the tutorial's does.
 The file is untrusted like the data files: it is read line by line, at most ``MAX_CLASSES`` rows and
 ``MAX_SIGNNAMES_LINE`` characters a line, so a huge file costs neither memory nor time.
 """
+
 from __future__ import annotations
 
 import csv

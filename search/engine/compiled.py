@@ -20,6 +20,7 @@ every epoch, so over the epochs every image is seen); ``on_train_batch_begin/end
 chunk; ``on_test_begin/end`` once per validation pass (no per-batch test callbacks); a callback that
 changes the model inside an epoch is not seen until the next epoch.
 """
+
 from __future__ import annotations
 
 import time
@@ -32,9 +33,7 @@ import numpy as np
 
 from spaces import common
 
-from ..config import ENGINES
 from ..data import Dataset
-from ..errors import UserError
 from .trainer import EVAL_BATCH_SIZE, TrainClock, TrainingCallbacks, TrainResult
 
 # Steps per compiled call: short enough that the time cap, NaN detection and Ctrl-C act within a
@@ -45,26 +44,6 @@ CHUNK_STEPS = 16
 # than the same step as straight-line code (lenet, 2 cores: 0.5 s against 0.07-0.1 s per step), so on
 # a CPU the chunk is unrolled; its compile time grows with its length, so the chunk is short there.
 CPU_CHUNK_STEPS = 4  # at most: a divisor of the epoch's steps (see chunk_length)
-# Whether ``auto`` picks the compiled engine on a CPU-only JAX install. Measured on 2 CPU cores
-# (benchmarks/compiled_engine.py, 10k real images): 2.0x faster than fit per epoch for cnn:strong but
-# 0.85x for lenet:tutorial, and it compiles longer; not faster for every model, so CPUs keep fit.
-AUTO_ON_CPU = False
-
-
-def resolve_engine(name: str) -> str:
-    """``fit`` or ``compiled`` for the ``--engine`` setting under the running Keras backend."""
-    if name not in ENGINES:
-        raise UserError(f"--engine: {name!r} is not one of {', '.join(ENGINES)}")
-    backend = keras.backend.backend()
-    if name == "fit" or (name == "auto" and backend != "jax"):
-        return "fit"
-    if backend != "jax":
-        raise UserError(f"--engine compiled needs the JAX backend (KERAS_BACKEND=jax); this run uses {backend}")
-    if name == "compiled" or AUTO_ON_CPU:
-        return "compiled"
-    import jax
-
-    return "compiled" if jax.devices()[0].platform != "cpu" else "fit"
 
 
 # -- data on the device -----------------------------------------------------------------------------
@@ -110,6 +89,16 @@ def _metrics_result(model: keras.Model, metrics_variables: list) -> dict:
         return model.get_metrics_result()
 
 
+def chunk_plan(steps: int, chunk_steps: int | None, unroll: bool | None) -> tuple[bool, int]:
+    """(unroll, steps per chunk) for an epoch of ``steps``: the defaults of this device (a CPU unrolls
+    short chunks, an accelerator loops over ``CHUNK_STEPS``) where the caller gives none."""
+    import jax
+
+    on_cpu = jax.default_backend() == "cpu"
+    unroll = on_cpu if unroll is None else unroll
+    return unroll, chunk_length(steps, int(chunk_steps or (CPU_CHUNK_STEPS if on_cpu else CHUNK_STEPS)), whole=unroll)
+
+
 def chunk_length(steps: int, requested: int, *, whole: bool) -> int:
     """Steps per chunk: ``requested`` (at most ``steps``); with ``whole``, the largest divisor of ``steps``
     not above it, so that an unrolled chunk never runs past the epoch's end (a prime step count
@@ -120,8 +109,9 @@ def chunk_length(steps: int, requested: int, *, whole: bool) -> int:
     return length
 
 
-def _train_chunk(model: keras.Model, batch_size: int, length: int, unroll: bool,
-                 class_weights: np.ndarray | None = None) -> Any:
+def _train_chunk(
+    model: keras.Model, batch_size: int, length: int, unroll: bool, class_weights: np.ndarray | None = None
+) -> Any:
     """A jitted ``(state, x, y, perm, first, count) -> (state, logs)``: ``count`` (at most ``length``)
     steps from step ``first`` of the epoch whose order is ``perm``, each Keras' own ``train_step``
     on a batch gathered on the device (with per-image loss weights from ``class_weights``, as
@@ -166,14 +156,16 @@ def fold_batches(body: Any, carry: Any, x: Any, y: Any, batch_size: int, unroll:
     full, rest = divmod(len(x), batch_size)
     if unroll:
         for b in range(full):
-            carry = body(carry, x[b * batch_size:(b + 1) * batch_size], y[b * batch_size:(b + 1) * batch_size])
+            carry = body(carry, x[b * batch_size : (b + 1) * batch_size], y[b * batch_size : (b + 1) * batch_size])
     elif full:
         shape = (full, batch_size)
-        batches = (x[:full * batch_size].reshape(shape + x.shape[1:]),
-                   y[:full * batch_size].reshape(shape + y.shape[1:]))
+        batches = (
+            x[: full * batch_size].reshape(shape + x.shape[1:]),
+            y[: full * batch_size].reshape(shape + y.shape[1:]),
+        )
         carry, _ = jax.lax.scan(lambda c, data: (body(c, *data), None), carry, batches)
     if rest:
-        carry = body(carry, x[full * batch_size:], y[full * batch_size:])
+        carry = body(carry, x[full * batch_size :], y[full * batch_size :])
     return carry
 
 
@@ -203,8 +195,11 @@ def _aot(fn: Any, *args: Any) -> tuple[Any, float]:
 
 def _read(model: keras.Model) -> tuple[list, list, list]:
     """The model's trainable, non-trainable and optimizer variables' current values (no copies)."""
-    return ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables],
-            [v.value for v in model.optimizer.variables])
+    return (
+        [v.value for v in model.trainable_variables],
+        [v.value for v in model.non_trainable_variables],
+        [v.value for v in model.optimizer.variables],
+    )
 
 
 def _write(model: keras.Model, state: State) -> None:
@@ -228,10 +223,20 @@ def _host(logs: dict) -> dict[str, float]:
 
 
 # -- training ---------------------------------------------------------------------------------------
-def train_model_compiled(model: keras.Model, dataset: Dataset, values: dict, *, epochs: int, patience: int,
-                         deadline: float | TrainClock | None = None, hooks: Sequence[keras.callbacks.Callback] = (),
-                         verbose: int = 0, chunk_steps: int | None = None, unroll: bool | None = None) -> TrainResult:
-    """``trainer.train_model``'s contract (same settings, stop reasons, curves and best weights restored),
+def train_model_compiled(
+    model: keras.Model,
+    dataset: Dataset,
+    values: dict,
+    *,
+    epochs: int,
+    patience: int,
+    deadline: float | TrainClock | None = None,
+    hooks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int = 0,
+    chunk_steps: int | None = None,
+    unroll: bool | None = None,
+) -> TrainResult:
+    """``trainer.fit_model``'s contract (same settings, stop reasons, curves and best weights restored),
     trained by compiled chunks of ``chunk_steps`` steps on device-resident data (JAX backend only).
 
     The last partial batch of each epoch is dropped (``fit`` keeps it); a training set smaller than
@@ -240,84 +245,138 @@ def train_model_compiled(model: keras.Model, dataset: Dataset, values: dict, *, 
     to ``CHUNK_STEPS`` on an accelerator and ``CPU_CHUNK_STEPS`` on a CPU; ``unroll`` (straight-line
     chunks instead of loops, of a length that divides the epoch's steps) defaults to True on a CPU only.
     """
-    import jax
-    import jax.numpy as jnp
+    run = _CompiledRun(
+        model,
+        dataset,
+        values,
+        epochs=epochs,
+        patience=patience,
+        deadline=deadline,
+        hooks=hooks,
+        verbose=verbose,
+        chunk_steps=chunk_steps,
+        unroll=unroll,
+    )
+    return run.train()
 
-    # The epoch orders come from the global seed (keras.utils.set_random_seed), like fit's shuffle,
-    # drawn first, right after the model's build, where a population member draws its own.
-    base_key = jax.random.key(order_seed())
-    settings = common.training_settings(values)
-    data = device_data(dataset)
-    n = len(dataset.train)
-    batch = min(settings.batch_size, n)
-    steps = n // batch
-    on_cpu = jax.default_backend() == "cpu"
-    unroll = on_cpu if unroll is None else unroll
-    length = chunk_length(steps, int(chunk_steps or (CPU_CHUNK_STEPS if on_cpu else CHUNK_STEPS)), whole=unroll)
 
-    run = TrainingCallbacks.for_run(settings, epochs=epochs, patience=patience, deadline=deadline, hooks=hooks)
-    callback_list = keras.callbacks.CallbackList(run.callbacks, add_history=True, add_progbar=verbose != 0,
-                                                 verbose=verbose, epochs=epochs, steps=steps, model=model)
+class _CompiledRun:
+    """One model's training by compiled chunks: everything set up once, then trained epoch by epoch."""
 
-    # Build the compiled loss, metrics and optimizer variables outside any trace, as fit does.
-    model._symbolic_build(data_batch=(dataset.train.features[:batch], dataset.train.labels[:batch]))
-    model.reset_metrics()
-    fresh_metrics = [v.value for v in model.metrics_variables]
-    chunk = evaluate = None
-    compile_seconds = 0.0
+    def __init__(
+        self,
+        model: keras.Model,
+        dataset: Dataset,
+        values: dict,
+        *,
+        epochs: int,
+        patience: int,
+        deadline: float | TrainClock | None,
+        hooks: Sequence[keras.callbacks.Callback],
+        verbose: int,
+        chunk_steps: int | None,
+        unroll: bool | None,
+    ) -> None:
+        import jax
 
-    val: list[float] = []
-    train: list[float] = []
-    val_loss: list[float] = []
-    epoch_logs: dict[str, float] = {}
-    state: State | None = None
-    model.stop_training = False
-    start = time.monotonic()
-    callback_list.on_train_begin()
-    try:
-        for epoch in range(epochs):
-            callback_list.on_epoch_begin(epoch)  # the lr schedule sets the optimizer's rate here
-            # Read after the callbacks, as fit does: what they assigned (the learning rate) counts.
-            state = (*_read(model), list(fresh_metrics))
-            perm = jax.random.permutation(jax.random.fold_in(base_key, epoch), n)
-            logs: dict[str, float] = {}
-            for first in range(0, steps, length):
-                callback_list.on_train_batch_begin(first)
-                count = min(length, steps - first)
-                args = (state, data.x_train, data.y_train, perm, jnp.int32(first), jnp.int32(count))
-                if chunk is None:
-                    weights = common.class_weights(dataset.train.labels, dataset.n_classes, settings.class_balance)
-                    chunk, seconds = _aot(_train_chunk(model, batch, length, unroll, weights), *args)
-                    compile_seconds += seconds
-                state, device_logs = chunk(*args)
-                logs = _host(device_logs)  # waits for the chunk: the cap and Ctrl-C act per chunk
-                callback_list.on_train_batch_end(first + count - 1, logs)
+        # The epoch orders come from the global seed (keras.utils.set_random_seed), like fit's shuffle,
+        # drawn first, right after the model's build, where a population member draws its own.
+        self.base_key = jax.random.key(order_seed())
+        self.model, self.dataset, self.epochs = model, dataset, epochs
+        self.settings = common.training_settings(values)
+        self.data = device_data(dataset)
+        self.n = len(dataset.train)
+        self.batch = min(self.settings.batch_size, self.n)
+        self.steps = self.n // self.batch
+        self.unroll, self.length = chunk_plan(self.steps, chunk_steps, unroll)
+        self.run = TrainingCallbacks.for_run(
+            self.settings, epochs=epochs, patience=patience, deadline=deadline, hooks=hooks
+        )
+        self.callbacks = keras.callbacks.CallbackList(
+            self.run.callbacks,
+            add_history=True,
+            add_progbar=verbose != 0,
+            verbose=verbose,
+            epochs=epochs,
+            steps=self.steps,
+            model=model,
+        )
+        # Build the compiled loss, metrics and optimizer variables outside any trace, as fit does.
+        model._symbolic_build(data_batch=(dataset.train.features[: self.batch], dataset.train.labels[: self.batch]))
+        model.reset_metrics()
+        self.fresh_metrics = [v.value for v in model.metrics_variables]
+        self.chunk: Any = None
+        self.evaluate: Any = None
+        self.compile_seconds = 0.0
+        self.curves: dict[str, list[float]] = {"val_accuracy": [], "accuracy": [], "val_loss": []}
+        self.epoch_logs: dict[str, float] = {}
+        self.state: State | None = None
+
+    def train(self) -> TrainResult:
+        model = self.model
+        model.stop_training = False
+        start = time.monotonic()
+        self.callbacks.on_train_begin()
+        try:
+            for epoch in range(self.epochs):
+                self._epoch(epoch)
                 if model.stop_training:
                     break
-            # The Keras variables follow every epoch, so callbacks (early stopping's copy of the best
-            # weights) see this epoch's model; assigning a JAX array copies nothing.
-            _write(model, state)
-            state = None
+        finally:
+            if self.state is not None:  # stopped inside an epoch (Ctrl-C): keep what was trained, as fit does
+                _write(model, self.state)
+            model.optimizer.finalize_variable_values(model.trainable_weights)
+        self.callbacks.on_train_end(logs=self.epoch_logs)  # early stopping restores the best epoch's weights here
+        return self.run.result(self.curves, time.monotonic() - start, self.compile_seconds)
 
-            epoch_logs = dict(logs)
-            callback_list.on_test_begin()
-            val_args = (*_read(model)[:2], list(fresh_metrics), data.x_valid, data.y_valid)
-            if evaluate is None:
-                evaluate, seconds = _aot(_evaluate(model, EVAL_BATCH_SIZE, unroll), *val_args)
-                compile_seconds += seconds
-            val_logs = _host(evaluate(*val_args))
-            callback_list.on_test_end(val_logs)
-            epoch_logs.update({f"val_{key}": value for key, value in val_logs.items()})
-            callback_list.on_epoch_end(epoch, epoch_logs)
-            val.append(float(epoch_logs.get("val_accuracy", float("nan"))))
-            train.append(float(epoch_logs.get("accuracy", float("nan"))))
-            val_loss.append(float(epoch_logs.get("val_loss", float("nan"))))
-            if model.stop_training:
+    def _epoch(self, epoch: int) -> None:
+        import jax
+
+        self.callbacks.on_epoch_begin(epoch)  # the lr schedule sets the optimizer's rate here
+        # Read after the callbacks, as fit does: what they assigned (the learning rate) counts.
+        self.state = (*_read(self.model), list(self.fresh_metrics))
+        logs = self._train_chunks(jax.random.permutation(jax.random.fold_in(self.base_key, epoch), self.n))
+        # The Keras variables follow every epoch, so callbacks (early stopping's copy of the best
+        # weights) see this epoch's model; assigning a JAX array copies nothing.
+        _write(self.model, self.state)
+        self.state = None
+        self._validate(epoch, logs)
+
+    def _train_chunks(self, perm: Any) -> dict[str, float]:
+        """One epoch's steps, a compiled chunk at a time; the last chunk's logs."""
+        import jax.numpy as jnp
+
+        logs: dict[str, float] = {}
+        for first in range(0, self.steps, self.length):
+            self.callbacks.on_train_batch_begin(first)
+            count = min(self.length, self.steps - first)
+            args = (self.state, self.data.x_train, self.data.y_train, perm, jnp.int32(first), jnp.int32(count))
+            if self.chunk is None:
+                weights = common.class_weights(
+                    self.dataset.train.labels, self.dataset.n_classes, self.settings.class_balance
+                )
+                self.chunk, seconds = _aot(
+                    _train_chunk(self.model, self.batch, self.length, self.unroll, weights), *args
+                )
+                self.compile_seconds += seconds
+            self.state, device_logs = self.chunk(*args)
+            logs = _host(device_logs)  # waits for the chunk: the cap and Ctrl-C act per chunk
+            self.callbacks.on_train_batch_end(first + count - 1, logs)
+            if self.model.stop_training:
                 break
-    finally:
-        if state is not None:  # stopped inside an epoch (Ctrl-C): keep what was trained, as fit does
-            _write(model, state)
-        model.optimizer.finalize_variable_values(model.trainable_weights)
-    callback_list.on_train_end(logs=epoch_logs)  # early stopping restores the best epoch's weights here
-    seconds = time.monotonic() - start
-    return run.result({"val_accuracy": val, "accuracy": train, "val_loss": val_loss}, seconds, compile_seconds)
+        return logs
+
+    def _validate(self, epoch: int, logs: dict[str, float]) -> None:
+        """The epoch's validation pass, its logs to the callbacks and the curves."""
+        self.epoch_logs = dict(logs)
+        self.callbacks.on_test_begin()
+        val_args = (*_read(self.model)[:2], list(self.fresh_metrics), self.data.x_valid, self.data.y_valid)
+        if self.evaluate is None:
+            self.evaluate, seconds = _aot(_evaluate(self.model, EVAL_BATCH_SIZE, self.unroll), *val_args)
+            self.compile_seconds += seconds
+        val_logs = _host(self.evaluate(*val_args))
+        self.callbacks.on_test_end(val_logs)
+        self.epoch_logs.update({f"val_{key}": value for key, value in val_logs.items()})
+        self.callbacks.on_epoch_end(epoch, self.epoch_logs)
+        for key in self.curves:
+            self.curves[key].append(float(self.epoch_logs.get(key, float("nan"))))

@@ -8,26 +8,23 @@ new cosine from a lower peak (a warm restart, as in SGDR), and is otherwise an o
 with the same parameters: the best-so-far, the dashboards and the final retrain need nothing new.
 It runs at once, ahead of queued trials, because its job is the best model early.
 
-The weights stay in this process's memory (``Objective.cut``), so the process that trained the
-cut trial runs its continuation; one interrupted by Ctrl-C is requeued as its configuration and,
-on resume, trains from scratch.
+The weights stay in this process's memory (the ``Scored.cut`` the trial hands back to the loop), so
+the process that trained the cut trial runs its continuation; one interrupted by Ctrl-C is requeued
+as its configuration and, on resume, trains from scratch.
 """
+
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import optuna
-from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from ..schema import TrialKey
+from ..schema import StopReason, TrialKey
 from .lifecycle import TrialRun
-
-if TYPE_CHECKING:
-    from .objective import Objective
+from .outcome import CutTrial, Scored, TrialPlan
 
 # The continuation's cosine starts at this share of the configuration's learning rate: the cut
 # model already sits at a good solution, and a full-height restart would first undo part of it.
@@ -36,27 +33,23 @@ RESTART_LR_SCALE = 0.5
 MIN_EPOCHS_LEFT_IN_BUDGET = 2.0
 # ... and only with this many of the configuration's epochs still to train: a one-epoch continuation
 # is a warm restart with no room to anneal, and it ended below its parent in all three measured
-# (BENCHMARKS.md, sessions 16 and 20: 0.9565 vs 0.9723, 0.9558 vs 0.9683, 0.9921 vs 0.9987).
+# (BENCHMARKS.md, the 600 s runs of 2026-12-06 22:15 and 2026-12-07 12:00: 0.9565 vs 0.9723,
+# 0.9558 vs 0.9683, 0.9921 vs 0.9987).
 MIN_EPOCHS_TO_CONTINUE = 2
 
 
-@dataclass
-class CutTrial:
-    """A trial the time cap stopped with epochs left, and what continuing it needs."""
-
-    number: int
-    params: dict[str, Any]
-    distributions: dict[str, BaseDistribution]
-    weights: list[np.ndarray]
-    epochs_done: int  # epochs these weights were trained for, over the trial and its own parents
-    seconds_per_epoch: float
-
-
-def worth_continuing(stop_reason: str, value: float, epochs_done: int, max_epochs: int,
-                     best_so_far: float | None, seconds_left: float | None, seconds_per_epoch: float) -> bool:
+def worth_continuing(
+    stop_reason: str,
+    value: float,
+    epochs_done: int,
+    max_epochs: int,
+    best_so_far: float | None,
+    seconds_left: float | None,
+    seconds_per_epoch: float,
+) -> bool:
     """True for a trial cut by the time cap with ``MIN_EPOCHS_TO_CONTINUE`` or more epochs left
     that is the best so far (ties included), when the search still has time for a few of them."""
-    if stop_reason != "time_cap" or max_epochs - epochs_done < MIN_EPOCHS_TO_CONTINUE:
+    if stop_reason != StopReason.TIME_CAP or max_epochs - epochs_done < MIN_EPOCHS_TO_CONTINUE:
         return False
     if best_so_far is not None and value < best_so_far:
         return False
@@ -65,8 +58,7 @@ def worth_continuing(stop_reason: str, value: float, epochs_done: int, max_epoch
 
 def best_complete_value(study: optuna.Study) -> float | None:
     """The highest value of the study's complete trials (single objective), or None."""
-    values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-              if t.value is not None]
+    values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
     return max(values) if values else None
 
 
@@ -82,16 +74,15 @@ def continuation_attrs(cut: CutTrial) -> dict[str, int]:
     return {TrialKey.CONTINUES: cut.number, TrialKey.RESUMED_EPOCHS: cut.epochs_done}
 
 
-def run_continuation(study: optuna.Study, objective: Objective, errors_log: Path) -> FrozenTrial:
-    """Run the continuation of ``objective.cut`` at once, ahead of queued trials (``TrialRun``: heartbeat,
-    a failure stays inside the trial, Ctrl-C requeues its configuration, from scratch, and leaves)."""
-    cut, objective.cut = objective.cut, None
+def run_continuation(
+    study: optuna.Study, objective: Callable[[optuna.Trial, TrialPlan], Scored], errors_log: Path, plan: TrialPlan
+) -> tuple[FrozenTrial, CutTrial | None]:
+    """Run the continuation of ``plan.resume`` at once, ahead of queued trials (``TrialRun``: heartbeat,
+    a failure stays inside the trial, Ctrl-C requeues its configuration, from scratch, and leaves).
+    Returns the trial and the cut it left (a continuation can itself be cut again)."""
+    cut = plan.resume
     assert cut is not None, "run_continuation needs a cut trial"
-    objective.resuming = cut
-    try:
-        with TrialRun(study, errors_log) as run:
-            trial = run.run_now(cut.params, cut.distributions, continuation_attrs(cut))
-            run.run(trial, lambda: objective(trial))
-    finally:
-        objective.resuming = None
-    return run.done[0]
+    with TrialRun(study, errors_log) as run:
+        trial = run.run_now(cut.params, cut.distributions, continuation_attrs(cut))
+        scored = run.run(trial, lambda: objective(trial, plan))
+    return run.done[0], scored.cut if scored is not None else None

@@ -6,6 +6,7 @@ The look is a Keras callback, so ``model.fit``, the compiled engine and populati
 where no batch-level call comes, or the data is small, it happens at the end of the first epoch
 with the epoch's own validation score.
 """
+
 from __future__ import annotations
 
 import math

@@ -5,6 +5,7 @@ inside an inactive ``conditional_scope`` is never suggested, so Optuna's sampler
 parameters the built model used. Log-scaled parameters with a multiplicative KerasTuner step (which
 Optuna cannot express) become a categorical over the enumerated values.
 """
+
 from __future__ import annotations
 
 import optuna
@@ -25,15 +26,27 @@ class OptunaHyperParameters(ValuesHyperParameters):
         if grid is not None:
             return trial.suggest_categorical(name, list(grid))
         if spec.sampling not in ("linear", "log"):
-            raise ValueError(f"hyperparameter {name!r}: sampling {spec.sampling!r} is not supported "
-                             "by the Optuna adapter (use 'linear' or 'log')")
+            raise ValueError(
+                f"hyperparameter {name!r}: sampling {spec.sampling!r} is not supported "
+                "by the Optuna adapter (use 'linear' or 'log')"
+            )
         log = spec.sampling == "log"
         if spec.kind == "int":
-            return trial.suggest_int(name, int(spec.min_value), int(spec.max_value),  # type: ignore[arg-type]
-                                     step=1 if log else int(spec.step or 1), log=log)
+            return trial.suggest_int(
+                name,
+                int(spec.min_value),
+                int(spec.max_value),  # type: ignore[arg-type]
+                step=1 if log else int(spec.step or 1),
+                log=log,
+            )
         if spec.kind == "float":
-            return trial.suggest_float(name, float(spec.min_value), float(spec.max_value),  # type: ignore[arg-type]
-                                       step=None if log else spec.step, log=log)
+            return trial.suggest_float(
+                name,
+                float(spec.min_value),
+                float(spec.max_value),  # type: ignore[arg-type]
+                step=None if log else spec.step,
+                log=log,
+            )
         if spec.kind in ("choice", "boolean"):
             return trial.suggest_categorical(name, list(spec.values))
         return spec.default  # fixed: nothing to suggest

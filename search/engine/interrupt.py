@@ -9,6 +9,7 @@ KeyboardInterrupt is raised where it is safe and handled: at the next batch end 
 (``StopOnRequest``), between trials, or when the block ends. A second press raises at once, for
 someone who will not wait for a batch.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,11 @@ class StopRequest:
         if self.count > 1:
             raise KeyboardInterrupt
         # os.write, not print: the handler may run in the middle of a print to the same stream.
-        os.write(2, f"\n{signal.Signals(signum).name}: stopping at the end of the current batch, or before "
-                    "the next trial; completed trials are kept (press Ctrl-C again to stop at once)\n".encode())
+        os.write(
+            2,
+            f"\n{signal.Signals(signum).name}: stopping at the end of the current batch, or before "
+            "the next trial; completed trials are kept (press Ctrl-C again to stop at once)\n".encode(),
+        )
 
     def raise_if_requested(self) -> None:
         if self.requested:

@@ -10,6 +10,7 @@ separate the best trials); a better one pushes the worst out. Every file is writ
 name and renamed, the scores last, so a listed model is always whole. Workers on one machine share the
 folder; workers on other machines keep theirs, and the final stage uses what it can reach.
 """
+
 from __future__ import annotations
 
 import math
@@ -85,8 +86,9 @@ def class_accuracy(probs: np.ndarray, labels: np.ndarray, n_classes: int) -> lis
     return [round(float(h / c), 4) if c else None for h, c in zip(hits[:n_classes], counts[:n_classes])]
 
 
-def keep_model(run_dir: Path, trial_number: int, model: keras.Model, valid_probs: np.ndarray,
-               valid_labels: np.ndarray, keep: int) -> KeptModel | None:
+def keep_model(
+    run_dir: Path, trial_number: int, model: keras.Model, valid_probs: np.ndarray, valid_labels: np.ndarray, keep: int
+) -> KeptModel | None:
     """Save ``model`` when it is among the ``keep`` best by validation log-loss, then drop the kept
     models beyond ``keep``; returns what was kept (None: not good enough, or ``keep`` is 0)."""
     if keep <= 0:

@@ -3,6 +3,7 @@
 Measured, not estimated from weights: two models of one size differ by their layers' shapes.
 The median of repeated batch-1 forward passes after warm-up (the first calls trace and compile).
 """
+
 from __future__ import annotations
 
 import statistics

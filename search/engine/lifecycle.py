@@ -7,6 +7,7 @@ and every result is told the moment it exists, so a crash or a kill loses at mos
 training. What a trial produces (its attributes, its kept model) is recorded by
 ``Objective.finish``, the one place every kind of trial ends in.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,7 +17,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
 from optuna.distributions import BaseDistribution
@@ -24,7 +25,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..optuna_adapter import create_running_trial, heartbeat
 from ..redaction import redact
-from ..schema import TrialKey
+from ..schema import StopReason, TrialKey
+from .outcome import Scored
+
+T = TypeVar("T")
 
 
 class TrialFailed(Exception):
@@ -34,7 +38,7 @@ class TrialFailed(Exception):
 def note_crash(trial: optuna.Trial, exc: BaseException, errors_log: Path) -> None:
     """Record an unexpected error on the trial and its traceback in the run's error log."""
     trial.set_user_attr(TrialKey.FAIL_REASON, redact(f"{type(exc).__name__}: {str(exc).strip()[:300]}"))
-    trial.set_user_attr(TrialKey.STOP_REASON, "error")
+    trial.set_user_attr(TrialKey.STOP_REASON, StopReason.ERROR)
     # O_NOFOLLOW: a symlink planted under the log's name in a shared run folder is refused, not written through
     fd = os.open(errors_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
     with os.fdopen(fd, "a") as fh:
@@ -68,15 +72,14 @@ class TrialRun:
     def __enter__(self) -> TrialRun:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
         with self._heartbeats:
             if exc is None:
                 return False
             if isinstance(exc, KeyboardInterrupt):
                 for trial in list(self.open):
                     trial.set_user_attr(TrialKey.FAIL_REASON, "interrupted (Ctrl-C)")
-                    trial.set_user_attr(TrialKey.STOP_REASON, "interrupted")
+                    trial.set_user_attr(TrialKey.STOP_REASON, StopReason.INTERRUPTED)
                     requeue(self.study, trial)
                     self.tell(trial, state=TrialState.FAIL)
                 return False
@@ -96,8 +99,9 @@ class TrialRun:
             warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used", UserWarning)
             return self._started(self.study.ask())
 
-    def run_now(self, params: dict[str, Any], distributions: dict[str, BaseDistribution],
-                user_attrs: dict[str, Any]) -> optuna.Trial:
+    def run_now(
+        self, params: dict[str, Any], distributions: dict[str, BaseDistribution], user_attrs: dict[str, Any]
+    ) -> optuna.Trial:
         """A trial with ``params`` that runs now, ahead of the queue (a continuation)."""
         return self._started(create_running_trial(self.study, params, distributions, user_attrs))
 
@@ -106,7 +110,7 @@ class TrialRun:
         self._heartbeats.enter_context(heartbeat(self.study, trial))
         return trial
 
-    def settle(self, trial: optuna.Trial, work: Callable[[], object]) -> object | None:
+    def settle(self, trial: optuna.Trial, work: Callable[[], T]) -> T | None:
         """Run ``work`` for ``trial``; a failure or pruning is told at once (``None`` returned)."""
         try:
             return work()
@@ -114,16 +118,17 @@ class TrialRun:
             self.tell(trial, state=TrialState.PRUNED)
         except TrialFailed:
             self.tell(trial, state=TrialState.FAIL)
-        except Exception as exc:  # noqa: BLE001 - one trial's crash must not end the search
+        except Exception as exc:  # one trial's crash must not end the search
             note_crash(trial, exc, self.errors_log)
             self.tell(trial, state=TrialState.FAIL)
         return None
 
-    def run(self, trial: optuna.Trial, work: Callable[[], object]) -> None:
-        """``settle`` and, when ``work`` returned a value, tell it."""
-        value = self.settle(trial, work)
-        if value is not None:
-            self.tell(trial, value)
+    def run(self, trial: optuna.Trial, work: Callable[[], Scored]) -> Scored | None:
+        """``settle`` and, when ``work`` returned a score, tell its value; returns the score."""
+        scored = self.settle(trial, work)
+        if scored is not None:
+            self.tell(trial, scored.value)
+        return scored
 
     def tell(self, trial: optuna.Trial, value: object = None, state: TrialState | None = None) -> None:
         self.open.remove(trial)

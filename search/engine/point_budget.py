@@ -13,11 +13,12 @@ multiply-accumulate (batch normalisation, the input pipeline). The factor is mea
 study's finished trials; before any, ``DEFAULT_FACTOR`` (the five named points on the sample, two
 CPU cores, mixed_bfloat16: BENCHMARKS.md, "Named points' cost", 2026-12-07) stands in.
 """
+
 from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from types import ModuleType
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -29,6 +30,9 @@ from spaces.hp import ValuesHyperParameters
 from ..data import Dataset
 from ..optuna_adapter import fixed_params
 from ..schema import FINISHED, TrialKey
+
+if TYPE_CHECKING:
+    from spaces.space import Space
 
 NAMED_SHARE = 0.35  # most of a --timeout budget the named points take together
 MIN_POINT_EPOCHS = 2  # a point that cannot get this many epochs is skipped
@@ -66,9 +70,12 @@ def epoch_seconds(macs: float, n_train: int, factor: float) -> float:
 
 def measured_factor(trials: Sequence[FrozenTrial], n_train: int) -> float:
     """This host's factor, from the study's trials that recorded their MACs and pace (median), else the default."""
-    factors = [float(t.user_attrs[TrialKey.SECONDS_PER_EPOCH]) / epoch_seconds(float(t.user_attrs[TrialKey.MACS]),
-                                                                                n_train, 1.0)
-               for t in trials if t.user_attrs.get(TrialKey.MACS) and t.user_attrs.get(TrialKey.SECONDS_PER_EPOCH)]
+    factors = [
+        float(t.user_attrs[TrialKey.SECONDS_PER_EPOCH])
+        / epoch_seconds(float(t.user_attrs[TrialKey.MACS]), n_train, 1.0)
+        for t in trials
+        if t.user_attrs.get(TrialKey.MACS) and t.user_attrs.get(TrialKey.SECONDS_PER_EPOCH)
+    ]
     return statistics.median(factors) if factors else DEFAULT_FACTOR
 
 
@@ -83,8 +90,14 @@ def point_cap(spent: float, allowance: float, own_minimum: float, later_minimum:
     return max(own_minimum, left - later_minimum)
 
 
-def named_point_cap(trials: Sequence[FrozenTrial], number: int, macs: float, n_train: int, timeout: float,
-                    waiting_macs: Mapping[int, float]) -> float | None:
+def named_point_cap(
+    trials: Sequence[FrozenTrial],
+    number: int,
+    macs: float,
+    n_train: int,
+    timeout: float,
+    waiting_macs: Mapping[int, float],
+) -> float | None:
     """``point_cap`` for named point ``number`` (``macs`` per image) in a study whose trials are ``trials``;
     ``waiting_macs`` holds the MACs of the named points still queued, by trial number."""
     factor = measured_factor(trials, n_train)
@@ -99,7 +112,7 @@ def named_point_cap(trials: Sequence[FrozenTrial], number: int, macs: float, n_t
 class PointBudget:
     """The named points' share of one process's timed search: what a named point about to run may train."""
 
-    def __init__(self, space: ModuleType, dataset: Dataset, timeout: float) -> None:
+    def __init__(self, space: Space, dataset: Dataset, timeout: float) -> None:
         self.space, self.dataset, self.timeout = space, dataset, timeout
         self._macs: dict[int, float] = {}  # queued named points' MACs per image, by trial number
 
@@ -113,8 +126,9 @@ class PointBudget:
                 continue
             if t.number not in self._macs:
                 try:
-                    model = self.space.build(ValuesHyperParameters(dict(given)), self.dataset.input_shape,
-                                             self.dataset.n_classes)
+                    model = self.space.build(
+                        ValuesHyperParameters(dict(given)), self.dataset.input_shape, self.dataset.n_classes
+                    )
                     self._macs[t.number] = model_macs(model)
                 except (ValueError, TypeError):  # cannot be built: it will fail as a trial, at no cost
                     self._macs[t.number] = 0.0
@@ -123,5 +137,6 @@ class PointBudget:
 
     def cap(self, trial: optuna.Trial, macs: float, queued: Mapping[int, float]) -> float | None:
         """Seconds named point ``trial`` (``macs`` per image) may train, or None to skip it."""
-        return named_point_cap(trial.study.get_trials(deepcopy=False), trial.number, macs, len(self.dataset.train),
-                               self.timeout, queued)
+        return named_point_cap(
+            trial.study.get_trials(deepcopy=False), trial.number, macs, len(self.dataset.train), self.timeout, queued
+        )

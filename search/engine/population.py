@@ -20,6 +20,7 @@ nothing afterwards: the program is compiled again for the smaller population (on
 Not supported: ``mixed_float16`` (its loss scaling), losses other than sparse cross-entropy (a user
 space compiled with another loss), and per-batch test callbacks (as in :mod:`.compiled`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -38,12 +39,10 @@ from ..config import SearchConfig
 from ..data import Dataset
 from ..errors import UserError
 from .compiled import (
-    CHUNK_STEPS,
-    CPU_CHUNK_STEPS,
     _aot,
     _read,
     _write,
-    chunk_length,
+    chunk_plan,
     device_data,
     fold_batches,
     run_steps,
@@ -133,8 +132,9 @@ def _member_weight_decay(optimizer: keras.optimizers.Optimizer, decay: Any) -> I
 def _sums(loss: Any, probabilities: Any, labels: Any) -> Any:
     """(loss x images, correct, images) of one batch: what an epoch's running averages are made of."""
     count = probabilities.shape[0]
-    correct = ops.sum(ops.cast(ops.argmax(probabilities, axis=-1) == ops.cast(ops.reshape(labels, (-1,)), "int32"),
-                               "float32"))
+    correct = ops.sum(
+        ops.cast(ops.argmax(probabilities, axis=-1) == ops.cast(ops.reshape(labels, (-1,)), "int32"), "float32")
+    )
     return ops.stack([ops.cast(loss, "float32") * count, correct, ops.cast(count, "float32")])
 
 
@@ -156,7 +156,8 @@ def _train_chunk(model: keras.Model, batch_size: int, length: int, unroll: bool,
 
         def loss_fn(trainable: list) -> tuple:
             probabilities, non_trainable_new, losses = model.stateless_call(
-                trainable, non_trainable, xb, training=True, return_losses=True)
+                trainable, non_trainable, xb, training=True, return_losses=True
+            )
             loss = smoothed_crossentropy(yb, probabilities, smoothing, per_class)
             if losses:  # layer regularisers, as Keras' own loss adds them
                 loss = loss + sum(losses)
@@ -182,8 +183,9 @@ def _evaluate(model: keras.Model, batch_size: int, unroll: bool) -> Any:
 
     def member(trainable: list, non_trainable: list, smoothing: Any, x: Any, y: Any) -> Any:
         def batch(total: Any, xb: Any, yb: Any) -> Any:
-            probabilities, _, losses = model.stateless_call(trainable, non_trainable, xb, training=False,
-                                                            return_losses=True)
+            probabilities, _, losses = model.stateless_call(
+                trainable, non_trainable, xb, training=False, return_losses=True
+            )
             loss = smoothed_crossentropy(yb, probabilities, smoothing)
             return total + _sums(loss + sum(losses) if losses else loss, probabilities, yb)
 
@@ -201,8 +203,9 @@ def _logs(sums: Any) -> dict[str, float]:
 class _Compiled:
     """The population's compiled chunk and validation pass, one of each per population size."""
 
-    def __init__(self, model: keras.Model, batch: int, length: int, unroll: bool,
-                 class_weights: np.ndarray | None = None) -> None:
+    def __init__(
+        self, model: keras.Model, batch: int, length: int, unroll: bool, class_weights: np.ndarray | None = None
+    ) -> None:
         self.model, self.batch, self.length, self.unroll = model, batch, length, unroll
         self.class_weights = class_weights
         self.chunks: dict[int, Any] = {}
@@ -211,8 +214,9 @@ class _Compiled:
 
     def chunk(self, size: int, *args: Any) -> Any:
         if size not in self.chunks:
-            self.chunks[size], seconds = _aot(_train_chunk(self.model, self.batch, self.length, self.unroll,
-                                                                  self.class_weights), *args)
+            self.chunks[size], seconds = _aot(
+                _train_chunk(self.model, self.batch, self.length, self.unroll, self.class_weights), *args
+            )
             self.seconds += seconds
         return self.chunks[size](*args)
 
@@ -243,9 +247,16 @@ def _row(state: tuple, row: int) -> tuple:
     return tuple([a[row] for a in part] for part in state[:3])
 
 
-def train_population(members: Sequence[Member], dataset: Dataset, *, epochs: int, patience: int,
-                     chunk_steps: int | None = None, unroll: bool | None = None) -> list[TrainResult]:
-    """Train every member as ``trainer.train_model`` would train it alone (same callbacks, stop
+def train_population(
+    members: Sequence[Member],
+    dataset: Dataset,
+    *,
+    epochs: int,
+    patience: int,
+    chunk_steps: int | None = None,
+    unroll: bool | None = None,
+) -> list[TrainResult]:
+    """Train every member as ``engines.train_model`` would train it alone (same callbacks, stop
     reasons, curves and restored best weights), all in one compiled program; one result per member.
 
     Members must share every value but ``FREE_PARAMS`` (see ``shared_values``). A member's
@@ -254,108 +265,152 @@ def train_population(members: Sequence[Member], dataset: Dataset, *, epochs: int
     trials' seconds add up to a search's; ``compile_seconds`` is the whole population's compilation,
     which every member waited for.
     """
-    import jax
-    import jax.numpy as jnp
-
     if len({shared_values(m.values) for m in members}) != 1:
         raise ValueError("population members differ in more than " + ", ".join(FREE_PARAMS))
-    settings = [common.training_settings(m.values) for m in members]
-    data = device_data(dataset)
-    n = len(dataset.train)
-    batch = min(settings[0].batch_size, n)
-    steps = n // batch
-    on_cpu = jax.default_backend() == "cpu"
-    unroll = on_cpu if unroll is None else unroll
-    length = chunk_length(steps, int(chunk_steps or (CPU_CHUNK_STEPS if on_cpu else CHUNK_STEPS)), whole=unroll)
-    weights = common.class_weights(dataset.train.labels, dataset.n_classes, settings[0].class_balance)  # shared
-    compiled = _Compiled(members[0].model, batch, length, unroll, weights)
+    return _PopulationRun(
+        members, dataset, epochs=epochs, patience=patience, chunk_steps=chunk_steps, unroll=unroll
+    ).train()
 
-    runs = [TrainingCallbacks.for_run(s, epochs=epochs, patience=patience, deadline=m.clock, hooks=m.hooks)
-            for s, m in zip(settings, members)]
-    lists = [keras.callbacks.CallbackList(r.callbacks, add_history=True, add_progbar=False, epochs=epochs,
-                                          steps=steps, model=m.model) for r, m in zip(runs, members)]
-    sample = (dataset.train.features[:batch], dataset.train.labels[:batch])
-    for m in members:
-        m.model._symbolic_build(data_batch=sample)  # the optimizer's variables, as fit builds them
-        m.model.stop_training = False
-    keys = [jax.random.key(m.order_seed) for m in members]
-    decays = [float(m.values.get("weight_decay") or 0.0) for m in members]
-    smoothings = [float(m.values.get("label_smoothing") or 0.0) for m in members]
-    histories: list[dict[str, list[float]]] = [{"val_accuracy": [], "accuracy": [], "val_loss": []} for _ in members]
-    last_logs: list[dict[str, float]] = [{} for _ in members]
-    meter = _Meter(len(members))
-    for callbacks in lists:
-        callbacks.on_train_begin()
 
-    def end_epoch(epoch: int, group: list[int], state: tuple, train_logs: list[dict]) -> None:
+class _PopulationRun:
+    """One population's training: the members' callbacks and compiled program set up once, then the
+    epochs, each member leaving the program when its own callbacks stop it."""
+
+    def __init__(
+        self,
+        members: Sequence[Member],
+        dataset: Dataset,
+        *,
+        epochs: int,
+        patience: int,
+        chunk_steps: int | None,
+        unroll: bool | None,
+    ) -> None:
+        import jax
+
+        self.members, self.epochs = members, epochs
+        settings = [common.training_settings(m.values) for m in members]
+        self.data = device_data(dataset)
+        self.n = len(dataset.train)
+        batch = min(settings[0].batch_size, self.n)
+        self.steps = self.n // batch
+        unroll, self.length = chunk_plan(self.steps, chunk_steps, unroll)
+        weights = common.class_weights(dataset.train.labels, dataset.n_classes, settings[0].class_balance)  # shared
+        self.compiled = _Compiled(members[0].model, batch, self.length, unroll, weights)
+        self.runs = [
+            TrainingCallbacks.for_run(s, epochs=epochs, patience=patience, deadline=m.clock, hooks=m.hooks)
+            for s, m in zip(settings, members)
+        ]
+        self.lists = [
+            keras.callbacks.CallbackList(
+                r.callbacks, add_history=True, add_progbar=False, epochs=epochs, steps=self.steps, model=m.model
+            )
+            for r, m in zip(self.runs, members)
+        ]
+        sample = (dataset.train.features[:batch], dataset.train.labels[:batch])
+        for m in members:
+            m.model._symbolic_build(data_batch=sample)  # the optimizer's variables, as fit builds them
+            m.model.stop_training = False
+        self.keys = [jax.random.key(m.order_seed) for m in members]
+        self.decays = [float(m.values.get("weight_decay") or 0.0) for m in members]
+        self.smoothings = [float(m.values.get("label_smoothing") or 0.0) for m in members]
+        self.histories: list[dict[str, list[float]]] = [
+            {"val_accuracy": [], "accuracy": [], "val_loss": []} for _ in members
+        ]
+        self.last_logs: list[dict[str, float]] = [{} for _ in members]
+        self.meter = _Meter(len(members))
+        self.active = list(range(len(members)))
+        self.state: tuple | None = None
+
+    def train(self) -> list[TrainResult]:
+        for callbacks in self.lists:
+            callbacks.on_train_begin()
+        try:
+            for epoch in range(self.epochs):
+                self.active = [i for i in self.active if not self.members[i].model.stop_training]
+                if not self.active:
+                    break
+                self._epoch(epoch)
+        finally:
+            if self.state is not None:  # an exception inside an epoch: keep what was trained, as fit does
+                for row, i in enumerate(self.active):
+                    _write(self.members[i].model, _row(self.state, row))
+            for m in self.members:
+                m.model.optimizer.finalize_variable_values(m.model.trainable_weights)
+        results = []
+        for i in range(len(self.members)):
+            self.lists[i].on_train_end(logs=self.last_logs[i])  # early stopping restores the best epoch's weights
+            results.append(self.runs[i].result(self.histories[i], self.meter.seconds[i], self.compiled.seconds))
+        return results
+
+    def _epoch(self, epoch: int) -> None:
+        """One epoch of the active members, a compiled chunk at a time; a member stopped mid-epoch (cap,
+        NaN, Ctrl-C) closes its epoch and leaves the program at once."""
+        import jax
+        import jax.numpy as jnp
+
+        active = self.active
+        for i in active:
+            self.lists[i].on_epoch_begin(epoch)  # each member's schedule sets its learning rate here
+        # Read after the callbacks, as fit does: what they assigned (the learning rate) counts.
+        reads = [_read(self.members[i].model) for i in active]
+        self.state = (*(_stack([r[p] for r in reads]) for p in range(3)), jnp.zeros((len(active), 3), "float32"))
+        hyper = (jnp.asarray([self.decays[i] for i in active]), jnp.asarray([self.smoothings[i] for i in active]))
+        perms = jnp.stack([jax.random.permutation(jax.random.fold_in(self.keys[i], epoch), self.n) for i in active])
+        train_logs: list[dict] = [{} for _ in active]
+        for first in range(0, self.steps, self.length):
+            count = min(self.length, self.steps - first)
+            for i in self.active:
+                self.lists[i].on_train_batch_begin(first)
+            data = (self.data.x_train, self.data.y_train, perms, jnp.int32(first), jnp.int32(count))
+            self.state = self.compiled.chunk(len(self.active), self.state, hyper, *data)
+            sums = jax.device_get(self.state[3])  # waits for the chunk: caps and Ctrl-C act per chunk
+            self.meter.charge(self.active)
+            train_logs = [_logs(row) for row in sums]
+            for row, i in enumerate(self.active):
+                self.lists[i].on_train_batch_end(first + count - 1, train_logs[row])
+            leaving = [row for row, i in enumerate(self.active) if self.members[i].model.stop_training]
+            if leaving and first + count < self.steps:  # stopped mid-epoch: out now
+                self._end_epoch(
+                    epoch,
+                    [self.active[row] for row in leaving],
+                    _take(self.state, leaving),
+                    [train_logs[row] for row in leaving],
+                )
+                keep = [row for row in range(len(self.active)) if row not in leaving]
+                self.active = [self.active[row] for row in keep]
+                if not self.active:
+                    self.state = None
+                    return
+                self.state, hyper, perms = _take(self.state, keep), _take(hyper, keep), perms[jnp.asarray(keep)]
+                train_logs = [train_logs[row] for row in keep]
+        self._end_epoch(epoch, self.active, self.state, train_logs)
+        self.state = None
+
+    def _end_epoch(self, epoch: int, group: list[int], state: tuple, train_logs: list[dict]) -> None:
         """Write the group's trained state back, validate it, and close its epoch."""
+        import jax
+        import jax.numpy as jnp
+
         for row, i in enumerate(group):
-            _write(members[i].model, _row(state, row))
-        val_args = (*(_stack([_read(members[i].model)[p] for i in group]) for p in (0, 1)),
-                    jnp.asarray([smoothings[i] for i in group]), data.x_valid, data.y_valid)
-        val = jax.device_get(compiled.evaluate(len(group), *val_args))
+            _write(self.members[i].model, _row(state, row))
+        val_args = (
+            *(_stack([_read(self.members[i].model)[p] for i in group]) for p in (0, 1)),
+            jnp.asarray([self.smoothings[i] for i in group]),
+            self.data.x_valid,
+            self.data.y_valid,
+        )
+        val = jax.device_get(self.compiled.evaluate(len(group), *val_args))
         for row, i in enumerate(group):
             val_logs = _logs(val[row])
-            lists[i].on_test_begin()
-            lists[i].on_test_end(val_logs)
+            self.lists[i].on_test_begin()
+            self.lists[i].on_test_end(val_logs)
             logs = {**train_logs[row], **{f"val_{k}": v for k, v in val_logs.items()}}
-            lists[i].on_epoch_end(epoch, logs)
-            last_logs[i] = logs
-            for key in histories[i]:
-                histories[i][key].append(float(logs.get(key, float("nan"))))
-        meter.charge(group)
-
-    active = list(range(len(members)))
-    state: tuple | None = None
-    try:
-        for epoch in range(epochs):
-            active = [i for i in active if not members[i].model.stop_training]
-            if not active:
-                break
-            for i in active:
-                lists[i].on_epoch_begin(epoch)  # each member's schedule sets its learning rate here
-            # Read after the callbacks, as fit does: what they assigned (the learning rate) counts.
-            reads = [_read(members[i].model) for i in active]
-            state = (*(_stack([r[p] for r in reads]) for p in range(3)), jnp.zeros((len(active), 3), "float32"))
-            hyper = (jnp.asarray([decays[i] for i in active]), jnp.asarray([smoothings[i] for i in active]))
-            perms = jnp.stack([jax.random.permutation(jax.random.fold_in(keys[i], epoch), n) for i in active])
-            train_logs: list[dict] = [{} for _ in active]
-            for first in range(0, steps, length):
-                count = min(length, steps - first)
-                for i in active:
-                    lists[i].on_train_batch_begin(first)
-                state = compiled.chunk(len(active), state, hyper, data.x_train, data.y_train, perms,
-                                       jnp.int32(first), jnp.int32(count))
-                sums = jax.device_get(state[3])  # waits for the chunk: caps and Ctrl-C act per chunk
-                meter.charge(active)
-                train_logs = [_logs(row) for row in sums]
-                for row, i in enumerate(active):
-                    lists[i].on_train_batch_end(first + count - 1, train_logs[row])
-                leaving = [row for row, i in enumerate(active) if members[i].model.stop_training]
-                if leaving and first + count < steps:  # stopped mid-epoch (cap, NaN, Ctrl-C): out now
-                    end_epoch(epoch, [active[row] for row in leaving], _take(state, leaving),
-                              [train_logs[row] for row in leaving])
-                    keep = [row for row in range(len(active)) if row not in leaving]
-                    active = [active[row] for row in keep]
-                    if not active:
-                        state = None
-                        break
-                    state, hyper, perms = _take(state, keep), _take(hyper, keep), perms[jnp.asarray(keep)]
-                    train_logs = [train_logs[row] for row in keep]
-            if state is not None:
-                end_epoch(epoch, active, state, train_logs)
-                state = None
-    finally:
-        if state is not None:  # an exception inside an epoch: keep what was trained, as fit does
-            for row, i in enumerate(active):
-                _write(members[i].model, _row(state, row))
-        for m in members:
-            m.model.optimizer.finalize_variable_values(m.model.trainable_weights)
-    results = []
-    for i in range(len(members)):
-        lists[i].on_train_end(logs=last_logs[i])  # early stopping restores the best epoch's weights here
-        results.append(runs[i].result(histories[i], meter.seconds[i], compiled.seconds))
-    return results
+            self.lists[i].on_epoch_end(epoch, logs)
+            self.last_logs[i] = logs
+            for key in self.histories[i]:
+                self.histories[i][key].append(float(logs.get(key, float("nan"))))
+        self.meter.charge(group)
 
 
 class _Meter:
@@ -371,4 +426,3 @@ class _Meter:
         for i in group:
             self.seconds[i] += (now - self.last) / len(group)
         self.last = now
-

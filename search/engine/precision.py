@@ -14,6 +14,7 @@
 Any error while looking (no ``/proc/cpuinfo``, a driver that cannot be asked) means float32.
 Keras' own ``clear_session`` resets the policy to float32; ``session.fresh_session`` puts it back.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -54,12 +55,15 @@ def choose_precision(name: str) -> Precision:
         return Precision(name)
     try:
         accelerator = accelerator_bfloat16()
-    except Exception as exc:  # noqa: BLE001 - a driver that cannot be asked is no reason to fail the run
+    except Exception as exc:  # a driver that cannot be asked is no reason to fail the run
         return Precision(FLOAT32, f"could not ask the accelerator: {type(exc).__name__}")
     if accelerator is not None:
         device, has_bf16 = accelerator
-        return Precision(BFLOAT16, f"{device} has bfloat16") if has_bf16 else \
-            Precision(FLOAT32, f"{device} has no bfloat16 units")
+        return (
+            Precision(BFLOAT16, f"{device} has bfloat16")
+            if has_bf16
+            else Precision(FLOAT32, f"{device} has no bfloat16 units")
+        )
     backend = keras_backend()
     found = [flag for flag in CPU_BF16_FLAGS if flag in cpu_flags()]
     if not found:
@@ -139,8 +143,9 @@ def _torch_accelerator() -> tuple[str, bool] | None:
     if not torch.cuda.is_available():
         return None
     capability = torch.cuda.get_device_capability(0)
-    return f"{torch.cuda.get_device_name(0)} (compute capability {capability[0]}.{capability[1]})", \
-        _has_bf16(capability)
+    return f"{torch.cuda.get_device_name(0)} (compute capability {capability[0]}.{capability[1]})", _has_bf16(
+        capability
+    )
 
 
 def apply_precision(policy: str) -> None:

@@ -8,6 +8,7 @@ and gives equal accuracies something to be told apart by (``SearchConfig.tie_bre
 The copy is data, not augmentation: one fixed seed, so every trial, worker and resumed run of a study
 is scored on the same images, and it is made once per process (the last one is kept).
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -17,6 +17,7 @@ does nothing under other backends or if TensorFlow ever renames the registry.
 ``--precision``: float32 and mixed_bfloat16 searches trained identical models. The policy in effect
 before the clear is put back after it, so every trial and final model is built with the chosen one.
 """
+
 from __future__ import annotations
 
 import gc

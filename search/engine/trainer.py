@@ -4,6 +4,7 @@ Early stopping on validation accuracy (best weights restored), NaN detection, a 
 checked after every few batches, and optional per-epoch hooks (the pruning callback) are all
 Keras callbacks, so training runs through a plain ``model.fit`` and costs what ``model.fit`` costs.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,6 +18,7 @@ import numpy as np
 from spaces import common
 
 from ..data import Dataset
+from ..schema import StopReason
 from .interrupt import StopOnRequest
 
 EVAL_BATCH_SIZE = 1024
@@ -29,7 +31,7 @@ class TrainResult:
     best_epoch: int  # 1-based; 0 when no epoch finished
     epochs_run: int
     seconds: float
-    stop_reason: str  # early_stop | pruned | time_cap | max_epochs | nan
+    stop_reason: StopReason
     val_loss_curve: list[float] = field(default_factory=list)
     compile_seconds: float = 0.0  # tracing + XLA compilation (compiled engine only; fit's is not measured)
 
@@ -137,31 +139,37 @@ def supported_steps_per_execution(requested: int) -> int:
     return 1 if keras.backend.backend() == "torch" else max(1, int(requested))
 
 
-def train_model(model: keras.Model, dataset: Dataset, values: dict, *, epochs: int, patience: int,
-                deadline: float | TrainClock | None = None, hooks: Sequence[keras.callbacks.Callback] = (),
-                steps_per_execution: int = 1, verbose: int = 0, engine: str = "fit") -> TrainResult:
-    """Fit ``model`` with the training settings found in ``values`` (batch size, lr schedule).
-
-    ``deadline`` (``time.monotonic()``) stops training mid-epoch; a ``TrainClock`` may be moved
-    by the hooks while training runs. The cosine schedule anneals by the deadline when it binds.
-    ``engine`` (``SearchConfig.engine``) may hand the run to ``compiled.train_model_compiled``.
-    """
-    if engine != "fit":
-        from .compiled import resolve_engine, train_model_compiled
-
-        if resolve_engine(engine) == "compiled":
-            return train_model_compiled(model, dataset, values, epochs=epochs, patience=patience,
-                                        deadline=deadline, hooks=hooks, verbose=verbose)
+def fit_model(
+    model: keras.Model,
+    dataset: Dataset,
+    values: dict,
+    *,
+    epochs: int,
+    patience: int,
+    deadline: float | TrainClock | None = None,
+    hooks: Sequence[keras.callbacks.Callback] = (),
+    steps_per_execution: int = 1,
+    verbose: int = 0,
+) -> TrainResult:
+    """The ``fit`` engine (``engines.py``): Keras' ``model.fit`` with the training settings found in
+    ``values`` (batch size, lr schedule, class balance), watched by ``TrainingCallbacks``."""
     settings = common.training_settings(values)
     run = TrainingCallbacks.for_run(settings, epochs=epochs, patience=patience, deadline=deadline, hooks=hooks)
     model.steps_per_execution = supported_steps_per_execution(steps_per_execution)
     start = time.monotonic()
     weights = common.class_weights(dataset.train.labels, dataset.n_classes, settings.class_balance)
-    history = model.fit(dataset.train.features, dataset.train.labels, batch_size=settings.batch_size,
-                        epochs=epochs, validation_data=(dataset.valid.features, dataset.valid.labels),
-                        validation_batch_size=EVAL_BATCH_SIZE, shuffle=True, callbacks=run.callbacks,
-                        class_weight=None if weights is None else dict(enumerate(weights.tolist())),
-                        verbose=verbose)
+    history = model.fit(
+        dataset.train.features,
+        dataset.train.labels,
+        batch_size=settings.batch_size,
+        epochs=epochs,
+        validation_data=(dataset.valid.features, dataset.valid.labels),
+        validation_batch_size=EVAL_BATCH_SIZE,
+        shuffle=True,
+        callbacks=run.callbacks,
+        class_weight=None if weights is None else dict(enumerate(weights.tolist())),
+        verbose=verbose,
+    )
     return run.result(history.history, time.monotonic() - start)
 
 
@@ -177,13 +185,21 @@ class TrainingCallbacks:
     hooks: Sequence[keras.callbacks.Callback]
 
     @classmethod
-    def for_run(cls, settings: common.TrainingSettings, *, epochs: int, patience: int,
-                deadline: float | TrainClock | None, hooks: Sequence[keras.callbacks.Callback]) -> TrainingCallbacks:
+    def for_run(
+        cls,
+        settings: common.TrainingSettings,
+        *,
+        epochs: int,
+        patience: int,
+        deadline: float | TrainClock | None,
+        hooks: Sequence[keras.callbacks.Callback],
+    ) -> TrainingCallbacks:
         """Ctrl-C, the NaN guard, the time cap, early stopping on validation accuracy (best weights
         restored), the caller's hooks, then the learning-rate schedule (annealing by the deadline)."""
         clock = deadline if isinstance(deadline, TrainClock) else TrainClock(deadline)
-        early = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience,
-                                              restore_best_weights=True)
+        early = keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True
+        )
         cap, nan, pace = _WallClockCap(clock), _NaNGuard(), _EpochPace(epochs, clock)
         callbacks: list[keras.callbacks.Callback] = [StopOnRequest(), nan, cap, early, *hooks, pace]
         schedule = common.lr_callback(settings, epochs, horizon=pace.horizon)
@@ -191,24 +207,29 @@ class TrainingCallbacks:
             callbacks.append(schedule)
         return cls(callbacks=callbacks, nan=nan, cap=cap, early=early, hooks=hooks)
 
-    def stop_reason(self) -> str:
+    def stop_reason(self) -> StopReason:
         if self.nan.hit:
-            return "nan"
+            return StopReason.NAN
         if any(getattr(h, "stopped", False) for h in self.hooks):
-            return "pruned"
+            return StopReason.PRUNED
         if self.cap.hit:
-            return "time_cap"
-        return "early_stop" if self.early.stopped_epoch > 0 else "max_epochs"
+            return StopReason.TIME_CAP
+        return StopReason.EARLY_STOP if self.early.stopped_epoch > 0 else StopReason.MAX_EPOCHS
 
     def result(self, history: dict[str, list], seconds: float, compile_seconds: float = 0.0) -> TrainResult:
         """The run's ``TrainResult`` from its per-epoch logs (``History.history``'s form)."""
         val = [float(v) for v in history.get("val_accuracy", [])]
         finite = [v if math.isfinite(v) else -1.0 for v in val]
-        return TrainResult(val_curve=val, train_curve=[float(v) for v in history.get("accuracy", [])],
-                           best_epoch=int(np.argmax(finite)) + 1 if finite else 0, epochs_run=len(val),
-                           seconds=seconds, stop_reason=self.stop_reason(),
-                           val_loss_curve=[float(v) for v in history.get("val_loss", [])],
-                           compile_seconds=compile_seconds)
+        return TrainResult(
+            val_curve=val,
+            train_curve=[float(v) for v in history.get("accuracy", [])],
+            best_epoch=int(np.argmax(finite)) + 1 if finite else 0,
+            epochs_run=len(val),
+            seconds=seconds,
+            stop_reason=self.stop_reason(),
+            val_loss_curve=[float(v) for v in history.get("val_loss", [])],
+            compile_seconds=compile_seconds,
+        )
 
 
 def count_params(model: keras.Model) -> int:

@@ -13,14 +13,14 @@ A source trial's params are mapped onto the current space: a family space's tria
 loses them in its own family's space, and params the current space does not declare are dropped.
 A configuration whose family the space cannot build is skipped with a message, never an error.
 """
+
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import FrozenTrial
@@ -31,8 +31,11 @@ from spaces.hp import ParamSpec, ValuesHyperParameters
 
 from ..config import SearchConfig
 from ..errors import UserError
-from ..schema import StudyKey, TrialKey, redact, redact_url, tie_break_of
+from ..schema import StudyKey, TrialKey, distinct_top, redact, redact_url, tie_break_of
 from .study import open_existing
+
+if TYPE_CHECKING:
+    from spaces.space import Space
 
 WARM_START_TOP = 3  # distinct configurations taken from each source study
 PREFIX = "warm:"
@@ -77,8 +80,9 @@ def read_new(cfg: SearchConfig, recorded: Iterable[str]) -> list[Source]:
         try:
             sources.append(_read(cfg, parse_item(item)))
         except UserError as exc:
-            raise UserError(f"--warm-start {redact_url(item)}: {redact(str(exc))} "
-                            "(leave it out of --warm-start)") from None
+            raise UserError(
+                f"--warm-start {redact_url(item)}: {redact(str(exc))} (leave it out of --warm-start)"
+            ) from None
     return sources
 
 
@@ -93,14 +97,12 @@ def _read(cfg: SearchConfig, source: Source) -> Source:
 
 def best_configurations(study: optuna.Study, k: int = WARM_START_TOP) -> list[FrozenTrial]:
     """The best ``k`` distinct COMPLETE trials, ranked as the final stage ranks its candidates."""
-    # Imported here: search.final imports the engine, so a module-level import would be circular.
-    from ..final.choose import distinct_top
-
     return distinct_top(study.get_trials(deepcopy=False), k, list(study.directions), tie_break_of(study))
 
 
-def enqueue(study: optuna.Study, sources: list[Source], space: ModuleType,
-            say: Callable[[str], None] | None = None) -> list[str]:
+def enqueue(
+    study: optuna.Study, sources: list[Source], space: Space, say: Callable[[str], None] | None = None
+) -> list[str]:
     """Enqueue the sources' configurations as named points and record the items as done.
 
     Returns the messages (also passed to ``say``): what was enqueued, what was skipped and why.
@@ -111,8 +113,10 @@ def enqueue(study: optuna.Study, sources: list[Source], space: ModuleType,
     declared = _declared(space)
     for source in sources:
         if not source.trials:
-            messages.append(f"warning: --warm-start {source.shown}: study {source.name!r} has no completed "
-                            "trial; nothing enqueued from it")
+            messages.append(
+                f"warning: --warm-start {source.shown}: study {source.name!r} has no completed "
+                "trial; nothing enqueued from it"
+            )
             continue
         labels = []
         for trial in source.trials:
@@ -136,8 +140,9 @@ def enqueue(study: optuna.Study, sources: list[Source], space: ModuleType,
     return messages
 
 
-def map_params(trial: FrozenTrial, space: ModuleType,
-               declared: set[str] | None = None) -> tuple[dict[str, Any] | None, str | None]:
+def map_params(
+    trial: FrozenTrial, space: Space, declared: set[str] | None = None
+) -> tuple[dict[str, Any] | None, str | None]:
     """The trial's configuration as a complete point of ``space``, or None and why it cannot be.
 
     With a point, the second value names the source params the space does not declare (dropped),
@@ -166,7 +171,7 @@ def map_params(trial: FrozenTrial, space: ModuleType,
     return dict(hp.values), (f"params not in the space: {', '.join(dropped)}" if dropped else None)
 
 
-def _declared(space: ModuleType) -> set[str]:
+def _declared(space: Space) -> set[str]:
     """Every name the space declares, conditional ones included."""
     hp = ValuesHyperParameters()
     space.declare(hp)
@@ -208,6 +213,9 @@ def _refuse_missing_sqlite(source: Source) -> None:
         url = make_url(source.url or "")
     except ArgumentError:
         raise UserError("not a storage URL") from None
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
-            and not Path(url.database).exists():
+    if (
+        url.get_backend_name() == "sqlite"
+        and url.database not in (None, "", ":memory:")
+        and not Path(url.database).exists()
+    ):
         raise UserError(f"no study {source.name!r}: {url.database} does not exist")

@@ -7,6 +7,7 @@ starts the workers with the serialised settings, waits, and then does the final 
 GPUs, workers are spread over the devices round-robin (``CUDA_VISIBLE_DEVICES``); several on one GPU
 share it with memory growth on.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,14 +17,12 @@ import signal
 import subprocess
 from collections.abc import Callable
 
-import optuna
-
 from ..config import SearchConfig
-from ..data import Dataset
-from ..schema import count_finished
+from ..schema import SearchStop, count_finished
 from .events import SearchEvents
 from .loop import SearchOutcome
-from .study import make_storage, open_study, settle_target
+from .run import Run
+from .study import settle_target
 
 
 def visible_gpus() -> int:
@@ -44,8 +43,9 @@ def worker_env(index: int, n_gpus: int, workers: int = 1) -> dict[str, str]:
     """Worker ``index``'s environment: its GPU (round robin), and when several workers share one GPU
     under JAX, an equal share of its memory each (``XLA_PYTHON_CLIENT_MEM_FRACTION``; JAX would
     otherwise let the first worker take 75%). A fraction the user set is kept."""
-    env = dict(os.environ, TF_FORCE_GPU_ALLOW_GROWTH="true", XLA_PYTHON_CLIENT_PREALLOCATE="false",
-               PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ, TF_FORCE_GPU_ALLOW_GROWTH="true", XLA_PYTHON_CLIENT_PREALLOCATE="false", PYTHONUNBUFFERED="1"
+    )
     if n_gpus:
         env["CUDA_VISIBLE_DEVICES"] = str(index % n_gpus)
         sharing = -(-workers // n_gpus)  # workers on the busiest GPU
@@ -68,22 +68,24 @@ def _start(command: tuple[list[str], str], env: dict[str, str]) -> subprocess.Po
     return proc
 
 
-def run_workers(cfg: SearchConfig, dataset: Dataset, worker_command: WorkerCommand,
-                events: SearchEvents) -> SearchOutcome:
-    """Create the study, start ``cfg.workers`` processes on it, wait for them all.
+def run_workers(run: Run, worker_command: WorkerCommand, events: SearchEvents) -> SearchOutcome:
+    """Start ``cfg.workers`` processes on the run's study (opened, named points and warm starts
+    enqueued), wait for them all.
 
     ``worker_command(settings, index)`` is the caller's way to start one worker: its arguments and
     the serialised settings, which go to its standard input, a private pipe, since a command line is
-    visible to every local user (the command line passes ``python -m search.cli.worker``); each worker
-    gets ``cfg`` as it is, never retrains and never writes dashboards. ``dataset`` is the data the
-    caller loaded and checked (``search/data/prepare.py``) before any worker starts.
+    visible to every local user (the command line passes ``python -m cli.worker``); each worker
+    gets ``cfg`` as it is, never retrains and never writes dashboards.
     """
-    study = open_study(cfg, make_storage(cfg), dataset.content_hash, say=events.say)
+    cfg, dataset, study = run.cfg, run.dataset, run.study
     target = settle_target(study, cfg.trials)
     n_gpus = visible_gpus()
     child = dataclasses.replace(cfg, workers=1, retrain=False, dashboard_every=0)
-    events.say(f"starting {cfg.workers} workers on study {cfg.study_name!r} (target {target} trials"
-               + (f", {n_gpus} GPUs" if n_gpus else ", CPU") + ")")
+    events.say(
+        f"starting {cfg.workers} workers on study {cfg.study_name!r} (target {target} trials"
+        + (f", {n_gpus} GPUs" if n_gpus else ", CPU")
+        + ")"
+    )
     # Own session: a Ctrl-C in the terminal reaches only this process, which passes exactly
     # one SIGINT on; a second one would make the workers stop at once instead of after a batch.
     procs = [_start(worker_command(child, i), worker_env(i, n_gpus, cfg.workers)) for i in range(cfg.workers)]
@@ -98,9 +100,8 @@ def run_workers(cfg: SearchConfig, dataset: Dataset, worker_command: WorkerComma
         raise
     if any(codes):
         events.say(f"warning: worker exit codes {codes}")
-    study = optuna.load_study(study_name=cfg.study_name, storage=make_storage(cfg))
     finished = count_finished(study.get_trials(deepcopy=False))
-    reason = "target" if finished >= target else "timeout"
+    reason = SearchStop.TARGET if finished >= target else SearchStop.TIMEOUT
     if all(code != 0 for code in codes) and finished < target:
-        reason = "failures"
+        reason = SearchStop.FAILURES
     return SearchOutcome(study=study, dataset=dataset, stop_reason=reason, finished=finished)

@@ -1,4 +1,5 @@
 """The final model: built after the search from validation data alone, scored once on ``test.p``."""
+
 from .metrics import classification_report
 from .report import evaluate_on_test
 from .retrain import retrain_best

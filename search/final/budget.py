@@ -10,6 +10,7 @@ per epoch the search measured for those same configurations. The single best con
 always paid for; further candidates (an ensemble) only while the final stage stays within
 ``FINAL_SHARE`` of the budget.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -18,8 +19,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from ..config import SearchConfig
-from ..schema import TrialKey
-from .choose import distinct_top
+from ..schema import TrialKey, distinct_top
 
 FINAL_SHARE = 0.5  # most of the budget the final stage may take beyond the single best's retrain
 FINAL_TRAIN_SHARE = 0.2  # the final stage's training time when it starts from kept models

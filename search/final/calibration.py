@@ -4,6 +4,7 @@ A network's softmax is usually over-confident; one temperature fitted on validat
 most of that without changing a single prediction (Guo et al. 2017). The tempered probabilities
 here are exactly what :class:`spaces.layers.TemperatureScaling` computes inside a saved model.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,8 +43,7 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     return np.exp(_tempered_log(_log(probs), float(temperature)))
 
 
-def fit_temperature(probs: np.ndarray, labels: np.ndarray,
-                    bounds: tuple[float, float] = TEMPERATURE_BOUNDS) -> float:
+def fit_temperature(probs: np.ndarray, labels: np.ndarray, bounds: tuple[float, float] = TEMPERATURE_BOUNDS) -> float:
     """The temperature in ``bounds`` that minimises the NLL of the tempered ``probs``.
 
     Searched on ``log T`` (the NLL is smooth and close to unimodal there); never returns a

@@ -4,17 +4,14 @@
 single best unless another option is at least as accurate on validation, so the extra machinery
 of an ensemble or TTA is only paid for when it helps.
 """
+
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from optuna.study import StudyDirection
-from optuna.trial import FrozenTrial
 
-from ..schema import rank_key, rankable
 from .calibration import negative_log_likelihood
 from .combine import DEFAULT_SHIFTS
 
@@ -56,9 +53,16 @@ class Option:
         """JSON-ready summary: what it is and how it scored on validation."""
         n = len(np.asarray(labels).reshape(-1))
         correct = self.correct(labels)
-        return {"name": self.name, "members": list(self.members), "weights": list(self.weights), "tta": self.tta,
-                "temperature": self.temperature, "val_correct": correct,
-                "val_accuracy": correct / n if n else 0.0, "val_nll": self.nll(labels)}
+        return {
+            "name": self.name,
+            "members": list(self.members),
+            "weights": list(self.weights),
+            "tta": self.tta,
+            "temperature": self.temperature,
+            "val_correct": correct,
+            "val_accuracy": correct / n if n else 0.0,
+            "val_nll": self.nll(labels),
+        }
 
 
 def choose(options: Sequence[Option], labels: np.ndarray) -> Option:
@@ -85,31 +89,7 @@ def choose(options: Sequence[Option], labels: np.ndarray) -> Option:
     floor = correct[id(singles[0])]
     eligible = [o for o in options if correct[id(o)] >= floor]
     top = max(correct[id(o)] for o in eligible)
-    tied = [(o.nll(labels), o.cost(), o.name != SINGLE, i, o)
-            for i, o in enumerate(eligible) if correct[id(o)] >= top - 1]
+    tied = [
+        (o.nll(labels), o.cost(), o.name != SINGLE, i, o) for i, o in enumerate(eligible) if correct[id(o)] >= top - 1
+    ]
     return min(tied, key=lambda t: t[:4])[4]
-
-
-def _params_key(trial: FrozenTrial) -> str:
-    return json.dumps(trial.params, sort_keys=True, default=str)
-
-
-def distinct_top(trials: Iterable[FrozenTrial], k: int, directions: list[StudyDirection] | None = None,
-                 tie_break: str = "loss") -> list[FrozenTrial]:
-    """The best ``k`` COMPLETE trials by ``rank_key`` (with the study's ``tie_break``) with pairwise
-    different params.
-
-    A requeued or retried trial re-runs the same configuration; as an ensemble member it would
-    add nothing a retrain does not, so only its better-ranked copy counts.
-    """
-    ranked = sorted(rankable(trials), key=lambda t: rank_key(t, directions, tie_break), reverse=True)
-    seen: set[str] = set()
-    picked: list[FrozenTrial] = []
-    for trial in ranked:
-        if len(picked) >= k:
-            break
-        key = _params_key(trial)
-        if key not in seen:
-            seen.add(key)
-            picked.append(trial)
-    return picked

@@ -6,6 +6,7 @@ final stage chose runs anywhere exactly as it was scored. The layers are registe
 Every combined model keeps the contract: raw 0..255 pixels in, a float32 layer named
 ``probabilities`` out.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -26,8 +27,9 @@ def _input_like(model: keras.Model) -> keras.KerasTensor:
     return keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype, name="pixels")
 
 
-def ensemble(models: Sequence[keras.Model], name: str = "ensemble",
-             weights: Sequence[float] | None = None) -> keras.Model:
+def ensemble(
+    models: Sequence[keras.Model], name: str = "ensemble", weights: Sequence[float] | None = None
+) -> keras.Model:
     """Average the members' softmax outputs over one shared input, weighted when ``weights`` are given
     (ensemble selection's, summing to 1; members of weight 0 are left out).
 
@@ -59,8 +61,10 @@ def ensemble(models: Sequence[keras.Model], name: str = "ensemble",
     if weights is None:
         average = keras.layers.Average(dtype="float32", name=OUTPUT_NAME)(outputs)
     else:
-        scaled = [keras.layers.Rescaling(w, dtype="float32", name=f"weight_{i}")(out)
-                  for i, (out, w) in enumerate(zip(outputs, weights))]
+        scaled = [
+            keras.layers.Rescaling(w, dtype="float32", name=f"weight_{i}")(out)
+            for i, (out, w) in enumerate(zip(outputs, weights))
+        ]
         average = keras.layers.Add(dtype="float32", name=OUTPUT_NAME)(scaled)
     return keras.Model(inputs, average, name=name)
 
@@ -68,11 +72,13 @@ def ensemble(models: Sequence[keras.Model], name: str = "ensemble",
 def _shift_name(dy: int, dx: int) -> str:
     def part(v: int) -> str:
         return f"m{-v}" if v < 0 else str(v)
+
     return f"shift_{part(dy)}_{part(dx)}"
 
 
-def with_tta(model: keras.Model, shifts: Sequence[tuple[int, int]] = DEFAULT_SHIFTS, fill: str = "edge",
-             name: str = "tta") -> keras.Model:
+def with_tta(
+    model: keras.Model, shifts: Sequence[tuple[int, int]] = DEFAULT_SHIFTS, fill: str = "edge", name: str = "tta"
+) -> keras.Model:
     """Average ``model``'s softmax over copies of the input translated by ``(dy, dx)`` pixels.
 
     Small translations only: flips would swap "keep left" and "keep right", and GTSRB crops are
@@ -102,9 +108,14 @@ def with_temperature(model: keras.Model, temperature: float, name: str = "calibr
     return keras.Model(inputs, out, name=name)
 
 
-def assemble(members: Sequence[keras.Model], *, tta: bool = False, temperature: float = 1.0,
-             shifts: Sequence[tuple[int, int]] = DEFAULT_SHIFTS, weights: Sequence[float] | None = None
-             ) -> keras.Model:
+def assemble(
+    members: Sequence[keras.Model],
+    *,
+    tta: bool = False,
+    temperature: float = 1.0,
+    shifts: Sequence[tuple[int, int]] = DEFAULT_SHIFTS,
+    weights: Sequence[float] | None = None,
+) -> keras.Model:
     """The final model a :class:`search.final.choose.Option` describes: ensemble (weighted by
     ``weights``), then TTA, then temperature (skipped at ``T = 1``, where it would only round the
     probabilities)."""

@@ -10,6 +10,7 @@ Keras' ONNX export needs a float32 policy). Artifacts take float32 images holdin
 SavedModel and TFLite are written by TensorFlow only, so a model under another backend (JAX,
 PyTorch) is reloaded from its ``.keras`` file in a child process with ``KERAS_BACKEND=tensorflow``.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -56,8 +57,7 @@ class Artifact:
         return self.path.name
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": self.format, "path": str(self.path), "bytes": self.bytes,
-                "quantization": self.quantization}
+        return {"format": self.format, "path": str(self.path), "bytes": self.bytes, "quantization": self.quantization}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Artifact:
@@ -72,8 +72,14 @@ def artifact_name(fmt: str, quantize: str | None = None) -> str:
     return f"{_STEM}{'_' + quantize if quantize else ''}.{fmt}"
 
 
-def export_model(model_path_or_model: Any, out_dir: Path | str, formats: Sequence[str], *,
-                 quantize: str | None = None, representative: np.ndarray | None = None) -> list[Artifact]:
+def export_model(
+    model_path_or_model: Any,
+    out_dir: Path | str,
+    formats: Sequence[str],
+    *,
+    quantize: str | None = None,
+    representative: np.ndarray | None = None,
+) -> list[Artifact]:
     """Write ``formats`` of the model into ``out_dir``; ``quantize`` applies to the TFLite artifact,
     ``representative`` (uint8 images, ~200 from ``train.p``) calibrates ``int8``."""
     formats = _checked(formats, quantize, representative)
@@ -86,8 +92,7 @@ def export_model(model_path_or_model: Any, out_dir: Path | str, formats: Sequenc
         return _export_in_tensorflow_child(model_path_or_model, out_dir, formats, quantize, representative)
     served = inference_model(_load(model_path_or_model))
     writers: dict[str, Callable[..., Artifact]] = {"savedmodel": _savedmodel, "onnx": _onnx, "tflite": _tflite}
-    return [writers[fmt](served, out_dir, quantize if fmt == "tflite" else None, representative)
-            for fmt in formats]
+    return [writers[fmt](served, out_dir, quantize if fmt == "tflite" else None, representative) for fmt in formats]
 
 
 def _checked(formats: Sequence[str], quantize: str | None, representative: np.ndarray | None) -> list[str]:
@@ -145,8 +150,9 @@ def float32_copy(model: Any) -> Any:
             config = node.get("config")
             if node.get("class_name") == "DTypePolicy" and str((config or {}).get("name")).startswith("mixed_"):
                 return {**node, "config": {**config, "name": "float32"}}
-            return {k: "float32" if k == "dtype" and str(v).startswith("mixed_") else to_float32(v)
-                    for k, v in node.items()}
+            return {
+                k: "float32" if k == "dtype" and str(v).startswith("mixed_") else to_float32(v) for k, v in node.items()
+            }
         return [to_float32(v) for v in node] if isinstance(node, list) else node
 
     config = keras.saving.serialize_keras_object(model)
@@ -239,16 +245,21 @@ def tflite_settings(quantize: str | None, representative: np.ndarray | None) -> 
     if quantize is None:
         return {"target_spec": {"supported_ops": builtins}}
     if quantize == "float16":
-        return {"optimizations": [tf.lite.Optimize.DEFAULT],
-                "target_spec": {"supported_ops": builtins, "supported_types": [tf.float16]}}
+        return {
+            "optimizations": [tf.lite.Optimize.DEFAULT],
+            "target_spec": {"supported_ops": builtins, "supported_types": [tf.float16]},
+        }
     images = np.asarray(representative)[:REPRESENTATIVE_IMAGES].astype("float32")
 
     def samples() -> Iterator[list[np.ndarray]]:
         for i in range(len(images)):
-            yield [images[i:i + 1]]
+            yield [images[i : i + 1]]
 
-    return {"optimizations": [tf.lite.Optimize.DEFAULT], "representative_dataset": samples,
-            "target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]}}
+    return {
+        "optimizations": [tf.lite.Optimize.DEFAULT],
+        "representative_dataset": samples,
+        "target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]},
+    }
 
 
 def _configure(converter: Any, settings: dict[str, Any]) -> None:
@@ -297,8 +308,9 @@ def representative_images(data_dir: Path | str, n: int = REPRESENTATIVE_IMAGES, 
 
     path = find_split_file(Path(data_dir), "train") if Path(data_dir).is_dir() else None
     if path is None:
-        raise UserError(f"no train.p in {data_dir}: int8 quantisation calibrates on training images "
-                        "(pass --data-dir DIR)")
+        raise UserError(
+            f"no train.p in {data_dir}: int8 quantisation calibrates on training images (pass --data-dir DIR)"
+        )
     features = load_split(path).features
     pick = np.random.default_rng(seed).choice(len(features), size=min(n, len(features)), replace=False)
     return features[np.sort(pick)]
@@ -318,14 +330,19 @@ def update_export_report(path: Path | str, artifact: Artifact, results: dict[str
     if not isinstance(report, dict) or not isinstance(report.get("artifacts"), dict):
         report = {"artifacts": {}}
     report["model"] = RunFile.BEST_MODEL
-    report["artifacts"][artifact.name] = {**artifact.to_json(), "path": artifact.name, **results,
-                                          "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    report["artifacts"][artifact.name] = {
+        **artifact.to_json(),
+        "path": artifact.name,
+        **results,
+        "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     return write_json(path, report)
 
 
 # -- other backends: a TensorFlow child process -----------------------------------------------------
-def _export_in_tensorflow_child(model: Any, out_dir: Path, formats: list[str], quantize: str | None,
-                                representative: np.ndarray | None) -> list[Artifact]:
+def _export_in_tensorflow_child(
+    model: Any, out_dir: Path, formats: list[str], quantize: str | None, representative: np.ndarray | None
+) -> list[Artifact]:
     with tempfile.TemporaryDirectory() as folder:
         if isinstance(model, (str, Path)):
             model_path = Path(model).resolve()
@@ -336,13 +353,23 @@ def _export_in_tensorflow_child(model: Any, out_dir: Path, formats: list[str], q
         if representative is not None:
             rep_path = Path(folder) / "representative.npy"
             np.save(rep_path, np.asarray(representative))
-        request = {"model": str(model_path), "out_dir": str(out_dir.resolve()), "formats": formats,
-                   "quantize": quantize, "representative": str(rep_path) if rep_path else None}
+        request = {
+            "model": str(model_path),
+            "out_dir": str(out_dir.resolve()),
+            "formats": formats,
+            "quantize": quantize,
+            "representative": str(rep_path) if rep_path else None,
+        }
         root = str(Path(__file__).resolve().parents[2])
-        env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3",
-               "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-        done = subprocess.run([sys.executable, "-m", "search.final.export", json.dumps(request)],
-                              env=env, capture_output=True, text=True)
+        env = {
+            **os.environ,
+            "KERAS_BACKEND": "tensorflow",
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p),
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "search.final.export", json.dumps(request)], env=env, capture_output=True, text=True
+        )
     last = done.stdout.strip().splitlines()[-1:] or [""]
     try:
         answer = json.loads(last[0])
@@ -360,8 +387,13 @@ def _child_main(request_text: str) -> int:
     request = json.loads(request_text)
     rep = np.load(request["representative"]) if request.get("representative") else None
     try:
-        artifacts = export_model(request["model"], request["out_dir"], request["formats"],
-                                 quantize=request.get("quantize"), representative=rep)
+        artifacts = export_model(
+            request["model"],
+            request["out_dir"],
+            request["formats"],
+            quantize=request.get("quantize"),
+            representative=rep,
+        )
     except ExportError as exc:
         print(json.dumps({"error": str(exc)}))
         return 2

@@ -16,6 +16,7 @@ into it. Run folders of the older layout (plain files at the top) are adopted fi
 step showing the same old files (on Linux; elsewhere the plain ``final_members/`` folder is absent for one
 moment, ``_put_link_over_folder``). POSIX only: symlinks and flock.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -131,8 +132,9 @@ def _prune(run_dir: Path) -> None:
     for entry in os.scandir(run_dir):
         name = entry.name
         if entry.is_dir(follow_symlinks=False) and (
-                (name.startswith(RunFile.FINAL_SET_PREFIX) and name != current)
-                or (name.startswith(RunFile.FINAL_BUILD_PREFIX) and _abandoned(name))):
+            (name.startswith(RunFile.FINAL_SET_PREFIX) and name != current)
+            or (name.startswith(RunFile.FINAL_BUILD_PREFIX) and _abandoned(name))
+        ):
             shutil.rmtree(entry.path, ignore_errors=True)
         elif in_final_set(name) and entry.is_symlink() and not os.path.exists(entry.path):
             os.unlink(entry.path)
@@ -142,7 +144,7 @@ def _prune(run_dir: Path) -> None:
 
 def _abandoned(build_name: str) -> bool:
     """Whether a ``.final-build-<pid>-<host>-<random>`` folder's builder ran on this host and is gone."""
-    pid, _, rest = build_name[len(RunFile.FINAL_BUILD_PREFIX):].partition("-")
+    pid, _, rest = build_name[len(RunFile.FINAL_BUILD_PREFIX) :].partition("-")
     if not pid.isdigit() or rest.rsplit("-", 1)[0] != socket.gethostname():
         return False
     try:

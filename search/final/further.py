@@ -8,6 +8,7 @@ to the final stage's deadline, so the window the search reserved is used to its 
 the pool as a member of its own beside the model it started from: ensemble selection on validation
 decides whether it helps, so it can never make the final model worse on validation.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,10 +22,10 @@ from spaces.hp import ValuesHyperParameters
 from ..config import SearchConfig
 from ..data import Dataset
 from ..engine.continuation import restart_values
+from ..engine.engines import train_model
+from ..engine.events import SearchEvents
 from ..engine.interrupt import deferred_interrupts
-from ..engine.trainer import train_model
-from ..epoch_progress import EpochProgress
-from ..progress import Progress, format_duration
+from ..formatting import format_duration
 from .budget import SAFETY, seconds_per_epoch
 from .pool import FURTHER, Member, best_single, predict, retrain_seed
 
@@ -49,8 +50,9 @@ def further_epochs(seconds_left: float | None, per_epoch: float, most: int) -> i
     return max(0, min(most, int(seconds_left // per_epoch)))
 
 
-def train_further(pool: list[Member], space, dataset: Dataset, cfg: SearchConfig,  # noqa: ANN001
-                  deadline: float | None, progress: Progress) -> list[Member]:
+def train_further(
+    pool: list[Member], space, dataset: Dataset, cfg: SearchConfig, deadline: float | None, events: SearchEvents
+) -> list[Member]:
     """Further-trained members, each from the best member of the pool at its start, until ``deadline``
     (``time.monotonic()``; None: one run of ``cfg.epochs``) or ``MAX_ROUNDS`` runs."""
     labels = dataset.valid.labels
@@ -62,33 +64,69 @@ def train_further(pool: list[Member], space, dataset: Dataset, cfg: SearchConfig
         epochs = further_epochs(left, epoch_seconds(start), cfg.epochs)
         if epochs < 1:
             break
-        made.append(_train_on(start, space, dataset, cfg, deadline, progress, epochs=epochs,
-                              seed=retrain_seed(cfg.seed, start.trial.number, FURTHER_SEED_INDEX + round_),
-                              round_=round_ + 1))
+        made.append(
+            _train_on(
+                start,
+                space,
+                dataset,
+                cfg,
+                deadline,
+                events,
+                epochs=epochs,
+                seed=retrain_seed(cfg.seed, start.trial.number, FURTHER_SEED_INDEX + round_),
+                round_=round_ + 1,
+            )
+        )
         if deadline is None:
             break
     return made
 
 
-def _train_on(start: Member, space, dataset: Dataset, cfg: SearchConfig, deadline: float | None,  # noqa: ANN001
-              progress: Progress, *, epochs: int, seed: int, round_: int) -> Member:
+def _train_on(
+    start: Member,
+    space,
+    dataset: Dataset,
+    cfg: SearchConfig,
+    deadline: float | None,
+    events: SearchEvents,
+    *,
+    epochs: int,
+    seed: int,
+    round_: int,
+) -> Member:
     """``start``'s model trained ``epochs`` more epochs from its weights on a restarted cosine."""
     keras.utils.set_random_seed(seed)
     hp = ValuesHyperParameters(dict(start.trial.params))
     model = space.build(hp, dataset.input_shape, dataset.n_classes)
     model.set_weights(start.model.get_weights())
-    progress.say(f"final stage: training {start.label} further for up to {epochs} epochs from its weights")
+    events.say(f"final stage: training {start.label} further for up to {epochs} epochs from its weights")
     with deferred_interrupts():
-        result = train_model(model, dataset, restart_values(dict(hp.values)), epochs=epochs, patience=cfg.patience,
-                             deadline=deadline, steps_per_execution=cfg.steps_per_execution, engine=cfg.engine,
-                             hooks=[EpochProgress(f"further #{start.trial.number}", epochs, stream=progress.stream)])
+        result = train_model(
+            model,
+            dataset,
+            restart_values(dict(hp.values)),
+            epochs=epochs,
+            patience=cfg.patience,
+            deadline=deadline,
+            steps_per_execution=cfg.steps_per_execution,
+            engine=cfg.engine,
+            hooks=events.run_hooks(f"further #{start.trial.number}", epochs),
+        )
     before = start.result.epochs_run
     result = dataclasses.replace(result, epochs_run=before + result.epochs_run, best_epoch=before + result.best_epoch)
-    member = Member(trial=start.trial, model=model, result=result, valid_probs=predict(model, dataset.valid.features),
-                    source=FURTHER, round=round_)
-    progress.say(f"  {member.label}: val_acc {_accuracy(member.valid_probs, dataset.valid.labels):.4f} "
-                 f"(from {_accuracy(start.valid_probs, dataset.valid.labels):.4f}) after {result.epochs_run - before} "
-                 f"more epochs ({format_duration(result.seconds)}, {result.stop_reason})")
+    member = Member(
+        trial=start.trial,
+        model=model,
+        result=result,
+        valid_probs=predict(model, dataset.valid.features),
+        source=FURTHER,
+        round=round_,
+    )
+    events.say(
+        f"  {member.label}: val_acc {_accuracy(member.valid_probs, dataset.valid.labels):.4f} "
+        f"(from {_accuracy(start.valid_probs, dataset.valid.labels):.4f}) after {result.epochs_run - before} "
+        f"more epochs ({format_duration(result.seconds)}, {result.stop_reason})"
+    )
     return member
 
 

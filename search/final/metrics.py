@@ -4,6 +4,7 @@ A test accuracy of 0.987 on 12,630 images means little without its interval, a d
 also needs calibrated confidences, and an ensemble with TTA is worth its cost only if its latency
 and size are known.
 """
+
 from __future__ import annotations
 
 import math
@@ -69,8 +70,15 @@ def _median_seconds(model: keras.Model, x: np.ndarray, repeats: int, warmup: int
     return statistics.median(times)
 
 
-def model_speed(model: keras.Model, images: np.ndarray, *, repeats: int = 20, batch_repeats: int = 5,
-                warmup: int = 3, batch_size: int = 256) -> dict:
+def model_speed(
+    model: keras.Model,
+    images: np.ndarray,
+    *,
+    repeats: int = 20,
+    batch_repeats: int = 5,
+    warmup: int = 3,
+    batch_size: int = 256,
+) -> dict:
     """Median latency of one image and throughput at batch 256, through ``predict_on_batch``
     (the compiled predict function, as serving would run it, not eager op-by-op calls)."""
     dtype = keras.backend.standardize_dtype(model.inputs[0].dtype)
@@ -78,9 +86,12 @@ def model_speed(model: keras.Model, images: np.ndarray, *, repeats: int = 20, ba
     many = _batch(images, batch_size, dtype)
     latency = _median_seconds(model, one, repeats, warmup)
     batch_seconds = _median_seconds(model, many, batch_repeats, max(1, warmup // 2))
-    return {"latency_ms_batch1": latency * 1000.0,
-            f"images_per_s_batch{batch_size}": batch_size / batch_seconds if batch_seconds > 0 else math.inf,
-            "repeats": int(repeats), "backend": keras.backend.backend()}
+    return {
+        "latency_ms_batch1": latency * 1000.0,
+        f"images_per_s_batch{batch_size}": batch_size / batch_seconds if batch_seconds > 0 else math.inf,
+        "repeats": int(repeats),
+        "backend": keras.backend.backend(),
+    }
 
 
 def size_on_disk(path: Path | str) -> int:
@@ -113,10 +124,24 @@ def classification_report(labels: np.ndarray, probs: np.ndarray, class_names: li
     f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(n), where=precision + recall > 0)
     present = support > 0
     picked = np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)
-    per_class = [{"class_id": i, "name": class_names[i], "support": int(support[i]),
-                  "accuracy": float(recall[i]), "precision": float(precision[i]),
-                  "recall": float(recall[i]), "f1": float(f1[i])} for i in range(n)]
-    return {"test_accuracy": float((pred == labels).mean()), "test_loss": float(-np.log(picked).mean()),
-            "n_test": int(len(labels)), "class_names": list(class_names), "per_class": per_class,
-            "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
-            "confusion_matrix": confusion.tolist()}
+    per_class = [
+        {
+            "class_id": i,
+            "name": class_names[i],
+            "support": int(support[i]),
+            "accuracy": float(recall[i]),
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+        }
+        for i in range(n)
+    ]
+    return {
+        "test_accuracy": float((pred == labels).mean()),
+        "test_loss": float(-np.log(picked).mean()),
+        "n_test": int(len(labels)),
+        "class_names": list(class_names),
+        "per_class": per_class,
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "confusion_matrix": confusion.tolist(),
+    }

@@ -6,6 +6,7 @@ models that already exist rather than from nothing: with no time left to train, 
 built from them alone, and it is never worse on validation than the best of them. What the final
 stage trains itself are new members: top configurations with seeds no trial used.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -67,11 +68,18 @@ class Member:
 
     def describe(self, labels: np.ndarray, weight: float | None = None) -> dict:
         correct = int((self.valid_probs.argmax(axis=1) == labels).sum())
-        return {"trial_number": self.trial.number, "source": self.source, "file": f"{self.file_stem}.keras",
-                "weight": weight,
-                "hyperparameters": dict(self.trial.params), "epochs": self.result.epochs_run,
-                "best_epoch": self.result.best_epoch, "val_accuracy": correct / max(len(labels), 1),
-                "val_correct": correct, "val_nll": negative_log_likelihood(self.valid_probs, labels)}
+        return {
+            "trial_number": self.trial.number,
+            "source": self.source,
+            "file": f"{self.file_stem}.keras",
+            "weight": weight,
+            "hyperparameters": dict(self.trial.params),
+            "epochs": self.result.epochs_run,
+            "best_epoch": self.result.best_epoch,
+            "val_accuracy": correct / max(len(labels), 1),
+            "val_correct": correct,
+            "val_nll": negative_log_likelihood(self.valid_probs, labels),
+        }
 
 
 def retrain_seed(seed: int, trial_number: int, index: int) -> int:
@@ -83,8 +91,9 @@ def predict(model: keras.Model, images: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(images, batch_size=EVAL_BATCH_SIZE, verbose=0), dtype=np.float64)
 
 
-def search_members(study: optuna.Study, cfg: SearchConfig, dataset: Dataset,
-                   say: Callable[[str], None]) -> list[Member]:
+def search_members(
+    study: optuna.Study, cfg: SearchConfig, dataset: Dataset, say: Callable[[str], None]
+) -> list[Member]:
     """The kept models of the study's completed trials, loaded (best validation log-loss first)."""
     trials = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
     members = []
@@ -96,8 +105,10 @@ def search_members(study: optuna.Study, cfg: SearchConfig, dataset: Dataset,
         members.append(Member(trial, kept.load(), _result_of(trial), probs, source=SEARCH))
     if members:
         best = members[0]
-        say(f"final stage: {len(members)} kept models from the search (lowest validation log-loss: trial "
-            f"{best.trial.number}, val_acc {best.describe(dataset.valid.labels)['val_accuracy']:.4f})")
+        say(
+            f"final stage: {len(members)} kept models from the search (lowest validation log-loss: trial "
+            f"{best.trial.number}, val_acc {best.describe(dataset.valid.labels)['val_accuracy']:.4f})"
+        )
     return members
 
 
@@ -106,19 +117,25 @@ def _result_of(trial: FrozenTrial) -> TrainResult:
     attrs = trial.user_attrs
     resumed = int(attrs.get(TrialKey.RESUMED_EPOCHS) or 0)
     val_curve = [float(v) for v in attrs.get(TrialKey.VAL_CURVE) or []]
-    return TrainResult(val_curve=val_curve, train_curve=[float(v) for v in attrs.get(TrialKey.TRAIN_CURVE) or []],
-                       best_epoch=resumed + int(attrs.get(TrialKey.BEST_EPOCH) or 0),
-                       epochs_run=resumed + len(val_curve), seconds=float(attrs.get(TrialKey.SECONDS) or 0.0),
-                       stop_reason=str(attrs.get(TrialKey.STOP_REASON) or ""),
-                       val_loss_curve=[float(v) for v in attrs.get(TrialKey.VAL_LOSS_CURVE) or []])
+    return TrainResult(
+        val_curve=val_curve,
+        train_curve=[float(v) for v in attrs.get(TrialKey.TRAIN_CURVE) or []],
+        best_epoch=resumed + int(attrs.get(TrialKey.BEST_EPOCH) or 0),
+        epochs_run=resumed + len(val_curve),
+        seconds=float(attrs.get(TrialKey.SECONDS) or 0.0),
+        stop_reason=str(attrs.get(TrialKey.STOP_REASON) or ""),
+        val_loss_curve=[float(v) for v in attrs.get(TrialKey.VAL_LOSS_CURVE) or []],
+    )
 
 
 def best_single(members: list[Member], labels: np.ndarray) -> int:
     """The member with the most correct validation images, ties to the lower log-loss, then the
     earlier member."""
+
     def key(i: int) -> tuple[int, float, int]:
         probs = members[i].valid_probs
         return -int((probs.argmax(axis=1) == labels).sum()), negative_log_likelihood(probs, labels), i
+
     return min(range(len(members)), key=key)
 
 
@@ -142,9 +159,19 @@ def build_options(members: list[Member], valid: Split, say: Callable[[str], None
         for label, p, uses_tta in ((name, plain, False), (f"{name} + TTA", tta, True)):
             temperature = fit_temperature(p, labels)
             calibrated = apply_temperature(p, temperature)
-            options.append(Option(name=label, probs=calibrated, members=tuple(members[i].trial.number for i in group),
-                                  tta=uses_tta, temperature=temperature, parts=group, weights=group_weights))
-            say(f"  {label}: ECE {expected_calibration_error(p, labels):.4f} -> "
-                f"{expected_calibration_error(calibrated, labels):.4f} at temperature {temperature:.2f}")
+            options.append(
+                Option(
+                    name=label,
+                    probs=calibrated,
+                    members=tuple(members[i].trial.number for i in group),
+                    tta=uses_tta,
+                    temperature=temperature,
+                    parts=group,
+                    weights=group_weights,
+                )
+            )
+            say(
+                f"  {label}: ECE {expected_calibration_error(p, labels):.4f} -> "
+                f"{expected_calibration_error(calibrated, labels):.4f} at temperature {temperature:.2f}"
+            )
     return options
-

@@ -8,6 +8,7 @@ mean of both evaluations (validation accuracy, ties to the lower mean validation
 is declared the single best; otherwise the search's order stands. What a retrain costs is paid
 from the job's reserved budget (``budget.py``), so no extra time is spent.
 """
+
 from __future__ import annotations
 
 import math
@@ -59,18 +60,27 @@ class Evaluations:
         return sum(losses) / len(losses) if losses else math.inf
 
     def to_json(self) -> dict:
-        return {"trial_number": self.trial_number, "search_val_accuracy": self.search_accuracy,
-                "retrain_val_accuracy": self.retrain_accuracy, "mean_val_accuracy": self.mean_accuracy,
-                "mean_val_loss": None if math.isinf(self.mean_loss) else self.mean_loss}
+        return {
+            "trial_number": self.trial_number,
+            "search_val_accuracy": self.search_accuracy,
+            "retrain_val_accuracy": self.retrain_accuracy,
+            "mean_val_accuracy": self.mean_accuracy,
+            "mean_val_loss": None if math.isinf(self.mean_loss) else self.mean_loss,
+        }
 
 
 def evaluations(candidate: Candidate) -> Evaluations:
     result = candidate.result
-    retrain_loss = (result.val_loss_curve[result.best_epoch - 1]
-                    if 1 <= result.best_epoch <= len(result.val_loss_curve) else None)
-    return Evaluations(trial_number=candidate.trial.number, search_accuracy=float(candidate.trial.values[0]),
-                       retrain_accuracy=float(result.best_val_accuracy), search_loss=best_val_loss(candidate.trial),
-                       retrain_loss=retrain_loss)
+    retrain_loss = (
+        result.val_loss_curve[result.best_epoch - 1] if 1 <= result.best_epoch <= len(result.val_loss_curve) else None
+    )
+    return Evaluations(
+        trial_number=candidate.trial.number,
+        search_accuracy=float(candidate.trial.values[0]),
+        retrain_accuracy=float(result.best_val_accuracy),
+        search_loss=best_val_loss(candidate.trial),
+        retrain_loss=retrain_loss,
+    )
 
 
 def declare_best(candidates: Sequence[Candidate], n_valid: int) -> tuple[list, dict | None]:
@@ -85,9 +95,12 @@ def declare_best(candidates: Sequence[Candidate], n_valid: int) -> tuple[list, d
         return ordered, None
     scores = {id(c): evaluations(c) for c in ordered}
     ordered.sort(key=lambda c: (-scores[id(c)].mean_accuracy, scores[id(c)].mean_loss))  # stable: search order
-    record = {"reason": f"the search's top two ({first:.4f}, {second:.4f}) were within one standard error "
-                        f"({standard_error(first, second, n_valid):.4f}) on {n_valid} validation images",
-              "standard_error": standard_error(first, second, n_valid),
-              "candidates": [scores[id(c)].to_json() for c in ordered],
-              "declared_best": ordered[0].trial.number, "search_best": candidates[0].trial.number}
+    record = {
+        "reason": f"the search's top two ({first:.4f}, {second:.4f}) were within one standard error "
+        f"({standard_error(first, second, n_valid):.4f}) on {n_valid} validation images",
+        "standard_error": standard_error(first, second, n_valid),
+        "candidates": [scores[id(c)].to_json() for c in ordered],
+        "declared_best": ordered[0].trial.number,
+        "search_best": candidates[0].trial.number,
+    }
     return ordered, record

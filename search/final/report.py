@@ -1,4 +1,5 @@
 """Scoring a final model once on ``test.p``: the numbers of ``test_report.json`` and a few wrong images."""
+
 from __future__ import annotations
 
 import time
@@ -16,8 +17,9 @@ from .metrics import model_speed, size_on_disk, test_metrics
 MAX_MISCLASSIFIED = 64
 
 
-def evaluate_on_test(model: keras.Model, test: Split, dataset: Dataset, folder: Path,
-                     extra: dict | None = None) -> dict:
+def evaluate_on_test(
+    model: keras.Model, test: Split, dataset: Dataset, folder: Path, extra: dict | None = None
+) -> dict:
     """Accuracy with its 95% interval, loss, ECE, per-class metrics, the confusion matrix and the
     reliability diagram's bins; the model's size and CPU speed; a few misclassified images.
     ``extra`` (what the final model is, its validation numbers) is stored with them. ``folder`` holds
@@ -38,6 +40,7 @@ def evaluate_on_test(model: keras.Model, test: Split, dataset: Dataset, folder: 
     wrong = np.flatnonzero(pred != test.labels)
     pick = np.sort(np.random.default_rng(0).permutation(wrong)[:MAX_MISCLASSIFIED])
     with atomic_path(folder / RunFile.MISCLASSIFIED) as tmp:
-        np.savez_compressed(tmp, images=test.features[pick], true=test.labels[pick].astype(np.int32),
-                            pred=pred[pick].astype(np.int32))
+        np.savez_compressed(
+            tmp, images=test.features[pick], true=test.labels[pick].astype(np.int32), pred=pred[pick].astype(np.int32)
+        )
     return report

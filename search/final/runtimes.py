@@ -5,6 +5,7 @@ TFLite in the LiteRT interpreter (``ai-edge-litert``; TensorFlow's ``tf.lite.Int
 that package is missing), SavedModel in ``tf.saved_model.load``. Nothing here imports Keras or the
 model code. Inputs are uint8 (or float) images holding 0..255 pixels; outputs are probabilities.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -46,8 +47,7 @@ def tflite_interpreter_class() -> tuple[type, str]:
 
         return Interpreter, f"ai_edge_litert {importlib.metadata.version('ai-edge-litert')}"
     except ImportError:
-        warnings.warn("ai-edge-litert is not installed: running TFLite with tf.lite.Interpreter instead",
-                      stacklevel=2)
+        warnings.warn("ai-edge-litert is not installed: running TFLite with tf.lite.Interpreter instead", stacklevel=2)
         import tensorflow as tf
 
         return tf.lite.Interpreter, f"tf.lite.Interpreter (tensorflow {tf.__version__})"
@@ -114,17 +114,20 @@ def tflite_ops(path: Path | str) -> set[str]:
     return {op["op_name"] for op in interpreter_class(model_path=str(path))._get_ops_details()}
 
 
-def predict_with(artifact: Artifact | Path | str, images: np.ndarray, batch_size: int = BATCH,
-                 runner: Runner | None = None) -> np.ndarray:
+def predict_with(
+    artifact: Artifact | Path | str, images: np.ndarray, batch_size: int = BATCH, runner: Runner | None = None
+) -> np.ndarray:
     """Probabilities of ``images`` from the artifact run in its own runtime."""
     run = runner or load_runner(artifact)[0]
     images = np.asarray(images)
-    return np.concatenate([run(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
-                          or [np.zeros((0, 0), "float32")])
+    return np.concatenate(
+        [run(images[i : i + batch_size]) for i in range(0, len(images), batch_size)] or [np.zeros((0, 0), "float32")]
+    )
 
 
-def latency(artifact: Artifact | Path | str, images: np.ndarray, repeats: int = 50,
-            runner: Runner | None = None) -> dict[str, float]:
+def latency(
+    artifact: Artifact | Path | str, images: np.ndarray, repeats: int = 50, runner: Runner | None = None
+) -> dict[str, float]:
     """Median seconds per image at batch 1 over ``repeats`` single-image calls, and images per second
     at batch 256 (median of a few calls; the images are tiled up to 256)."""
     run = runner or load_runner(artifact)[0]
@@ -145,18 +148,28 @@ def latency(artifact: Artifact | Path | str, images: np.ndarray, repeats: int = 
         start = time.perf_counter()
         run(batch)
         batch_times.append(time.perf_counter() - start)
-    return {"seconds_per_image_batch1": statistics.median(times),
-            "images_per_second_batch256": BATCH / statistics.median(batch_times)}
+    return {
+        "seconds_per_image_batch1": statistics.median(times),
+        "images_per_second_batch256": BATCH / statistics.median(batch_times),
+    }
 
 
-def score(artifact: Artifact | Path | str, images: np.ndarray, labels: np.ndarray,
-          reference: np.ndarray | None = None, repeats: int = 50) -> dict[str, Any]:
+def score(
+    artifact: Artifact | Path | str,
+    images: np.ndarray,
+    labels: np.ndarray,
+    reference: np.ndarray | None = None,
+    repeats: int = 50,
+) -> dict[str, Any]:
     """Accuracy of the artifact in its runtime, its argmax agreement with ``reference`` (the Keras
     model's probabilities on the same images) and its latency: what ``export_report.json`` keeps."""
     run, runtime = load_runner(artifact)
     predicted = predict_with(artifact, images, runner=run).argmax(axis=1)
-    result: dict[str, Any] = {"runtime": runtime, "n_test": int(len(labels)),
-                              "test_accuracy": float(np.mean(predicted == np.asarray(labels)))}
+    result: dict[str, Any] = {
+        "runtime": runtime,
+        "n_test": int(len(labels)),
+        "test_accuracy": float(np.mean(predicted == np.asarray(labels))),
+    }
     if reference is not None:
         result["agreement_with_keras"] = float(np.mean(predicted == np.asarray(reference).argmax(axis=1)))
     result.update(latency(artifact, images[:BATCH], repeats=repeats, runner=run))

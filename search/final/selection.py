@@ -8,6 +8,7 @@ weaker ones without a separate weight search. Log-loss rather than accuracy: on 
 accuracy is saturated (99.9%), while the log-loss still tells a confident, right ensemble from a lucky
 one. The first step is the best single model, so the result is never worse than it on this measure.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

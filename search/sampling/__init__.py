@@ -2,6 +2,7 @@
 
 Below the settings and the engine: ``search.config`` reads the names, the engine builds them.
 """
+
 from .registry import PRUNERS, SAMPLERS, make_pruner, make_sampler
 
 __all__ = ["PRUNERS", "SAMPLERS", "make_pruner", "make_sampler"]

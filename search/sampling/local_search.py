@@ -17,6 +17,7 @@ the incumbent (changed ones perturbed: the next choice or a step away); paramete
 never had (a block the change added) come from the base sampler. Enqueued trials (named points, a
 requeued configuration) are never touched. The trial records ``near`` = the incumbent's number.
 """
+
 from __future__ import annotations
 
 import math
@@ -101,28 +102,30 @@ class LocalSearchSampler(optuna.samplers.BaseSampler):
         self._plans[trial.number] = _Plan(incumbent, change, rng)
         label_trial(study, trial, TrialKey.NEAR, incumbent.number)
 
-    def infer_relative_search_space(self, study: optuna.Study,
-                                    trial: FrozenTrial) -> dict[str, BaseDistribution]:
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         if trial.number in self._plans:
             return {}
         return self.base.infer_relative_search_space(study, trial)
 
-    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
         if trial.number in self._plans:
             return {}
         return self.base.sample_relative(study, trial, search_space)
 
-    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
+    def sample_independent(
+        self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
         plan = self._plans.get(trial.number)
         if plan is not None and plan.incumbent.distributions.get(param_name) == param_distribution:
             value = plan.incumbent.params[param_name]
             return perturb(value, param_distribution, plan.rng) if param_name in plan.change else value
         return self.base.sample_independent(study, trial, param_name, param_distribution)
 
-    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
-                    values: Sequence[float] | None) -> None:
+    def after_trial(
+        self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
+    ) -> None:
         self._plans.pop(trial.number, None)
         self.base.after_trial(study, trial, state, values)
 

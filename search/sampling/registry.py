@@ -3,6 +3,7 @@
 Optuna is imported inside the factories, so the settings (and ``--help``) can list the names
 without paying for it. A sampler that needs an optional package says which one to install.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -26,8 +27,9 @@ def _tpe(seed: int, multi_objective: bool) -> optuna.samplers.BaseSampler:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
-                                          n_startup_trials=5)
+        return optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=5
+        )
 
 
 def _random(seed: int, multi_objective: bool) -> optuna.samplers.BaseSampler:
@@ -54,8 +56,12 @@ def _gp(seed: int, multi_objective: bool) -> optuna.samplers.BaseSampler:
     _require("scipy", "torch")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.GPSampler(seed=seed, independent_sampler=_qmc(seed, multi_objective),
-                                         n_startup_trials=GP_STARTUP, warn_independent_sampling=False)
+        return optuna.samplers.GPSampler(
+            seed=seed,
+            independent_sampler=_qmc(seed, multi_objective),
+            n_startup_trials=GP_STARTUP,
+            warn_independent_sampling=False,
+        )
 
 
 def _qmc(seed: int, multi_objective: bool) -> optuna.samplers.BaseSampler:
@@ -64,8 +70,9 @@ def _qmc(seed: int, multi_objective: bool) -> optuna.samplers.BaseSampler:
     _require("scipy")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False,
-                                          warn_asynchronous_seeding=False)
+        return optuna.samplers.QMCSampler(
+            seed=seed, scramble=True, warn_independent_sampling=False, warn_asynchronous_seeding=False
+        )
 
 
 def _require(*packages: str) -> None:
@@ -77,12 +84,17 @@ def _require(*packages: str) -> None:
 
 
 SAMPLERS: dict[str, Callable[[int, bool], optuna.samplers.BaseSampler]] = {
-    "tpe": _tpe, "random": _random, "cmaes": _cmaes, "gp": _gp, "qmc": _qmc,
+    "tpe": _tpe,
+    "random": _random,
+    "cmaes": _cmaes,
+    "gp": _gp,
+    "qmc": _qmc,
 }
 
 
-def make_sampler(name: str, seed: int, *, multi_objective: bool = False,
-                 local_share: float = 0.0) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    name: str, seed: int, *, multi_objective: bool = False, local_share: float = 0.0
+) -> optuna.samplers.BaseSampler:
     """The sampler ``name``, with ``local_share`` of its trials given to local search around the
     best trial (single objective only: a Pareto front has no single best)."""
     from .local_search import LocalSearchSampler
@@ -128,7 +140,11 @@ def _none(max_epochs: int) -> optuna.pruners.BasePruner:
 
 
 PRUNERS: dict[str, Callable[[int], optuna.pruners.BasePruner]] = {
-    "hyperband": _hyperband, "sha": _sha, "screen": _screen, "median": _median, "none": _none,
+    "hyperband": _hyperband,
+    "sha": _sha,
+    "screen": _screen,
+    "median": _median,
+    "none": _none,
 }
 
 

@@ -17,6 +17,7 @@ scores of the same fidelity, and a trial's later epochs keep their own steps.
 A trial that passed the screen is never pruned again: early stopping, the no-learning guard and
 the time cap end it. Named points and re-evaluations are anchors that the objective never prunes.
 """
+
 from __future__ import annotations
 
 import math

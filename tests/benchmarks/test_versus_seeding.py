@@ -1,5 +1,6 @@
 """benchmarks/versus.py gives KerasTuner independent draw sequences per seed (its oracle draws the
 k-th value of a run with seed + k, so consecutive seeds passed as is draw the same values shifted)."""
+
 from __future__ import annotations
 
 import keras_tuner as kt
@@ -25,7 +26,7 @@ def test_plain_consecutive_seeds_draw_the_same_values_shifted() -> None:
 def test_spaced_seeds_draw_no_shared_values() -> None:
     draws = [_draws(kerastuner_seed(seed)) for seed in (0, 1, 2, 3)]
     for i, first in enumerate(draws):
-        for second in draws[i + 1:]:
+        for second in draws[i + 1 :]:
             assert not set(first) & set(second)
 
 

@@ -9,6 +9,7 @@ whether the top-trials table sorts. ``--dump-dom`` returns that DOM.
 Needs Debian's ``chromium`` (``apt-get install -y chromium``); skipped without it.
 Run only these with ``pytest -m browser``.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,22 +23,35 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import results_fakes as fk  # noqa: E402
+import results_fakes as fk
 
-from results import write_dashboard, write_data_report  # noqa: E402
+from results import write_dashboard, write_data_report
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-default-apps", "--disable-extensions", "--no-first-run", "--no-default-browser-check",
-    "--mute-audio", "--hide-scrollbars", "--window-size=1280,2000",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--mute-audio",
+    "--hide-scrollbars",
+    "--window-size=1280,2000",
     # No network at all: every host resolves to nothing and any proxy use hits a closed port.
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost", "--proxy-server=http://127.0.0.1:9",
-    "--enable-logging=stderr", "--v=0",
-    "--virtual-time-budget=15000", "--run-all-compositor-stages-before-draw",
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost",
+    "--proxy-server=http://127.0.0.1:9",
+    "--enable-logging=stderr",
+    "--v=0",
+    "--virtual-time-budget=15000",
+    "--run-all-compositor-stages-before-draw",
 ]
 
 COLLECT_ERRORS = """<script>
@@ -89,8 +103,10 @@ def _chromium_version() -> str:
 @pytest.fixture(scope="module")
 def chromium() -> str:
     if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
-        pytest.skip(f"no Chromium at {CHROMIUM}: install it with `apt-get update && apt-get install -y chromium` "
-                    "(Debian) or set CHROMIUM=/path/to/chromium to run the browser test")
+        pytest.skip(
+            f"no Chromium at {CHROMIUM}: install it with `apt-get update && apt-get install -y chromium` "
+            "(Debian) or set CHROMIUM=/path/to/chromium to run the browser test"
+        )
     return _chromium_version()
 
 
@@ -99,8 +115,9 @@ def _open(page: Path, tmp_path: Path) -> tuple[dict, str]:
     text = page.read_text(encoding="utf-8")
     assert text.count("<head>") == 1 and text.count("</body>") == 1
     probe = page.with_name("probe-" + page.name)
-    probe.write_text(text.replace("<head>", "<head>" + COLLECT_ERRORS, 1).replace("</body>", REPORT + "</body>", 1),
-                     encoding="utf-8")
+    probe.write_text(
+        text.replace("<head>", "<head>" + COLLECT_ERRORS, 1).replace("</body>", REPORT + "</body>", 1), encoding="utf-8"
+    )
     profile = tmp_path / f"profile-{page.stem}"
     cmd = [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", probe.resolve().as_uri()]
     env = {**os.environ, "HOME": str(tmp_path)}  # no writes into the real home
@@ -121,8 +138,9 @@ def _check(report: dict, log: str, expected: list[str]) -> None:
     external = [r for r in report["resources"] if not r.startswith(("data:", "file:", "blob:"))]
     assert external == [], f"the page fetched {external}"
     assert sorted(report["figures"]) == sorted(expected)
-    empty = {name: f for name, f in report["figures"].items()
-             if f["svgs"] < 1 or f["containers"] < 1 or f["height"] < 50}
+    empty = {
+        name: f for name, f in report["figures"].items() if f["svgs"] < 1 or f["containers"] < 1 or f["height"] < 50
+    }
     assert empty == {}, f"figures that did not render: {empty}"
 
 

@@ -1,4 +1,5 @@
 """The HTML dashboard: self-contained, one plotly.js, every section present, atomic writes."""
+
 from __future__ import annotations
 
 import re
@@ -10,10 +11,10 @@ import pytest
 from plotly.offline import get_plotlyjs
 
 sys.path.insert(0, str(Path(__file__).parent))
-import results_fakes as fk  # noqa: E402
+import results_fakes as fk
 
-from results import load_study, write_dashboard, write_data_report  # noqa: E402
-from search import schema  # noqa: E402  (results writes its pages with schema.write_text)
+from results import load_study, write_dashboard, write_data_report
+from search import schema  # results writes its pages with schema.write_text
 
 PLOTLY_HEAD = get_plotlyjs()[:300]
 
@@ -65,9 +66,19 @@ def test_dashboard_on_tricky_studies(case: str, tmp_path: Path) -> None:
     ids = figure_ids(text)
     assert "fig-summary" in ids
     if case in ("full", "multi"):
-        assert {"fig-history", "fig-learning-curves", "fig-importance", "fig-parallel", "fig-slices", "fig-timeline",
-                "fig-confusion", "fig-per-class", "fig-misclassified", "fig-class-examples",
-                "fig-class-distribution"} <= set(ids)
+        assert {
+            "fig-history",
+            "fig-learning-curves",
+            "fig-importance",
+            "fig-parallel",
+            "fig-slices",
+            "fig-timeline",
+            "fig-confusion",
+            "fig-per-class",
+            "fig-misclassified",
+            "fig-class-examples",
+            "fig-class-distribution",
+        } <= set(ids)
         assert 'class="sortable"' in text
     if case == "multi":
         assert "fig-pareto" in ids
@@ -84,7 +95,9 @@ def test_dashboard_custom_out_and_overwrite(tmp_path: Path) -> None:
     first = out.read_text()
     fk.add_trial(study, curve=[0.99])
     write_dashboard(study, tmp_path / "missing-run-dir", out)
-    assert out.read_text() != first and "section-error" not in out.read_text().split("</style>", 1)[1]
+    second = out.read_text()
+    assert " · 5 trials · " in first and " · 6 trials · " in second  # the page was written again, with the trial
+    assert "section-error" not in second.split("</style>", 1)[1]
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -168,7 +181,8 @@ def test_snapshot_keeps_numbers_states_and_attrs() -> None:
     copy = snapshot(study)
     assert copy.study_name == study.study_name and copy.user_attrs == study.user_attrs
     assert [(t.number, t.state, t.values, t.params, t.intermediate_values, t.datetime_start) for t in copy.trials] == [
-        (t.number, t.state, t.values, t.params, t.intermediate_values, t.datetime_start) for t in study.trials]
+        (t.number, t.state, t.values, t.params, t.intermediate_values, t.datetime_start) for t in study.trials
+    ]
     fk.add_trial(study, curve=[0.9])
     assert len(copy.trials) == len(study.trials) - 1
 
@@ -194,8 +208,11 @@ def _objective(trial: optuna.Trial) -> float:
 
 
 def test_dashboard_on_optimized_study(tmp_path: Path) -> None:
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=5),
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=5),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
+    )
     study.optimize(_objective, n_trials=25, catch=(RuntimeError,))
     study.enqueue_trial({"family": "cnn", "cnn/conv_blocks": 2, "cnn/dropout": 0.2, "learning_rate": 1e-3})
     study.ask()  # a RUNNING trial, as while the search is going

@@ -6,6 +6,7 @@ the literal characters. The figure JSON sits in a ``<script>`` element, where ``
 ``<!--`` inside data would end or derail it. Each check here reads the decoded figure JSON,
 which is what plotly.js renders, and the raw page, which is what the browser parses.
 """
+
 from __future__ import annotations
 
 import html
@@ -24,14 +25,19 @@ from optuna.distributions import CategoricalDistribution, IntDistribution
 from plotly.utils import PlotlyJSONEncoder
 
 sys.path.insert(0, str(Path(__file__).parent))
-import results_fakes as fk  # noqa: E402
+import results_fakes as fk
 
-from results import figures, write_dashboard, write_data_report  # noqa: E402
-from results.runfiles import load_run_files  # noqa: E402
-from search.schema import StudyKey, TrialKey  # noqa: E402
+from results import figures, write_dashboard, write_data_report
+from results.runfiles import load_run_files
+from search.schema import StudyKey, TrialKey
 
-PAYLOADS = ('<a href="https://example.invalid/x">link</a>', "<b>bold</b>", '<span style="font-size:80px">big</span>',
-            "</script><script>alert(1)</script>", "<!--<script>")
+PAYLOADS = (
+    '<a href="https://example.invalid/x">link</a>',
+    "<b>bold</b>",
+    '<span style="font-size:80px">big</span>',
+    "</script><script>alert(1)</script>",
+    "<!--<script>",
+)
 EVIL = " ".join(PAYLOADS)
 #: What a payload looks like when it is live markup (in figure text) or live HTML (in the page).
 LIVE = ('<a href="https://example.invalid', "<b>bold</b>", "<span style=", "</script><script>alert", "<!--")
@@ -91,8 +97,7 @@ def strings(obj: Any) -> Iterator[str]:
 
 def page_figures(text: str) -> dict[str, dict]:
     """Each embedded figure's JSON, decoded (it must parse), by figure id."""
-    found = re.findall(r'data-figure="fig-([^"]+)".*?<script>\(function\(\)\{var f=(.*?);Plotly\.newPlot\(', text,
-                       re.S)
+    found = re.findall(r'data-figure="fig-([^"]+)".*?<script>\(function\(\)\{var f=(.*?);Plotly\.newPlot\(', text, re.S)
     return {name: json.loads(data) for name, data in found}
 
 
@@ -101,7 +106,7 @@ def check_inert(texts: list[str], where: str) -> None:
     for text in texts:
         for live in (*LIVE, "&amp;lt;"):
             at = text.find(live)
-            assert at < 0, f"{where}: {live!r} (live, or escaped twice) in {text[max(0, at - 80):at + 120]!r}"
+            assert at < 0, f"{where}: {live!r} (live, or escaped twice) in {text[max(0, at - 80) : at + 120]!r}"
 
 
 #: The figures' own markup; any other ``<`` in figure text is a user string's (a cut tick label's too).
@@ -130,13 +135,28 @@ def test_dashboard_user_strings_are_inert(encoder: str, tmp_path: Path, monkeypa
     check_page(text)
     assert 'class="section-error"' not in text
     figs = page_figures(text)
-    assert {"summary", "history", "slices", "timeline", "class-examples", "class-distribution", "confusion",
-            "per-class", "misclassified"} <= set(figs)
+    assert {
+        "summary",
+        "history",
+        "slices",
+        "timeline",
+        "class-examples",
+        "class-distribution",
+        "confusion",
+        "per-class",
+        "misclassified",
+    } <= set(figs)
     for name, fig in figs.items():
         check_figure_text(list(strings(fig)), f"figure {name}")
-    expected = {"summary": [STUDY, DATA_DIR, COMMAND], "history": [POINT], "slices": [PARAM, CHOICE],
-                "timeline": [WORKER], **{name: [SIGN] for name in ("class-examples", "class-distribution",
-                                                                   "confusion", "per-class", "misclassified")}}
+    expected = {
+        "summary": [STUDY, DATA_DIR, COMMAND],
+        "history": [POINT],
+        "slices": [PARAM, CHOICE],
+        "timeline": [WORKER],
+        **{
+            name: [SIGN] for name in ("class-examples", "class-distribution", "confusion", "per-class", "misclassified")
+        },
+    }
     for name, shown in expected.items():
         joined = "\n".join(strings(figs[name]))
         for user_text in shown:
@@ -145,19 +165,23 @@ def test_dashboard_user_strings_are_inert(encoder: str, tmp_path: Path, monkeypa
 
 def test_every_figure_function_escapes(tmp_path: Path) -> None:
     """The notebook figures too, go.Table ones (top trials, final options, exported artifacts) included."""
-    export = {"artifacts": [{"format": "tflite", "path": "model " + EVIL, "runtime": "runtime " + EVIL,
-                              "error": EVIL}]}
+    export = {"artifacts": [{"format": "tflite", "path": "model " + EVIL, "runtime": "runtime " + EVIL, "error": EVIL}]}
     fk.write_run_files(tmp_path, study_name=STUDY, names=evil_names(), final=True, export=export)
     report = json.loads((tmp_path / "test_report.json").read_text())
     report["final_model"]["name"] = report["final_options"][fk.CHOSEN_OPTION]["name"] = "option " + EVIL
     (tmp_path / "test_report.json").write_text(json.dumps(report))
     study, files = evil_study(), load_run_files(tmp_path)
     figs = {
-        "summary": figures.plot_summary(study, tmp_path), "history": figures.plot_history(study),
-        "curves": figures.plot_learning_curves(study), "importance": figures.plot_importance(study),
-        "parallel": figures.plot_parallel(study), "slices": figures.plot_slices(study),
-        "timeline": figures.plot_timeline(study), "top": figures.plot_top_trials(study),
-        "confusion": figures.plot_confusion(files.test_report), "per-class": figures.plot_per_class(files.test_report),
+        "summary": figures.plot_summary(study, tmp_path),
+        "history": figures.plot_history(study),
+        "curves": figures.plot_learning_curves(study),
+        "importance": figures.plot_importance(study),
+        "parallel": figures.plot_parallel(study),
+        "slices": figures.plot_slices(study),
+        "timeline": figures.plot_timeline(study),
+        "top": figures.plot_top_trials(study),
+        "confusion": figures.plot_confusion(files.test_report),
+        "per-class": figures.plot_per_class(files.test_report),
         "misclassified": figures.plot_misclassified(files.misclassified, files.class_names),
         "final": figures.plot_final_summary(files.test_report, files.best_config),
         "options": figures.plot_final_options(files.test_report, files.best_config),

@@ -1,4 +1,5 @@
 """Best-config export and the studies table."""
+
 from __future__ import annotations
 
 import json
@@ -11,10 +12,10 @@ import yaml
 from optuna.trial import TrialState
 
 sys.path.insert(0, str(Path(__file__).parent))
-import results_fakes as fk  # noqa: E402
+import results_fakes as fk
 
-from results import best_config, format_config, studies_table  # noqa: E402
-from search.schema import best_trial  # noqa: E402
+from results import best_config, format_config, studies_table
+from search.schema import best_trial
 
 
 def test_best_config_from_best_trial(tmp_path: Path) -> None:
@@ -65,8 +66,12 @@ def test_best_config_without_complete_trial_raises_clearly() -> None:
 def test_format_config_round_trips() -> None:
     import numpy as np
 
-    cfg = {"study": "s", "hyperparameters": {"b": np.int64(3), "lr": np.float32(0.5), "aug": True},
-           "val_accuracy": 0.9, "list": (1, 2)}
+    cfg = {
+        "study": "s",
+        "hyperparameters": {"b": np.int64(3), "lr": np.float32(0.5), "aug": True},
+        "val_accuracy": 0.9,
+        "list": (1, 2),
+    }
     as_json = format_config(cfg, "json")
     assert json.loads(as_json)["hyperparameters"] == {"b": 3, "lr": 0.5, "aug": True} and as_json.endswith("\n")
     as_yaml = format_config(cfg, "yaml")

@@ -1,4 +1,5 @@
 """The data behind each results figure, on hand-built studies (no training, no browser)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -12,26 +13,41 @@ import pytest
 from optuna.trial import TrialState
 
 sys.path.insert(0, str(Path(__file__).parent))
-import results_fakes as fk  # noqa: E402
+import results_fakes as fk
 
-from results import fig_data, fig_model, fig_params, fig_pareto, fig_summary, fig_trials, figures  # noqa: E402
-from results._common import NOTE_META  # noqa: E402
-from results.runfiles import load_run_files  # noqa: E402
-from search.schema import best_trial  # noqa: E402
+from results import fig_data, fig_model, fig_params, fig_pareto, fig_summary, fig_trials, figures
+from results._common import NOTE_META
+from results.runfiles import load_run_files
+from search.schema import best_trial
 
 C, P, F, R, W = TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING
 
 
 def _cnn(rng_value: float = 0.3) -> tuple[dict, dict]:
-    params = {"family": "cnn", "cnn/conv_blocks": 2, "cnn/filters_0": 32, "cnn/dropout": rng_value,
-              "learning_rate": 1e-3, "batch_size": 64, "optimizer": "adam", "augment": True}
+    params = {
+        "family": "cnn",
+        "cnn/conv_blocks": 2,
+        "cnn/filters_0": 32,
+        "cnn/dropout": rng_value,
+        "learning_rate": 1e-3,
+        "batch_size": 64,
+        "optimizer": "adam",
+        "augment": True,
+    }
     family = optuna.distributions.CategoricalDistribution(["cnn", "lenet"])
     return params, {**fk.CNN_DISTS, **fk.COMMON_DISTS, "family": family}
 
 
 def _lenet(units: int = 120) -> tuple[dict, dict]:
-    params = {"family": "lenet", "lenet/padding": "same", "lenet/dense_units": units,
-              "learning_rate": 3e-3, "batch_size": 32, "optimizer": "sgd", "augment": False}
+    params = {
+        "family": "lenet",
+        "lenet/padding": "same",
+        "lenet/dense_units": units,
+        "learning_rate": 3e-3,
+        "batch_size": 32,
+        "optimizer": "sgd",
+        "augment": False,
+    }
     family = optuna.distributions.CategoricalDistribution(["cnn", "lenet"])
     return params, {**fk.LENET_DISTS, **fk.COMMON_DISTS, "family": family}
 
@@ -53,16 +69,24 @@ def multi() -> optuna.Study:
 def _all_plots(study: optuna.Study, run_dir: Path | None = None) -> list[go.Figure]:
     files = load_run_files(run_dir)
     return [
-        figures.plot_summary(study, run_dir), figures.plot_history(study), figures.plot_learning_curves(study),
-        figures.plot_importance(study), figures.plot_parallel(study), figures.plot_slices(study),
-        figures.plot_timeline(study), figures.plot_pareto(study), figures.plot_top_trials(study),
-        figures.plot_confusion(files.test_report), figures.plot_per_class(files.test_report),
+        figures.plot_summary(study, run_dir),
+        figures.plot_history(study),
+        figures.plot_learning_curves(study),
+        figures.plot_importance(study),
+        figures.plot_parallel(study),
+        figures.plot_slices(study),
+        figures.plot_timeline(study),
+        figures.plot_pareto(study),
+        figures.plot_top_trials(study),
+        figures.plot_confusion(files.test_report),
+        figures.plot_per_class(files.test_report),
         figures.plot_misclassified(files.misclassified, files.class_names),
         figures.plot_reliability(files.test_report),
         figures.plot_final_summary(files.test_report, files.best_config),
         figures.plot_final_options(files.test_report, files.best_config),
         figures.plot_export_artifacts(files.export_report),
-        figures.plot_class_examples(files.data_overview), figures.plot_class_distribution(files.data_overview),
+        figures.plot_class_examples(files.data_overview),
+        figures.plot_class_distribution(files.data_overview),
     ]
 
 
@@ -244,8 +268,9 @@ def test_pareto_info(multi: optuna.Study) -> None:
     front = info.front
     assert {p.number for p in front} == {t.number for t in multi.best_trials}
     for p in front:  # nobody beats a front point on both objectives
-        assert not any(q.values[0] >= p.values[0] and q.values[1] <= p.values[1] and q.values != p.values
-                       for q in info.points)
+        assert not any(
+            q.values[0] >= p.values[0] and q.values[1] <= p.values[1] and q.values != p.values for q in info.points
+        )
     best = best_trial(multi)
     assert best.number in {p.number for p in front}
     assert best.values[0] == max(p.values[0] for p in front)
@@ -282,8 +307,10 @@ def test_summary_reads_run_files(full: optuna.Study, tmp_path: Path) -> None:
     assert info.total_seconds == pytest.approx(sum(seconds))
     assert info.mean_seconds == pytest.approx(sum(seconds) / len(seconds))
     by_state = {s: [t.user_attrs["seconds"] for t in full.trials if t.state.name == s] for s in ("PRUNED", "FAIL")}
-    assert info.stopped == {"pruned": (6, pytest.approx(sum(by_state["PRUNED"]))),
-                            "dead": (1, pytest.approx(sum(by_state["FAIL"])))}
+    assert info.stopped == {
+        "pruned": (6, pytest.approx(sum(by_state["PRUNED"]))),
+        "dead": (1, pytest.approx(sum(by_state["FAIL"]))),
+    }
     assert info.warnings == ["12 test images duplicate training images"]
     assert info.test_facts["duplicates_with_train"] == 12
     labels = [label for label, _ in fig_summary._summary_rows(info)]
@@ -292,12 +319,22 @@ def test_summary_reads_run_files(full: optuna.Study, tmp_path: Path) -> None:
 
 def test_trials_stopped_at_chance_count_as_dead_not_pruned() -> None:
     study = optuna.create_study(direction="maximize")
-    for reason, state, seconds in (("no_learning", TrialState.PRUNED, 7.0), ("pruned", TrialState.PRUNED, 5.0),
-                                   ("nan", TrialState.FAIL, 2.0), ("max_epochs", TrialState.COMPLETE, 30.0)):
-        study.add_trial(optuna.trial.create_trial(
-            state=state, value=0.5 if state == TrialState.COMPLETE else None, params={}, distributions={},
-            intermediate_values={1: 0.1} if state == TrialState.PRUNED else {},
-            user_attrs={"stop_reason": reason, "seconds": seconds}))
+    for reason, state, seconds in (
+        ("no_learning", TrialState.PRUNED, 7.0),
+        ("pruned", TrialState.PRUNED, 5.0),
+        ("nan", TrialState.FAIL, 2.0),
+        ("max_epochs", TrialState.COMPLETE, 30.0),
+    ):
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=state,
+                value=0.5 if state == TrialState.COMPLETE else None,
+                params={},
+                distributions={},
+                intermediate_values={1: 0.1} if state == TrialState.PRUNED else {},
+                user_attrs={"stop_reason": reason, "seconds": seconds},
+            )
+        )
     assert fig_summary._summary_info(study).stopped == {"pruned": (1, 5.0), "dead": (2, 9.0)}
 
 
@@ -334,8 +371,11 @@ def test_per_class_derived_from_matrix_when_missing() -> None:
 
 
 def test_per_class_shows_the_final_models_validation_accuracy_beside_test() -> None:
-    report = {"confusion_matrix": [[8, 2, 0], [0, 5, 0], [1, 0, 4]], "class_names": ["a", "b", "c"],
-              "final_model": {"val_class_accuracy": [0.5, None, 0.75]}}
+    report = {
+        "confusion_matrix": [[8, 2, 0], [0, 5, 0], [1, 0, 4]],
+        "class_names": ["a", "b", "c"],
+        "final_model": {"val_class_accuracy": [0.5, None, 0.75]},
+    }
     info = fig_model._per_class_info(report)
     assert info.validation == {0: 0.5, 2: 0.75}  # a class without validation images has no marker
     fig = fig_model._draw_per_class(info)
@@ -381,8 +421,11 @@ def test_data_section_info() -> None:
 
 
 def test_data_section_grey_and_float_images() -> None:
-    overview = {"examples": np.random.default_rng(0).random((3, 32, 32, 1)), "counts_train": np.array([5, 0, 7]),
-                "counts_valid": np.array([1, 1, 1])}
+    overview = {
+        "examples": np.random.default_rng(0).random((3, 32, 32, 1)),
+        "counts_train": np.array([5, 0, 7]),
+        "counts_valid": np.array([1, 1, 1]),
+    }
     info = fig_data._examples_info(overview)
     assert info.labels == ["0<br>class 0", "1<br>class 1", "2<br>class 2"] and info.note is None
     assert fig_data.plot_class_examples(overview).data[0].type == "image"

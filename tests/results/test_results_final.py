@@ -3,6 +3,7 @@
 New-style reports (a final stage that compared ensembles and TTA) and old ones (none of those keys)
 must both render; ``export_report.json`` is optional and read tolerantly.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,13 +14,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import results_fakes as fk  # noqa: E402
-from test_results_dashboard import check_self_contained, figure_ids  # noqa: E402
+import results_fakes as fk
+from test_results_dashboard import check_self_contained, figure_ids
 
-from results import fig_final, fig_model, figures, write_dashboard  # noqa: E402
-from results._common import NOTE_META  # noqa: E402
-from results.runfiles import load_run_files  # noqa: E402
-from search.schema import RunFile  # noqa: E402
+from results import fig_final, fig_model, figures, write_dashboard
+from results._common import NOTE_META
+from results.runfiles import load_run_files
+from search.schema import RunFile
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def study():  # type: ignore[no-untyped-def]
 
 def _section(text: str, anchor: str) -> str:
     start = text.index(f'<section id="{anchor}">')
-    return text[start:text.index("</section>", start)]
+    return text[start : text.index("</section>", start)]
 
 
 # --- reliability diagram -----------------------------------------------------------------------------
@@ -55,21 +56,26 @@ def test_reliability_bars_match_bins(tmp_path: Path) -> None:
     assert "ECE 0.0123" in fig.layout.title.text
 
 
-@pytest.mark.parametrize("report", [
-    None,
-    {"test_accuracy": 0.9},  # old-style: no reliability
-    {"reliability": {"edges": [0, 0.5, 1], "confidence": [0.3], "accuracy": [0.2], "count": [3]}},  # too few bins
-    {"reliability": {"edges": [0, 1], "confidence": [None], "accuracy": [None], "count": [0]}},  # nothing binned
-    {"reliability": "junk"},
-])
+@pytest.mark.parametrize(
+    "report",
+    [
+        None,
+        {"test_accuracy": 0.9},  # old-style: no reliability
+        {"reliability": {"edges": [0, 0.5, 1], "confidence": [0.3], "accuracy": [0.2], "count": [3]}},  # too few bins
+        {"reliability": {"edges": [0, 1], "confidence": [None], "accuracy": [None], "count": [0]}},  # nothing binned
+        {"reliability": "junk"},
+    ],
+)
 def test_reliability_without_usable_bins_is_a_note(report: dict | None) -> None:
     info = fig_model._reliability_info(report)
     assert info.note and fig_model.plot_reliability(report).layout.meta == NOTE_META
 
 
 def test_reliability_ece_falls_back_to_report() -> None:
-    report = {"ece": 0.05, "reliability": {"edges": [0, 0.5, 1], "confidence": [0.3, 0.8], "accuracy": [0.2, 0.9],
-                                           "count": [3, 7]}}
+    report = {
+        "ece": 0.05,
+        "reliability": {"edges": [0, 0.5, 1], "confidence": [0.3, 0.8], "accuracy": [0.2, 0.9], "count": [3, 7]},
+    }
     info = fig_model._reliability_info(report)
     assert info.ece == 0.05 and info.note is None
 
@@ -135,22 +141,44 @@ def test_export_info_reads_the_export_command_report() -> None:
     info = fig_final._export_info(fk.EXPORT_REPORT)
     saved, lite = info.artifacts
     assert (saved.format, saved.file, saved.quantize, saved.size_bytes, saved.runtime) == (
-        "savedmodel", "best_model_savedmodel", None, 5 * 2**20, "tensorflow")
+        "savedmodel",
+        "best_model_savedmodel",
+        None,
+        5 * 2**20,
+        "tensorflow",
+    )
     assert saved.test_accuracy == pytest.approx(0.9561) and saved.agreement == 1.0
     assert saved.latency_ms == pytest.approx(1.1) and saved.images_per_s == pytest.approx(12000)
     assert (lite.file, lite.quantize, lite.size_bytes, lite.test_accuracy, lite.latency_ms) == (
-        "best_model_int8.tflite", "int8", 2**20, None, None)
+        "best_model_int8.tflite",
+        "int8",
+        2**20,
+        None,
+        None,
+    )
     texts = [text for text, _ in fig_final._artifact_cells(saved)]
-    assert texts == ["savedmodel", "best_model_savedmodel", "float32", "5.00", "tensorflow", "0.9561", "100.00%",
-                     "1.10", "12,000", ""]
+    assert texts == [
+        "savedmodel",
+        "best_model_savedmodel",
+        "float32",
+        "5.00",
+        "tensorflow",
+        "0.9561",
+        "100.00%",
+        "1.10",
+        "12,000",
+        "",
+    ]
     assert figures.plot_export_artifacts(fk.EXPORT_REPORT).data[0].type == "table"
 
 
 def test_export_info_reads_a_list_in_the_other_spelling() -> None:
     info = fig_final._export_info(fk.EXPORT_REPORT_LIST)
     assert [(a.format, a.file, a.quantize, a.size_bytes) for a in info.artifacts] == [
-        ("savedmodel", "best_model_savedmodel", None, 5 * 2**20), ("tflite", "best_model_int8.tflite", "int8", 2**20),
-        ("onnx", "best_model.onnx", None, None)]
+        ("savedmodel", "best_model_savedmodel", None, 5 * 2**20),
+        ("tflite", "best_model_int8.tflite", "int8", 2**20),
+        ("onnx", "best_model.onnx", None, None),
+    ]
     assert info.artifacts[0].latency_ms == pytest.approx(1.1) and info.artifacts[1].latency_ms is None
     assert [text for text, _ in fig_final._artifact_cells(info.artifacts[2])][3:] == ["—"] * 6 + [""]
 
@@ -204,8 +232,10 @@ def test_dashboard_shows_export_artifacts(study, tmp_path: Path, export: dict) -
     assert '<td data-v="1048576">1.00</td>' in model  # size in MiB, sorted by bytes
 
 
-@pytest.mark.parametrize("export", ['{"artifacts": [{"format": "onn', [{"format": "onnx"}], {"artifacts": {}},
-                                    {"artifacts": {"x.onnx": "junk"}}])
+@pytest.mark.parametrize(
+    "export",
+    ['{"artifacts": [{"format": "onn', [{"format": "onnx"}], {"artifacts": {}}, {"artifacts": {"x.onnx": "junk"}}],
+)
 def test_dashboard_ignores_odd_export_report(study, tmp_path: Path, export: object) -> None:  # type: ignore[no-untyped-def]
     fk.write_run_files(tmp_path, final=True, export=export)  # type: ignore[arg-type]
     files = load_run_files(tmp_path)

@@ -1,6 +1,7 @@
 """The dashboard ranks trials with the search's one rule (``search.schema``): equal validation
 accuracies are broken by the lower validation loss, and its top-trials table, summary, curves and
 exported config name the same best trial as ``schema.best_trial``."""
+
 from __future__ import annotations
 
 import re
@@ -12,10 +13,10 @@ import pytest
 from optuna.trial import TrialState
 
 sys.path.insert(0, str(Path(__file__).parent))
-import results_fakes as fk  # noqa: E402
+import results_fakes as fk
 
-from results import best_config, fig_summary, fig_trials, write_dashboard  # noqa: E402
-from search.schema import TrialKey, best_trial, best_val_loss, ranked_trials  # noqa: E402
+from results import best_config, fig_summary, fig_trials, write_dashboard
+from search.schema import TrialKey, best_trial, best_val_loss, ranked_trials
 
 
 def _tied_study() -> optuna.Study:
@@ -69,8 +70,7 @@ def test_top_trials_break_accuracy_ties_by_validation_loss_like_the_search(tmp_p
     assert '<td data-v="">\u2014</td>' in third_tied
 
 
-def test_multi_objective_top_row_is_the_pareto_best_even_when_a_dominated_trial_has_lower_loss(
-        tmp_path: Path) -> None:
+def test_multi_objective_top_row_is_the_pareto_best_even_when_a_dominated_trial_has_lower_loss(tmp_path: Path) -> None:
     study = fk.new_study(["maximize", "minimize"], name="multi-tied")
     fk.add_trial(study, curve=[0.95], attrs={TrialKey.PARAMS: 9000, TrialKey.VAL_LOSS_CURVE: [0.10]})  # dominated
     fk.add_trial(study, curve=[0.95], attrs={TrialKey.PARAMS: 5000, TrialKey.VAL_LOSS_CURVE: [0.20]})  # the best

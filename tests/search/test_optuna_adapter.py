@@ -1,6 +1,7 @@
 """The private Optuna calls of ``search/optuna_adapter.py`` and the trial lifecycle built on them, on the
 storages a search uses (in memory, SQLite with heartbeats); ``pyproject.toml`` bounds Optuna to the
 versions this file passes on."""
+
 from __future__ import annotations
 
 import time
@@ -12,6 +13,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from search.engine.lifecycle import TrialFailed, TrialRun
+from search.engine.outcome import Scored
 from search.optuna_adapter import (
     all_trials,
     create_running_trial,
@@ -77,17 +79,17 @@ def test_trial_run_tells_each_outcome_and_requeues_open_trials_on_ctrl_c(tmp_pat
     study = optuna.create_study(direction="maximize")
     errors = tmp_path / "errors.log"
 
-    def fails() -> float:
+    def fails() -> Scored:
         raise TrialFailed("nan")
 
-    def crashes() -> float:
+    def crashes() -> Scored:
         raise RuntimeError("out of memory")
 
-    def prunes() -> float:
+    def prunes() -> Scored:
         raise optuna.TrialPruned()
 
     with TrialRun(study, errors) as run:
-        for work in (lambda: 0.5, fails, crashes, prunes):
+        for work in (lambda: Scored(0.5), fails, crashes, prunes):
             trial = run.ask()
             trial.suggest_float("x", 0.0, 1.0)
             run.run(trial, work)

@@ -1,5 +1,6 @@
 """Atomic writes stay atomic when several worker processes write the same run file, and follow nothing
 planted in a shared run folder."""
+
 from __future__ import annotations
 
 import json

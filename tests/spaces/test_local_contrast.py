@@ -1,5 +1,6 @@
 """The ``local_contrast`` preprocessing: what the layer computes, why (lighting drops out), and that a
 model holding it saves, runs under every backend and exports to ONNX and int8 TFLite with builtin ops."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -30,7 +31,7 @@ def _fresh_session() -> Any:
 def textured(n: int = 2, seed: int = 0) -> np.ndarray:
     """Well-lit images with structure at every place (smoothed noise over 40..215), float32 0..255."""
     noise = np.random.default_rng(seed).uniform(0, 1, (n, 36, 36, 3))
-    smooth = sum(noise[:, i:i + 32, j:j + 32] for i in range(5) for j in range(5)) / 25
+    smooth = sum(noise[:, i : i + 32, j : j + 32] for i in range(5) for j in range(5)) / 25
     smooth = (smooth - smooth.min()) / (smooth.max() - smooth.min())
     return (40 + 175 * smooth).astype("float32")
 
@@ -109,8 +110,7 @@ def test_front_end_choice_builds_the_layer_and_keeps_the_default() -> None:
     assert p["preprocessing"] == "standardize" and p["local_contrast"] is False
     # Its own parameter: the preprocessing choices of studies made before it are unchanged.
     assert list(hp.space["preprocessing"].values) == ["standardize", "scale"]
-    p = common.front_end_params(ValuesHyperParameters({"local_contrast": True, "grayscale": True,
-                                                        "augment": False}))
+    p = common.front_end_params(ValuesHyperParameters({"local_contrast": True, "grayscale": True, "augment": False}))
     assert p["preprocessing"] is None  # inactive: the local step replaces the global normalisation
     inputs = keras.Input(shape=SHAPE, dtype="float32")
     front = keras.Model(inputs, common.apply_front_end(p, inputs))
@@ -186,8 +186,20 @@ def test_same_output_under_other_backends(backend: str, tmp_path: Path) -> None:
     model.save(tmp_path / "m.keras")
     np.save(tmp_path / "x.npy", x.astype("float32"))
     env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", OTHER_BACKEND, str(tmp_path / "m.keras"), str(tmp_path / "x.npy"),
-                           str(tmp_path / "y.npy")], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            OTHER_BACKEND,
+            str(tmp_path / "m.keras"),
+            str(tmp_path / "x.npy"),
+            str(tmp_path / "y.npy"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1])["backend"] == backend
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), model.predict(x, verbose=0), atol=1e-5)

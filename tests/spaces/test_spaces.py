@@ -2,6 +2,7 @@
 
 Runs on CPU in about a minute; no data files needed (random uint8 images stand in for GTSRB).
 """
+
 from __future__ import annotations
 
 import math
@@ -75,10 +76,15 @@ def random_point(module: ModuleType, rng: np.random.Generator) -> dict[str, Any]
 
 
 # -- exact tutorial models --------------------------------------------------------------------------------
-@pytest.mark.parametrize(("module", "point", "count"), [
-    (cnn, "tutorial", 928_171), (lenet, "tutorial", 657_235),
-    (combined, "cnn_tutorial", 928_171), (combined, "lenet_tutorial", 657_235),
-])
+@pytest.mark.parametrize(
+    ("module", "point", "count"),
+    [
+        (cnn, "tutorial", 928_171),
+        (lenet, "tutorial", 657_235),
+        (combined, "cnn_tutorial", 928_171),
+        (combined, "lenet_tutorial", 657_235),
+    ],
+)
 def test_tutorial_parameter_counts(module: ModuleType, point: str, count: int) -> None:
     model, _ = build(module, module.POINTS[point])
     assert model.count_params() == count
@@ -88,8 +94,18 @@ def test_tutorial_parameter_counts(module: ModuleType, point: str, count: int) -
 def test_front_end_adds_no_parameters(module: ModuleType, count: int) -> None:
     point = module.POINTS["tutorial"]
     counts = set()
-    for front in ({}, {"augment": True, "aug_rotation": 20.0, "aug_translate": 0.2, "aug_zoom": 0.2,
-                       "aug_brightness": 0.4, "aug_contrast": 0.4}, {"preprocessing": "standardize"}):
+    for front in (
+        {},
+        {
+            "augment": True,
+            "aug_rotation": 20.0,
+            "aug_translate": 0.2,
+            "aug_zoom": 0.2,
+            "aug_brightness": 0.4,
+            "aug_contrast": 0.4,
+        },
+        {"preprocessing": "standardize"},
+    ):
         model, _ = build(module, {**point, **front})
         counts.add(model.count_params())
         keras.backend.clear_session()
@@ -101,8 +117,14 @@ def test_front_end_layers_have_no_weights() -> None:
     first_conv = next(i for i, layer in enumerate(model.layers) if isinstance(layer, keras.layers.Conv2D))
     front = model.layers[1:first_conv]
     assert {type(layer).__name__ for layer in front} >= {
-        "RandomRotation", "RandomTranslation", "RandomZoom", "RandomBrightness", "RandomContrast",
-        "Grayscale", "PerImageStandardization"}
+        "RandomRotation",
+        "RandomTranslation",
+        "RandomZoom",
+        "RandomBrightness",
+        "RandomContrast",
+        "Grayscale",
+        "PerImageStandardization",
+    }
     assert all(not layer.weights for layer in front)
     assert model.layers[first_conv].kernel.shape[2] == 1  # grayscale feeds one channel
 
@@ -136,7 +158,7 @@ def test_points_are_complete(name: str) -> None:
     # The strongest known points run first (the first good model early); every space has the tutorial's.
     has_cnn = "cnn" in name or name == "all"
     first = ("lean2", "lean") if has_cnn else ("tutorial",)
-    assert [point.rsplit("_", 1)[-1] for point in list(module.POINTS)[:len(first)]] == list(first)
+    assert [point.rsplit("_", 1)[-1] for point in list(module.POINTS)[: len(first)]] == list(first)
     if has_cnn:  # the strong net, slower for less at short budgets, runs last
         assert list(module.POINTS)[-1].endswith("strong")
     assert any(point.endswith("tutorial") for point in module.POINTS)
@@ -193,11 +215,20 @@ def test_random_points_build_and_predict(name: str, n: int) -> None:
 
 
 def _largest_cnn_points() -> list[dict[str, Any]]:
-    big = {"convs_per_block": 2, "kernel_size": 5, "head": "flatten", "batch_norm": False,
-           "dense_layers": 2, "units_0": 256, "units_1": 256}
-    return [{**big, "conv_blocks": b, "padding": pad,
-             **{f"filters_{i}": cnn.FILTER_RANGES[i][1] for i in range(b)}}
-            for b in range(1, cnn.MAX_BLOCKS + 1) for pad in ("same", "valid")]
+    big = {
+        "convs_per_block": 2,
+        "kernel_size": 5,
+        "head": "flatten",
+        "batch_norm": False,
+        "dense_layers": 2,
+        "units_0": 256,
+        "units_1": 256,
+    }
+    return [
+        {**big, "conv_blocks": b, "padding": pad, **{f"filters_{i}": cnn.FILTER_RANGES[i][1] for i in range(b)}}
+        for b in range(1, cnn.MAX_BLOCKS + 1)
+        for pad in ("same", "valid")
+    ]
 
 
 def test_param_ceilings_hold_for_the_largest_layouts() -> None:
@@ -205,9 +236,15 @@ def test_param_ceilings_hold_for_the_largest_layouts() -> None:
         model, _ = build(cnn, values)
         assert model.count_params() <= cnn.PARAM_CEILING, values
         keras.backend.clear_session()
-    largest_lenet = {**{f"filters_{i}": hi for i, (_, hi, _) in enumerate(lenet.FILTERS)},
-                     **{f"kernel_{i}": 5 for i in range(4)}, **{f"padding_{i}": "same" for i in range(4)},
-                     "pool_3": False, "units_0": 384, "units_1": 192, "batch_norm": False}
+    largest_lenet = {
+        **{f"filters_{i}": hi for i, (_, hi, _) in enumerate(lenet.FILTERS)},
+        **{f"kernel_{i}": 5 for i in range(4)},
+        **{f"padding_{i}": "same" for i in range(4)},
+        "pool_3": False,
+        "units_0": 384,
+        "units_1": 192,
+        "batch_norm": False,
+    }
     model, _ = build(lenet, largest_lenet)
     assert model.count_params() <= lenet.PARAM_CEILING
     assert combined.PARAM_CEILING == max(cnn.PARAM_CEILING, lenet.PARAM_CEILING) <= 4_000_000
@@ -228,8 +265,7 @@ def test_training_settings_and_lr_callback() -> None:
     tut = common.training_settings(cnn.POINTS["tutorial"])
     assert tut.batch_size == 32 and tut.lr_schedule == "constant"
     assert common.lr_callback(tut, 10) is None
-    assert common.training_settings(combined.POINTS["cnn_strong"]) == common.training_settings(
-        cnn.POINTS["strong"])
+    assert common.training_settings(combined.POINTS["cnn_strong"]) == common.training_settings(cnn.POINTS["strong"])
     cb = common.lr_callback(common.TrainingSettings(64, 0.01, "cosine"), epochs=4)
     assert isinstance(cb, keras.callbacks.LearningRateScheduler)
     lrs = [cb.schedule(e, 0.01) for e in range(4)]
@@ -265,16 +301,24 @@ def test_label_smoothing_loss_matches_keras() -> None:
 
 # -- saving, fitting, KerasTuner ------------------------------------------------------------------------------
 def test_save_and_load_gives_same_predictions(tmp_path: Any) -> None:
-    values = {"preprocessing": "standardize", "grayscale": True, "augment": True, "label_smoothing": 0.1,
-              "conv_blocks": 2, "filters_0": 16, "filters_1": 16, "dense_layers": 1, "units_0": 64}
+    values = {
+        "preprocessing": "standardize",
+        "grayscale": True,
+        "augment": True,
+        "label_smoothing": 0.1,
+        "conv_blocks": 2,
+        "filters_0": 16,
+        "filters_1": 16,
+        "dense_layers": 1,
+        "units_0": 64,
+    }
     model, _ = build(cnn, values)
     x, y = images(16), labels(16)
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)  # runs the augmentation under fit
     path = tmp_path / "m.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
     assert isinstance(loaded.loss, SparseLabelSmoothingCrossentropy)
     assert loaded.loss.label_smoothing == pytest.approx(0.1)
     np.testing.assert_allclose(loaded.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), rtol=1e-5)
@@ -299,8 +343,16 @@ def test_keras_tuner_random_search(tmp_path: Any) -> None:
     hypermodel = SpaceHyperModel(combined, SHAPE, N_CLASSES)
     hp = keras_tuner.HyperParameters()
     hp.Fixed("batch_size", 8)  # keep the one trial tiny; everything else comes from the space
-    tuner = keras_tuner.RandomSearch(hypermodel, objective="val_accuracy", max_trials=1, hyperparameters=hp,
-                                     directory=str(tmp_path), project_name="kt", seed=3, overwrite=True)
+    tuner = keras_tuner.RandomSearch(
+        hypermodel,
+        objective="val_accuracy",
+        max_trials=1,
+        hyperparameters=hp,
+        directory=str(tmp_path),
+        project_name="kt",
+        seed=3,
+        overwrite=True,
+    )
     names = {h.name for h in tuner.oracle.hyperparameters.space}
     assert {"family", "cnn/conv_blocks", "lenet/filters_3", "learning_rate", "augment"} <= names
     x, y = images(24), labels(24)

@@ -1,4 +1,5 @@
 """A user's own space module: ``--space path/to/my_space.py`` or ``package.module`` with ``build(hp)``."""
+
 from __future__ import annotations
 
 import subprocess
@@ -42,8 +43,17 @@ def _write(folder: Path, name: str, *, n_classes: int = 43, compiled: bool = Tru
 @pytest.mark.parametrize("compiled", [True, False])
 def test_a_users_space_file_is_searched(tiny_data: Path, tmp_path: Path, compiled: bool) -> None:
     path = _write(tmp_path, "my_space", compiled=compiled)
-    cfg = SearchConfig(data_dir=tiny_data, space=str(path), trials=2, epochs=1, out=tmp_path, study="mine",
-                       retrain=False, dashboard_every=0, steps_per_execution=1)
+    cfg = SearchConfig(
+        data_dir=tiny_data,
+        space=str(path),
+        trials=2,
+        epochs=1,
+        out=tmp_path,
+        study="mine",
+        retrain=False,
+        dashboard_every=0,
+        steps_per_execution=1,
+    )
     outcome = run_search(cfg)
     trials = outcome.study.get_trials(deepcopy=False)
     # Uncompiled, it trains with the default optimiser settings, so only its own parameter is searched.
@@ -76,9 +86,53 @@ def test_what_a_space_lacks_is_said_in_one_line(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_space_for_other_data_exits_2_before_any_trial(tiny_data: Path, tmp_path: Path) -> None:
     path = _write(tmp_path, "ten", n_classes=10)
-    result = subprocess.run([sys.executable, str(ROOT / "run_search.py"), "search", "--data-dir", str(tiny_data),
-                             "--space", str(path), "--trials", "1", "--epochs", "1", "--out", str(tmp_path),
-                             "--study", "ten"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "run_search.py"),
+            "search",
+            "--data-dir",
+            str(tiny_data),
+            "--space",
+            str(path),
+            "--trials",
+            "1",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--study",
+            "ten",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2, result.stderr
     assert "the model has 10 outputs, the data has 43 classes" in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_a_users_module_is_completed_to_a_space_with_its_own_attributes(tmp_path: Path) -> None:
+    from spaces import UserSpace
+
+    path = _write(tmp_path, "named_space")
+    with path.open("a") as fh:
+        fh.write('\nNAME = "mine"\nPOINTS = {"small": {"filters": 4}}\nPARAM_CEILING = 1000\n')
+    space = get_space(str(path))
+    assert isinstance(space, UserSpace)
+    assert (space.NAME, space.POINTS, space.PARAM_CEILING) == ("mine", {"small": {"filters": 4}}, 1000)
+    assert space.family_of({"filters": 8}) == "mine"  # one family: the space itself
+    bare = get_space(str(_write(tmp_path, "bare_space")))
+    assert (bare.NAME, bare.POINTS, bare.PARAM_CEILING) == ("bare_space", {}, None)
+
+
+def test_the_spaces_are_each_family_and_all_of_them() -> None:
+    """One family registry: ``--space`` offers each registered family alone and ``all``, which holds them all."""
+    import spaces
+
+    assert list(spaces.SPACES) == [*spaces.FAMILIES, "all"]
+    assert spaces.combined.FAMILIES is spaces.FAMILIES
+    for name, family in spaces.FAMILIES.items():
+        assert spaces.get_space(name) is family and name == family.NAME

@@ -1,4 +1,5 @@
 """A fake official GTSRB download: a few PPM images in the official folder layout."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,9 +17,7 @@ def write_ppm(path: Path, img: np.ndarray, comment: str | None = None) -> None:
     path.write_bytes(head + np.ascontiguousarray(img, dtype=np.uint8).tobytes())
 
 
-def _rows_for(
-    rng: np.random.Generator, folder: Path, names: list[str], classes: list[int]
-) -> list[str]:
+def _rows_for(rng: np.random.Generator, folder: Path, names: list[str], classes: list[int]) -> list[str]:
     """Write one random-size image per name and return its GT csv rows."""
     rows = []
     for name, class_id in zip(names, classes):

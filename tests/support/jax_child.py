@@ -3,6 +3,7 @@
 The child takes half a minute or more, and xdist may run a module's tests on several workers; the
 first worker to ask runs it and the others read its answer from the run's shared temporary folder.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,14 @@ def run_jax_checks(script: Path, data_dir: Path, tmp_path_factory: pytest.TempPa
     else:
         env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT)}
         cache = tmp_path_factory.mktemp("xla_cache")
-        done = subprocess.run([sys.executable, str(script), str(data_dir), str(cache)], env=env, cwd=ROOT,
-                              capture_output=True, text=True, timeout=TIMEOUT_S)
+        done = subprocess.run(
+            [sys.executable, str(script), str(data_dir), str(cache)],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+        )
         lines = done.stdout.strip().splitlines()
         answer = json.loads(lines[-1]) if done.returncode == 0 and lines else {"error": done.stderr[-3000:]}
         partial = answer_file.with_suffix(".tmp")

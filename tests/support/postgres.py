@@ -1,4 +1,5 @@
 """The machine's PostgreSQL server for the scale-out tests; they skip where it is not reachable."""
+
 from __future__ import annotations
 
 import psycopg  # noqa: F401 - the driver is in the test extra: missing, it must fail, not skip
@@ -13,7 +14,7 @@ def _postgres_reachable() -> str | None:
         with sa.create_engine(PG_URL).connect() as conn:
             conn.execute(sa.text("select 1"))
         return None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return f"PostgreSQL at {PG_URL} is not reachable ({type(exc).__name__}: {str(exc)[:80]})"
 
 

@@ -5,6 +5,7 @@ sides run Optuna's schema set-up, and the loser fails on ``alembic_version`` (se
 read-only connection creates nothing and never locks the worker out; a half-built file reads as
 empty.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,6 +33,9 @@ def finished_count(db: Path) -> int:
 
 def finished_workers(db: Path) -> set[str]:
     """The ``worker`` user attribute of every finished trial: which processes have finished one."""
-    rows = _query(db, "SELECT a.value_json FROM trials t JOIN trial_user_attributes a ON a.trial_id = t.trial_id "
-                      f"WHERE t.state IN {_FINISHED_STATES} AND a.key = 'worker'")
+    rows = _query(
+        db,
+        "SELECT a.value_json FROM trials t JOIN trial_user_attributes a ON a.trial_id = t.trial_id "
+        f"WHERE t.state IN {_FINISHED_STATES} AND a.key = 'worker'",
+    )
     return {json.loads(value) for (value,) in rows}

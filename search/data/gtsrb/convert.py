@@ -18,6 +18,7 @@ Here whole tracks go to valid, stratified per class and seeded.
 Everything is pure numpy (PPM reader, bilinear resize) so the tool needs no PIL/OpenCV/scipy.
 Nothing is printed; the CLI prints the summary that ``convert_gtsrb`` returns.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,9 +46,7 @@ Progress = Callable[[int, int], None]
 # --------------------------------------------------------------------------------------------
 
 
-def split_tracks(
-    tracks: Iterable[tuple[int, int]], valid_fraction: float, seed: int
-) -> set[tuple[int, int]]:
+def split_tracks(tracks: Iterable[tuple[int, int]], valid_fraction: float, seed: int) -> set[tuple[int, int]]:
     """Choose the (class, track) pairs for valid: about ``valid_fraction`` of each class's tracks.
 
     Stratified so every class with at least two tracks is validated (and keeps one for training);
@@ -86,9 +85,7 @@ def _crop_roi(image: np.ndarray, item: _Item) -> np.ndarray:
     return image[y1 : min(y2, height - 1) + 1, x1 : min(x2, width - 1) + 1]
 
 
-def _load_items(
-    items: list[_Item], size: int, crop: bool, tick: Callable[[], None]
-) -> dict[str, np.ndarray]:
+def _load_items(items: list[_Item], size: int, crop: bool, tick: Callable[[], None]) -> dict[str, np.ndarray]:
     """Read, check and resize ``items`` into the tutorial's dict of arrays."""
     n = len(items)
     features = np.empty((n, size, size, 3), dtype=np.uint8)
@@ -101,8 +98,7 @@ def _load_items(
         if (width, height) != (item.width, item.height):
             raise DataError(
                 item.path,
-                f"image is {width}x{height} but {item.csv_path} (line {item.line}) says "
-                f"{item.width}x{item.height}",
+                f"image is {width}x{height} but {item.csv_path} (line {item.line}) says {item.width}x{item.height}",
             )
         if crop:
             image = _crop_roi(image, item)
@@ -139,9 +135,55 @@ def _check_options(size: int, valid_fraction: float) -> None:
     if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 1024:
         raise UserError(f"--size must be an integer from 1 to 1024, got {size!r}")
     if not 0.0 < valid_fraction < 1.0:
-        raise UserError(
-            f"valid fraction must be between 0 and 1 (exclusive), got {valid_fraction!r}"
-        )
+        raise UserError(f"valid fraction must be between 0 and 1 (exclusive), got {valid_fraction!r}")
+
+
+def _parts(
+    train_items: list[_Item], valid_tracks: set[tuple[int, int]], test_items: list[_Item] | None
+) -> dict[str, list[_Item]]:
+    """The images of each split: whole tracks go to validation, the official test part as it is."""
+    parts: dict[str, list[_Item]] = {
+        "train": [it for it in train_items if (it.class_id, it.track) not in valid_tracks],
+        "valid": [it for it in train_items if (it.class_id, it.track) in valid_tracks],
+    }
+    if test_items is not None:
+        parts["test"] = test_items
+    return parts
+
+
+def _load_parts(
+    parts: dict[str, list[_Item]], size: int, crop: bool, progress: Progress | None
+) -> dict[str, dict[str, np.ndarray]]:
+    """Every split read and checked in memory; ``progress(done, total)`` before and after each image."""
+    total = sum(len(v) for v in parts.values())
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    if progress is not None:
+        progress(0, total)
+    return {name: _load_items(items, size, crop, tick) for name, items in parts.items()}
+
+
+def _write_parts(out: Path, arrays: dict[str, dict[str, np.ndarray]]) -> dict[str, str]:
+    """Each split's pickle and ``signnames.csv``, each replaced atomically; split -> path."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
+    files: dict[str, str] = {}
+    for name, data in arrays.items():
+        path = out / f"{name}.p"
+        _write_pickle(path, data)
+        files[name] = str(path)
+    signnames = out / "signnames.csv"
+    _atomic_write(signnames, write_signnames)
+    files["signnames"] = str(signnames)
+    return files
 
 
 def convert_gtsrb(
@@ -168,44 +210,12 @@ def convert_gtsrb(
     _check_options(size, valid_fraction)
     root = find_gtsrb_root(src)
     train_items = _plan_training(root / "Final_Training" / "Images")
-    test_items = _plan_test(root, src)
-
     all_tracks = {(it.class_id, it.track) for it in train_items}
     valid_tracks = split_tracks(all_tracks, valid_fraction, seed)
     train_tracks = all_tracks - valid_tracks
-    parts: dict[str, list[_Item]] = {
-        "train": [it for it in train_items if (it.class_id, it.track) not in valid_tracks],
-        "valid": [it for it in train_items if (it.class_id, it.track) in valid_tracks],
-    }
-    if test_items is not None:
-        parts["test"] = test_items
-
-    total = sum(len(v) for v in parts.values())
-    done = 0
-
-    def tick() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total)
-
-    if progress is not None:
-        progress(0, total)
-    arrays = {name: _load_items(items, size, crop, tick) for name, items in parts.items()}
-
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
-    files: dict[str, str] = {}
-    for name, data in arrays.items():
-        path = out / f"{name}.p"
-        _write_pickle(path, data)
-        files[name] = str(path)
-    signnames = out / "signnames.csv"
-    _atomic_write(signnames, write_signnames)
-    files["signnames"] = str(signnames)
-
+    parts = _parts(train_items, valid_tracks, _plan_test(root, src))
+    arrays = _load_parts(parts, size, crop, progress)
+    files = _write_parts(out, arrays)
     return {
         "src": str(root),
         "out": str(out),

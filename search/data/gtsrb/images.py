@@ -4,6 +4,7 @@ The official GTSRB images are ``.ppm`` files of varying size; the tutorial's pic
 crops. Reading and resizing them with numpy alone keeps the tool free of PIL, OpenCV and scipy,
 and lets every malformed file be reported as a ``DataError`` that names it.
 """
+
 from __future__ import annotations
 
 import re
@@ -169,4 +170,3 @@ def resize_bilinear(img: np.ndarray, size: int) -> np.ndarray:
     out = rows[:, x_lo] * (1.0 - wx3) + rows[:, x_hi] * wx3
     out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
     return out[:, :, 0] if img.ndim == 2 else out
-

@@ -5,6 +5,7 @@ one for the test set) and encodes the track of every training image in its file 
 finds the root, parses and validates those CSVs and lists every image with its class, track and
 ROI, so that a broken download fails on one line naming the file, before minutes of conversion.
 """
+
 from __future__ import annotations
 
 import csv
@@ -78,9 +79,7 @@ def _trim_row(row: list[str]) -> list[str]:
     return cells
 
 
-def _item_from_row(
-    csv_path: Path, line: int, row: dict[str, str], track: int, image_dir: Path
-) -> _Item:
+def _item_from_row(csv_path: Path, line: int, row: dict[str, str], track: int, image_dir: Path) -> _Item:
     """Validate one CSV row (integers, ROI inside uint16, class id in range) into an ``_Item``."""
     try:
         nums = {c: int(row[c]) for c in CSV_COLUMNS[1:]}
@@ -119,10 +118,7 @@ def _plan_training(images_dir: Path) -> list[_Item]:
     """All training images from the per-class GT csvs, with class and track from each row."""
     class_dirs = sorted(p for p in images_dir.iterdir() if p.is_dir() and _CLASS_DIR.match(p.name))
     if not class_dirs:
-        raise UserError(
-            f"{images_dir}: no class folders found "
-            "(expected 00000 .. 00042, each with GT-<class>.csv)"
-        )
+        raise UserError(f"{images_dir}: no class folders found (expected 00000 .. 00042, each with GT-<class>.csv)")
     items: list[_Item] = []
     for class_dir in class_dirs:
         csv_path = class_dir / f"GT-{class_dir.name}.csv"
@@ -139,9 +135,7 @@ def _plan_training(images_dir: Path) -> list[_Item]:
                 )
             item = _item_from_row(csv_path, line, row, int(match.group(1)), class_dir)
             if item.class_id != folder_class:
-                raise DataError(
-                    csv_path, f"line {line}: ClassId {item.class_id} in folder {class_dir.name}"
-                )
+                raise DataError(csv_path, f"line {line}: ClassId {item.class_id} in folder {class_dir.name}")
             items.append(item)
     if not items:
         raise UserError(f"{images_dir}: the GT csvs list no images")
@@ -176,4 +170,3 @@ def _plan_test(root: Path, src: Path) -> list[_Item] | None:
     if not items:
         raise DataError(csv_path, "CSV lists no test images")
     return items
-

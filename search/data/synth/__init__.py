@@ -26,19 +26,32 @@ an inverse-mapped 2x supersampled sampling grid, composited over random
 clutter, then occluded, relit, blurred and noised. ``dataset`` draws the class
 balance and writes the files.
 """
+
 from __future__ import annotations
 
 from .dataset import (
-                      GTSRB_CLASS_FREQUENCIES,
-                      GTSRB_TRAIN_COUNTS,
-                      PICKLE_PROTOCOL,
-                      SPLITS,
-                      SYNTH_VERSION,
-                      generate_signs,
-                      write_synthetic_dataset,
+    DEFAULT_SIZES,
+    GTSRB_CLASS_FREQUENCIES,
+    GTSRB_TRAIN_COUNTS,
+    PICKLE_PROTOCOL,
+    SPLITS,
+    SYNTH_VERSION,
+    SynthSizes,
+    generate_signs,
+    write_synthetic_dataset,
 )
 from .drawing import N_PAINTS
 from .signs import _templates as _templates  # the cached class templates (the tests check their mirroring)
 
-__all__ = ["GTSRB_CLASS_FREQUENCIES", "GTSRB_TRAIN_COUNTS", "N_PAINTS", "PICKLE_PROTOCOL", "SPLITS",
-           "SYNTH_VERSION", "generate_signs", "write_synthetic_dataset"]
+__all__ = [
+    "DEFAULT_SIZES",
+    "GTSRB_CLASS_FREQUENCIES",
+    "GTSRB_TRAIN_COUNTS",
+    "N_PAINTS",
+    "PICKLE_PROTOCOL",
+    "SPLITS",
+    "SYNTH_VERSION",
+    "SynthSizes",
+    "generate_signs",
+    "write_synthetic_dataset",
+]

@@ -4,10 +4,12 @@ Class balance follows GTSRB's training frequencies, each split has its own seede
 and the files are written in the tutorial's pickle layout through ``search.schema.atomic_path``,
 so a reader never sees half a file and the same seed always gives the same bytes.
 """
+
 from __future__ import annotations
 
 import pickle
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +24,51 @@ SYNTH_VERSION: int = 1
 """Bump whenever the generator's output changes (it keys the cached default data set)."""
 
 GTSRB_TRAIN_COUNTS: np.ndarray = np.array(
-    [210, 2220, 2250, 1410, 1980, 1860, 420, 1440, 1410, 1470, 2010, 1320, 2100, 2160, 780,
-     630, 420, 1110, 1200, 210, 360, 330, 390, 510, 270, 1500, 600, 240, 540, 270, 450, 780,
-     240, 689, 420, 1200, 390, 210, 2070, 300, 360, 240, 240],
+    [
+        210,
+        2220,
+        2250,
+        1410,
+        1980,
+        1860,
+        420,
+        1440,
+        1410,
+        1470,
+        2010,
+        1320,
+        2100,
+        2160,
+        780,
+        630,
+        420,
+        1110,
+        1200,
+        210,
+        360,
+        330,
+        390,
+        510,
+        270,
+        1500,
+        600,
+        240,
+        540,
+        270,
+        450,
+        780,
+        240,
+        689,
+        420,
+        1200,
+        390,
+        210,
+        2070,
+        300,
+        360,
+        240,
+        240,
+    ],
     dtype=np.int64,
 )
 """Images per class in the official GTSRB training set (39,209 images in all)."""
@@ -56,8 +100,9 @@ def _check_probs(class_probs: np.ndarray | None) -> np.ndarray:
     return probs / probs.sum()
 
 
-def generate_signs(n: int, *, seed: int, image_size: int = 32,
-                   class_probs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def generate_signs(
+    n: int, *, seed: int, image_size: int = 32, class_probs: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Render n synthetic signs; the same arguments always give the same arrays.
 
     Returns (features uint8 (n, S, S, 3), labels uint8 (n,), sizes uint16 (n, 2) as
@@ -82,8 +127,27 @@ def generate_signs(n: int, *, seed: int, image_size: int = 32,
     return features, labels, sizes, coords
 
 
-def write_synthetic_dataset(out_dir: Path, *, n_train: int = 5000, n_valid: int = 1500, n_test: int = 2000,
-                            seed: int = 0, image_size: int = 32) -> dict:
+@dataclass(frozen=True)
+class SynthSizes:
+    """Images per split of a synthetic data folder (``data synth``'s defaults)."""
+
+    n_train: int = 5000
+    n_valid: int = 1500
+    n_test: int = 2000
+
+
+DEFAULT_SIZES = SynthSizes()
+
+
+def write_synthetic_dataset(
+    out_dir: Path,
+    *,
+    n_train: int = DEFAULT_SIZES.n_train,
+    n_valid: int = DEFAULT_SIZES.n_valid,
+    n_test: int = DEFAULT_SIZES.n_test,
+    seed: int = 0,
+    image_size: int = 32,
+) -> dict:
     """Write train.p, valid.p, test.p and signnames.csv into out_dir; same seed, same bytes.
 
     Each split has its own random stream (seed * 1000 + split index), so changing one

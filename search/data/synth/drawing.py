@@ -5,6 +5,7 @@ of (discs, rings, polygons, capsules, stripes, 5x7 bitmap text, arrows) and the 
 filled with. A ``_Painter`` only records which paint covers each sample; anti-aliasing comes from
 box-averaging the 3x supersampled grid, so no filter and no imaging library is needed.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -202,4 +203,3 @@ def _arc(cx: float, cy: float, r: float, a0: float, a1: float, n: int = 12) -> l
     """Points on a circle; angles in degrees, y down (90 degrees points down)."""
     a = np.radians(np.linspace(a0, a1, n))
     return [(float(cx + r * np.cos(t)), float(cy + r * np.sin(t))) for t in a]
-

@@ -5,6 +5,7 @@ disc, the "end of" disc) and reuse pictogram pieces (speed-limit digits, cars, l
 figures); drawing each piece once here keeps the per-class drawings in ``signs`` short, and makes
 classes of one family differ only where the real signs differ.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -93,6 +94,7 @@ def _truck_side(p: _Painter, paint: int) -> None:
 
 def _person(p: _Painter, ox: float, oy: float, k: float) -> np.ndarray:
     """Walking figure in pictogram coordinates, offset (ox, oy) and scaled by k."""
+
     def t(pts: list[Point]) -> list[Point]:
         return _g([(ox + k * x, oy + k * y) for x, y in pts])
 
@@ -103,4 +105,3 @@ def _person(p: _Painter, ox: float, oy: float, k: float) -> np.ndarray:
     mask |= p.polyline(t([(-0.3, 0.9), (-0.05, 0.15), (0.3, 0.9)]), 0.2 * w)
     mask |= p.polyline(t([(-0.35, 0.05), (0.0, -0.42), (0.3, 0.0)]), 0.15 * w)
     return mask
-

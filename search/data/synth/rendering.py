@@ -5,6 +5,7 @@ with rotation and perspective), backgrounds with stray signs and poles, occluder
 and a camera model (saturation, exposure, colour cast, gamma, resolution and motion blur, noise).
 Every random draw comes from the caller's generator, in a fixed order, so a seed fixes the image.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,14 +62,24 @@ _THEMES: tuple[tuple[tuple[float, ...], tuple[float, ...], tuple[tuple[float, ..
 )
 # colours of other signs that stray into a crop (GTSRB crops often show a neighbour's rim)
 _STRAY_SIGN_COLOURS: tuple[tuple[float, ...], ...] = (
-    (0.76, 0.1, 0.13), (0.08, 0.28, 0.66), (0.9, 0.9, 0.88), (0.96, 0.74, 0.08))
+    (0.76, 0.1, 0.13),
+    (0.08, 0.28, 0.66),
+    (0.9, 0.9, 0.88),
+    (0.96, 0.74, 0.08),
+)
 # leaves, bark, grey poles and boxes, dark shadows, white stickers and snow
 _OCCLUDER_COLOURS: tuple[tuple[float, ...], ...] = (
-    (0.18, 0.32, 0.12), (0.3, 0.22, 0.14), (0.5, 0.5, 0.5), (0.1, 0.1, 0.1), (0.85, 0.85, 0.82))
+    (0.18, 0.32, 0.12),
+    (0.3, 0.22, 0.14),
+    (0.5, 0.5, 0.5),
+    (0.1, 0.1, 0.1),
+    (0.85, 0.85, 0.82),
+)
 
 
-def _soft_ellipse(xs: np.ndarray, ys: np.ndarray, cx: float, cy: float, rx: float, ry: float,
-                  angle: float, edge: float) -> np.ndarray:
+def _soft_ellipse(
+    xs: np.ndarray, ys: np.ndarray, cx: float, cy: float, rx: float, ry: float, angle: float, edge: float
+) -> np.ndarray:
     """Ellipse mask with a soft edge of about ``edge`` (in normalised radius units)."""
     ca, sa = np.cos(angle), np.sin(angle)
     dx, dy = xs - cx, ys - cy
@@ -97,8 +108,16 @@ def _background(rng: np.random.Generator, g: _Grids) -> np.ndarray:
             colour = np.asarray(_STRAY_SIGN_COLOURS[rng.integers(len(_STRAY_SIGN_COLOURS))])
         else:
             colour = np.asarray(blob_colours[rng.integers(len(blob_colours))]) + rng.normal(0.0, 0.06, 3)
-        m = _soft_ellipse(g.xs, g.ys, rng.uniform(-0.1, 1.1), rng.uniform(-0.1, 1.1),
-                          rng.uniform(0.08, 0.5), rng.uniform(0.08, 0.5), rng.uniform(0, np.pi), rng.uniform(0.05, 0.6))
+        m = _soft_ellipse(
+            g.xs,
+            g.ys,
+            rng.uniform(-0.1, 1.1),
+            rng.uniform(-0.1, 1.1),
+            rng.uniform(0.08, 0.5),
+            rng.uniform(0.08, 0.5),
+            rng.uniform(0, np.pi),
+            rng.uniform(0.05, 0.6),
+        )
         bg += (colour - bg) * (m * rng.uniform(0.5, 1.0))[..., None]
     for _ in range(int(rng.poisson(0.8))):
         angle = rng.choice([np.pi / 2, 0.0, rng.uniform(0, np.pi)]) + rng.normal(0.0, 0.05)
@@ -121,34 +140,59 @@ def _homography(cx: float, cy: float, half: float, rng: np.random.Generator) -> 
     return rot_scale @ persp
 
 
-def _render(rng: np.random.Generator, label: int, tm: _Templates,
-            g: _Grids) -> tuple[np.ndarray, tuple[int, int], tuple[int, int, int, int]]:
-    """One image: returns (S, S, 3) uint8, canvas (width, height) and sign box in canvas pixels."""
-    S, R = g.size, tm.res
-    # the notional original photo (GTSRB: mostly 25..70 px) and the sign in it, near the centre
-    # with a margin of roughly 10 % of the side, as in GTSRB's crops
+def _render(
+    rng: np.random.Generator, label: int, tm: _Templates, g: _Grids
+) -> tuple[np.ndarray, tuple[int, int], tuple[int, int, int, int]]:
+    """One image: returns (S, S, 3) uint8, canvas (width, height) and sign box in canvas pixels.
+    The random draws come in a fixed order (the data set of a seed is the same on every machine)."""
+    S = g.size
+    W, H, half, cx, cy, M = _placement(rng)
+    box = _sign_box(M @ tm.outlines[label], W, H)
+    tex = _painted_texture(rng, tm, label)
+    sign = _sample_sign(rng, tex, tm.res, M, W, H, g)
+    img = _in_scene(rng, sign, g, W, H, half, cx, cy)
+    img = _photometric(rng, img, g, S / min(W, H))
+    return np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8), (W, H), box
+
+
+def _placement(rng: np.random.Generator) -> tuple[int, int, float, float, float, np.ndarray]:
+    """The notional original photo (GTSRB: mostly 25..70 px) and the sign in it, near the centre
+    with a margin of roughly 10 % of the side, as in GTSRB's crops: (W, H, half, cx, cy, homography)."""
     W = int(np.clip(round(np.exp(rng.normal(np.log(44.0), 0.42))), 20, 240))
     H = int(np.clip(round(W * rng.uniform(0.9, 1.1)), 20, 250))
     half = rng.uniform(0.34, 0.46) * min(W, H)
     cx = W / 2 + rng.uniform(-0.5, 0.5) * max(W / 2 - half * 1.05, 0.0)
     cy = H / 2 + rng.uniform(-0.5, 0.5) * max(H / 2 - half * 1.05, 0.0)
-    M = _homography(cx, cy, half, rng)
+    return W, H, half, cx, cy, _homography(cx, cy, half, rng)
 
-    # box of the sign outline in canvas pixels
-    out = M @ tm.outlines[label]
+
+def _sign_box(out: np.ndarray, W: int, H: int) -> tuple[int, int, int, int]:
+    """The box of the mapped sign outline in canvas pixels."""
     ox, oy = out[0] / out[2], out[1] / out[2]
-    box = (int(np.clip(np.floor(ox.min()), 0, W - 1)), int(np.clip(np.floor(oy.min()), 0, H - 1)),
-           int(np.clip(np.ceil(ox.max()), 0, W - 1)), int(np.clip(np.ceil(oy.max()), 0, H - 1)))
+    return (
+        int(np.clip(np.floor(ox.min()), 0, W - 1)),
+        int(np.clip(np.floor(oy.min()), 0, H - 1)),
+        int(np.clip(np.ceil(ox.max()), 0, W - 1)),
+        int(np.clip(np.ceil(oy.max()), 0, H - 1)),
+    )
 
-    # paint the template with weathered, jittered colours
+
+def _painted_texture(rng: np.random.Generator, tm: _Templates, label: int) -> np.ndarray:
+    """The template painted with weathered, jittered colours: (texels, RGBA)."""
     fade = rng.uniform(0.0, 0.25)
     paints = _BASE_PAINTS + rng.normal(0.0, 0.035, (N_PAINTS, 3))
     paints = paints * (1 - fade) + fade * paints.mean(axis=1, keepdims=True) * 1.1
     tex = np.empty((tm.alpha.shape[1], 4), dtype=np.float32)
     tex[:, :3] = tm.coverage[label] @ paints.astype(np.float32)
     tex[:, 3] = tm.alpha[label]
+    return tex
 
-    # inverse-map the 2x sampling grid into texels and sample bilinearly (outside: transparent)
+
+def _sample_sign(
+    rng: np.random.Generator, tex: np.ndarray, R: int, M: np.ndarray, W: int, H: int, g: _Grids
+) -> np.ndarray:
+    """The 2x sampling grid inverse-mapped into texels and sampled bilinearly (outside: transparent),
+    under uneven light (shadows, glare), then box-downsampled: (S, S, RGBA)."""
     to_texel = np.array([[R / 2, 0.0, R / 2 + 0.5], [0.0, R / 2, R / 2 + 0.5], [0.0, 0.0, 1.0]])  # +1 for the pad
     A = to_texel @ np.linalg.inv(M) @ np.diag([W, H, 1.0])
     q = A @ g.fine
@@ -164,31 +208,41 @@ def _render(rng: np.random.Generator, label: int, tm: _Templates,
     top = t00 + (t01 - t00) * fu
     bottom = t10 + (t11 - t10) * fu
     samp = top + (bottom - top) * fv
-    # uneven light across the plate (shadows, glare)
     gu, gv = rng.normal(0.0, 0.18, 2) / (R / 2)
     shade = 1.0 + gu * (u - (R + 1) / 2) + gv * (v - (R + 1) / 2)
     samp[:, :3] *= np.clip(shade, 0.4, 1.6).astype(np.float32)[:, None]
-    sign = _box_downsample(samp, S)
+    return _box_downsample(samp, g.size)
 
+
+def _in_scene(
+    rng: np.random.Generator, sign: np.ndarray, g: _Grids, W: int, H: int, half: float, cx: float, cy: float
+) -> np.ndarray:
+    """The sign over its background, sometimes with its pole, sometimes partly hidden: (S, S, 3)."""
+    S = g.size
     bg = _background(rng, g)
     if rng.random() < 0.3:  # the pole the sign is mounted on
-        pole = _soft_line(g.xs, g.ys, cx / W, cy / H, np.pi / 2 + rng.normal(0, 0.05),
-                          rng.uniform(0.15, 0.3) * half / W)
+        pole = _soft_line(
+            g.xs, g.ys, cx / W, cy / H, np.pi / 2 + rng.normal(0, 0.05), rng.uniform(0.15, 0.3) * half / W
+        )
         pole *= g.ys > cy / H
         bg += (np.full(3, rng.uniform(0.3, 0.7)) - bg) * pole[..., None]
     img = sign[..., :3] + (1.0 - sign[..., 3:]) * bg
-
     if rng.random() < 0.15:  # partial occlusion by a branch, another sign, a sticker ...
         phi = rng.uniform(0, 2 * np.pi)
         dist = rng.uniform(0.55, 1.1) * half
         colour = np.asarray(_OCCLUDER_COLOURS[rng.integers(len(_OCCLUDER_COLOURS))]) + rng.normal(0.0, 0.05, 3)
-        m = _soft_ellipse(g.xs, g.ys, (cx + dist * np.cos(phi)) / W, (cy + dist * np.sin(phi)) / H,
-                          rng.uniform(0.2, 0.55) * half / W, rng.uniform(0.2, 0.55) * half / H,
-                          rng.uniform(0, np.pi), rng.uniform(0.1, 0.5))
+        m = _soft_ellipse(
+            g.xs,
+            g.ys,
+            (cx + dist * np.cos(phi)) / W,
+            (cy + dist * np.sin(phi)) / H,
+            rng.uniform(0.2, 0.55) * half / W,
+            rng.uniform(0.2, 0.55) * half / H,
+            rng.uniform(0, np.pi),
+            rng.uniform(0.1, 0.5),
+        )
         img += (colour + rng.normal(0.0, 0.04, (S, S, 1)) - img) * m[..., None]
-
-    img = _photometric(rng, img, g, S / min(W, H))
-    return np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8), (W, H), box
+    return img
 
 
 def _box_downsample(samples: np.ndarray, size: int) -> np.ndarray:
@@ -226,4 +280,3 @@ def _photometric(rng: np.random.Generator, img: np.ndarray, g: _Grids, upscale: 
         img = (by @ img.transpose(2, 0, 1) @ bx.T).transpose(1, 2, 0)
     img = img + rng.normal(0.0, rng.uniform(0.004, 0.03), img.shape)
     return img
-

@@ -4,6 +4,7 @@ The class ids and their order are GTSRB's (see ``search.data.signnames``): one d
 left/right pairs share a drawing mirrored. ``_templates`` turns them into per-class paint
 coverage and rim outlines, cached, so rendering an image only colours and warps a template.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -36,6 +37,7 @@ def _draw_speed(text: str) -> Callable[[_Painter], None]:
     def draw(p: _Painter) -> None:
         _prohibitory(p)
         _digits(p, text, BLACK)
+
     return draw
 
 
@@ -128,8 +130,16 @@ def _draw_bumpy(p: _Painter) -> None:
 
 def _draw_slippery(p: _Painter) -> None:
     _warning(p)
-    car = [(-0.55, -0.38), (0.55, -0.38), (0.55, -0.62), (0.3, -0.62), (0.18, -0.9), (-0.25, -0.9), (-0.38, -0.62),
-           (-0.55, -0.62)]
+    car = [
+        (-0.55, -0.38),
+        (0.55, -0.38),
+        (0.55, -0.62),
+        (0.3, -0.62),
+        (0.18, -0.9),
+        (-0.25, -0.9),
+        (-0.38, -0.62),
+        (-0.55, -0.62),
+    ]
     mask = p.polygon(_g(car))
     for wx in (-0.35, 0.35):
         cx, cy = _g([(wx, -0.36)])[0]
@@ -211,8 +221,12 @@ def _draw_deer(p: _Painter) -> None:
     mask |= p.polyline(_g([(0.35, -0.2), (0.55, -0.6), (0.8, -0.55)]), 0.2 * _GS)
     for a, b in (((0.5, -0.65), (0.35, -1.0)), ((0.58, -0.66), (0.65, -1.0))):  # antlers
         mask |= p.polyline(_g([a, b]), 0.09 * _GS)
-    for a, b in (((0.35, -0.05), (0.85, 0.2)), ((0.3, 0.0), (0.55, 0.45)),  # legs
-                 ((-0.45, 0.25), (-0.85, 0.85)), ((-0.5, 0.25), (-0.5, 0.95))):
+    for a, b in (
+        ((0.35, -0.05), (0.85, 0.2)),
+        ((0.3, 0.0), (0.55, 0.45)),  # legs
+        ((-0.45, 0.25), (-0.85, 0.85)),
+        ((-0.5, 0.25), (-0.5, 0.95)),
+    ):
         mask |= p.polyline(_g([a, b]), 0.13 * _GS)
     p.paint(BLACK, mask)
 
@@ -346,4 +360,3 @@ def _templates(res: int) -> _Templates:
         outlines.append(pts)
     coverage = np.stack(covs)
     return _Templates(res, coverage, coverage.sum(axis=2), tuple(outlines))
-

@@ -1,4 +1,5 @@
 """Data loading: every invalid input gives one line naming the file and exit status 2."""
+
 from __future__ import annotations
 
 import base64
@@ -34,8 +35,7 @@ def _split(n: int = 86, seed: int = 0, *, sort: bool = False, size: int = 8) -> 
     labels = np.arange(n) % 43
     if sort:
         labels = np.sort(labels)
-    return {"features": rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8),
-            "labels": labels.astype(np.uint8)}
+    return {"features": rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8), "labels": labels.astype(np.uint8)}
 
 
 def _write(folder: Path, **splits: dict) -> Path:
@@ -47,8 +47,13 @@ def _write(folder: Path, **splits: dict) -> Path:
 
 
 def _check_cli(folder: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "run_search.py"), "data", "check", str(folder)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run_search.py"), "data", "check", str(folder)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
 
 
 def test_loads_valid_folder(tmp_path: Path) -> None:
@@ -177,7 +182,7 @@ class _Evil:
     def __init__(self, marker: Path) -> None:
         self.marker = marker
 
-    def __reduce__(self):  # noqa: ANN204
+    def __reduce__(self):
         return (os.system, (f"touch {self.marker}",))
 
 
@@ -254,7 +259,7 @@ class _Call:
     def __init__(self, func: Callable, *args: object, state: object = None) -> None:
         self.func, self.args, self.state = func, args, state
 
-    def __reduce__(self):  # noqa: ANN204
+    def __reduce__(self):
         return (self.func, self.args) if self.state is None else (self.func, self.args, self.state)
 
 
@@ -307,8 +312,13 @@ def _npy_of(array: np.ndarray) -> bytes:
 
 def _huge_shape_npz(path: Path) -> Path:
     """About 500 bytes whose features header declares 96 TB: numpy allocated it before reading."""
-    return _npz(path, {"features": _npy((10**6, 10**6, 32, 3), data=bytes(16)),
-                       "labels": _npy_of((np.arange(86) % 43).astype(np.uint8))})
+    return _npz(
+        path,
+        {
+            "features": _npy((10**6, 10**6, 32, 3), data=bytes(16)),
+            "labels": _npy_of((np.arange(86) % 43).astype(np.uint8)),
+        },
+    )
 
 
 def _million_signnames(path: Path) -> Path:
@@ -318,26 +328,52 @@ def _million_signnames(path: Path) -> Path:
 
 HOSTILE_PICKLES = {
     "bytearray_bomb": (lambda: _bytearray_bomb(), "unsafe pickle: refused to load global __builtin__.bytearray"),
-    "nested_shared_lists": (lambda: pickle.dumps({**_split(), "labels": _shared_lists()}),
-                            "'labels' is a list holding list items"),
-    "object_array_state": (lambda: pickle.dumps({**_split(), "features": _Call(
-        _RECONSTRUCT, np.ndarray, (0,), b"b", state=(1, (10**8,), np.dtype("O"), False, []))}),
-        "unsafe pickle: dtype 'O8' (only plain number dtypes"),  # numpy's __setstate__ segfaults on this
-    "huge_declared_array": (lambda: pickle.dumps({**_split(), "features": _Call(
-        _RECONSTRUCT, np.ndarray, (0,), b"b", state=(1, (10**6, 10**6, 32, 3), np.dtype("u1"), False, b"ab"))}),
-        "does not match its 2 bytes of data"),
-    "reconstruct_allocates": (lambda: pickle.dumps(_Call(_RECONSTRUCT, np.ndarray, (10**9,), b"b")),
-                              "_reconstruct with arguments numpy never writes"),
+    "nested_shared_lists": (
+        lambda: pickle.dumps({**_split(), "labels": _shared_lists()}),
+        "'labels' is a list holding list items",
+    ),
+    "object_array_state": (
+        lambda: pickle.dumps(
+            {
+                **_split(),
+                "features": _Call(_RECONSTRUCT, np.ndarray, (0,), b"b", state=(1, (10**8,), np.dtype("O"), False, [])),
+            }
+        ),
+        "unsafe pickle: dtype 'O8' (only plain number dtypes",
+    ),  # numpy's __setstate__ segfaults on this
+    "huge_declared_array": (
+        lambda: pickle.dumps(
+            {
+                **_split(),
+                "features": _Call(
+                    _RECONSTRUCT, np.ndarray, (0,), b"b", state=(1, (10**6, 10**6, 32, 3), np.dtype("u1"), False, b"ab")
+                ),
+            }
+        ),
+        "does not match its 2 bytes of data",
+    ),
+    "reconstruct_allocates": (
+        lambda: pickle.dumps(_Call(_RECONSTRUCT, np.ndarray, (10**9,), b"b")),
+        "_reconstruct with arguments numpy never writes",
+    ),
     "ndarray_called": (lambda: pickle.dumps(_Call(np.ndarray, (10**9,))), "unsafe pickle: it calls ndarray"),
     "codec_chain": (lambda: pickle.dumps(_nested_hex(30)), "_codecs.encode other than str to latin1"),
-    "structured_dtype_state": (lambda: pickle.dumps(_Call(np.dtype, "u1", False, True, state=(
-        3, "|", None, ("x",), {"x": (np.dtype("u1"), 0)}, 1, 1, 16))), "dtype state numpy never writes"),
+    "structured_dtype_state": (
+        lambda: pickle.dumps(
+            _Call(np.dtype, "u1", False, True, state=(3, "|", None, ("x",), {"x": (np.dtype("u1"), 0)}, 1, 1, 16))
+        ),
+        "dtype state numpy never writes",
+    ),
     "tuple_dict_key": (lambda: pickle.dumps({(1, 2): 3}), "a dict key of type tuple"),
     "set": (lambda: pickle.dumps({1, 2}, protocol=4), "opcode EMPTY_SET"),
-    "huge_bytearray8": (lambda: b"\x80\x05\x96" + (1_500_000_000).to_bytes(8, "little") + b"ab.",
-                        "BYTEARRAY8 declares 1,500,000,000 bytes"),
-    "huge_binbytes8": (lambda: b"\x80\x04\x8e" + (1_500_000_000).to_bytes(8, "little") + b"ab.",
-                       "not a valid pickle (EOFError: the data ends early)"),
+    "huge_bytearray8": (
+        lambda: b"\x80\x05\x96" + (1_500_000_000).to_bytes(8, "little") + b"ab.",
+        "BYTEARRAY8 declares 1,500,000,000 bytes",
+    ),
+    "huge_binbytes8": (
+        lambda: b"\x80\x04\x8e" + (1_500_000_000).to_bytes(8, "little") + b"ab.",
+        "not a valid pickle (EOFError: the data ends early)",
+    ),
     # the C unpickler sizes its memo by this index: 512 MB for these 9 bytes
     "sparse_memo_index": (lambda: b"\x80\x04Nr\xff\xff\xff\x01.", "expected a dict"),
     "too_many_opcodes": (lambda: b"\x80\x04](" + b"K\x01" * 1_200_000 + b"e.", "more than 1,100,000 pickle opcodes"),
@@ -373,13 +409,19 @@ def _limit_memory(limit: int) -> Callable[[], None]:
 
 CLI_CASES = {
     "bytearray_bomb": ("train.p", lambda folder: (folder / "train.p").write_bytes(_bytearray_bomb())),
-    "nested_shared_lists": ("train.p", lambda folder: (folder / "train.p").write_bytes(
-        HOSTILE_PICKLES["nested_shared_lists"][0]())),
-    "object_array_state": ("train.p", lambda folder: (folder / "train.p").write_bytes(
-        HOSTILE_PICKLES["object_array_state"][0]())),
+    "nested_shared_lists": (
+        "train.p",
+        lambda folder: (folder / "train.p").write_bytes(HOSTILE_PICKLES["nested_shared_lists"][0]()),
+    ),
+    "object_array_state": (
+        "train.p",
+        lambda folder: (folder / "train.p").write_bytes(HOSTILE_PICKLES["object_array_state"][0]()),
+    ),
     "huge_shape_npz": ("train.npz", lambda folder: _huge_shape_npz(folder / "train.npz")),
-    "million_signnames": ("signnames.csv", lambda folder: (_write(folder, train=_split()),
-                                                          _million_signnames(folder / "signnames.csv"))),
+    "million_signnames": (
+        "signnames.csv",
+        lambda folder: (_write(folder, train=_split()), _million_signnames(folder / "signnames.csv")),
+    ),
 }
 
 
@@ -395,9 +437,15 @@ def test_cli_hostile_files_under_a_memory_limit(tmp_path: Path, case: str) -> No
         name, make = CLI_CASES[case]
         make(folder)
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, str(ROOT / "run_search.py"), "data", "check", str(folder)],
-                            capture_output=True, text=True, cwd=ROOT, timeout=120, env=env,
-                            preexec_fn=_limit_memory(1 << 30))
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "run_search.py"), "data", "check", str(folder)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env=env,
+        preexec_fn=_limit_memory(1 << 30),
+    )
     if case == "valid":
         assert result.returncode == 0, result.stderr
         return
@@ -418,9 +466,9 @@ def _patch_central_sizes(path: Path, compressed: int | None, uncompressed: int |
     data = bytearray(path.read_bytes())
     entry = data.index(b"PK\x01\x02")
     if compressed is not None:
-        data[entry + 20:entry + 24] = compressed.to_bytes(4, "little")
+        data[entry + 20 : entry + 24] = compressed.to_bytes(4, "little")
     if uncompressed is not None:
-        data[entry + 24:entry + 28] = uncompressed.to_bytes(4, "little")
+        data[entry + 24 : entry + 28] = uncompressed.to_bytes(4, "little")
     path.write_bytes(bytes(data))
 
 
@@ -480,14 +528,16 @@ def test_million_row_signnames_is_one_line(tmp_path: Path) -> None:
 
 def test_signnames_fields_and_lines_beyond_the_limits(tmp_path: Path) -> None:
     path = tmp_path / "signnames.csv"
-    for text, message in [("ClassId,SignName\n0," + "x" * (200 << 10) + "\n", "field larger than field limit"),
-                          ('ClassId,SignName\n0,"' + ("x" * 1000 + "\n") * 200 + '"\n', "field larger than"),
-                          ("ClassId,SignName\n0," + "x" * (2 << 20) + "\n", "has a line longer than"),
-                          ("ClassId,SignName\n0,a\n0,b\n", "ClassId 0 appears twice"),
-                          ("Id,Name\n0,a\n", "needs a header row with ClassId and SignName"),
-                          ("ClassId,SignName\n0\n", "line 2 lacks a ClassId or SignName field"),
-                          ("ClassId,SignName\nx,a\n", "not a ClassId,SignName csv (ValueError"),
-                          ("ClassId,SignName\n" + "9" * 4000 + ",a\n", "ClassId 99999999999999999... is outside")]:
+    for text, message in [
+        ("ClassId,SignName\n0," + "x" * (200 << 10) + "\n", "field larger than field limit"),
+        ('ClassId,SignName\n0,"' + ("x" * 1000 + "\n") * 200 + '"\n', "field larger than"),
+        ("ClassId,SignName\n0," + "x" * (2 << 20) + "\n", "has a line longer than"),
+        ("ClassId,SignName\n0,a\n0,b\n", "ClassId 0 appears twice"),
+        ("Id,Name\n0,a\n", "needs a header row with ClassId and SignName"),
+        ("ClassId,SignName\n0\n", "line 2 lacks a ClassId or SignName field"),
+        ("ClassId,SignName\nx,a\n", "not a ClassId,SignName csv (ValueError"),
+        ("ClassId,SignName\n" + "9" * 4000 + ",a\n", "ClassId 99999999999999999... is outside"),
+    ]:
         path.write_text(text)
         with pytest.raises(DataError) as err:
             read_signnames(path)
@@ -516,8 +566,12 @@ def test_labels_as_a_flat_list_of_ints(tmp_path: Path, monkeypatch: pytest.Monke
     ds = load_dataset(_write(tmp_path / "list", train={**split, "labels": split["labels"].tolist()}))
     assert ds.train.labels.dtype == np.int32 and len(ds.train) + len(ds.valid) == 86
     monkeypatch.setattr(loading, "MAX_LABELS_IN_LIST", 86)
-    for labels, message in [([True] * 86, "holding bool items"), ([2**70] * 86, "beyond 64 bits"),
-                            ("0" * 86, "got str"), (list(range(87)), "list of 87 items; lists are read up to 86")]:
+    for labels, message in [
+        ([True] * 86, "holding bool items"),
+        ([2**70] * 86, "beyond 64 bits"),
+        ("0" * 86, "got str"),
+        (list(range(87)), "list of 87 items; lists are read up to 86"),
+    ]:
         with pytest.raises(DataError, match=message):
             load_split(_write(tmp_path / "bad", train={**split, "labels": labels}) / "train.p")
 
@@ -529,8 +583,24 @@ def test_a_labels_list_at_its_limit_fits_the_unpickler() -> None:
 
 def _arrays_to_pickle() -> list:
     out: list = []
-    for dtype in ["uint8", "int8", "int16", "uint16", "int32", "int64", "uint64", "float16", "float32", "float64",
-                  "bool", "complex64", ">u2", ">f8", "U3", "S2"]:
+    for dtype in [
+        "uint8",
+        "int8",
+        "int16",
+        "uint16",
+        "int32",
+        "int64",
+        "uint64",
+        "float16",
+        "float32",
+        "float64",
+        "bool",
+        "complex64",
+        ">u2",
+        ">f8",
+        "U3",
+        "S2",
+    ]:
         a = np.arange(24).astype(dtype).reshape(2, 3, 4)
         k_order = a.transpose(2, 0, 1).copy().transpose(1, 2, 0)  # neither C nor F: protocol 5 writes order 'K'
         out += [a, a[:, ::2], np.asfortranarray(a), a.transpose(1, 0, 2), k_order, a[0, 0, 0], np.zeros((0, 3), dtype)]
@@ -555,17 +625,17 @@ def test_safe_load_reads_what_numpy_pickles(tmp_path: Path, protocol: int) -> No
 # 'scale': float32 0.5}, zlib-compressed and base64-encoded.
 NUMPY1_PICKLES = {
     2: "eNp1kWlz0zAQhm3naOpe6X3fl3u5BAoUKJSzlyGAuMwZbEXBAcfJa8tAoIV+aUt/NchJGD50WM1oNVrtvvusDpUDSJqZkiSpwCwe"
-       "+iyATL2wVKnqtOwzvRS6vGj5vlVVcz6jZS/gfki5CqX+SvXy9ShihnSEOM3Rcp7RQGVedFCRMGVR3EbSTArvWrzoZdB0jBRB8wlU"
-       "ghbNkDVDMVJiyRytjbp5Xq2I9DZTEWlhBu2nv07QQZDWjFit5D46s9ns3m9htc2QOLrsUydhHoqoJCuxeCLZlGpWW1rb2jvSnV3d"
-       "Pb19/QODQ8Mjo2PjE5NT0zOzc/PawuLS8oq+ei5z/sLaxUuX169cvbZx/cbmzVu379y9t7W9s7tn3H+QffjoMXny9NnzF+bLV6/f"
-       "vH2Xe2/ZNM8KH5zix09uyStX4Ac8/Pzla/Xb9/2DHz/R7QjIHoJejj67wW4zN0C/ozi1WQ04YgCDBENiAIZyhGGnDltcx0gEO0ow"
-       "9hd2A+NnYCdqsGnpn8kNj8lIfIpgmmPGNhPiKqCWyzD7n6+NopavYq7RQmEN81ELGsGCaME5K75oC+14XW4TS5HeMsHKMXSC1VD/"
-       "AwTKsXc=",
+    "+iyATL2wVKnqtOwzvRS6vGj5vlVVcz6jZS/gfki5CqX+SvXy9ShihnSEOM3Rcp7RQGVedFCRMGVR3EbSTArvWrzoZdB0jBRB8wlU"
+    "ghbNkDVDMVJiyRytjbp5Xq2I9DZTEWlhBu2nv07QQZDWjFit5D46s9ns3m9htc2QOLrsUydhHoqoJCuxeCLZlGpWW1rb2jvSnV3d"
+    "Pb19/QODQ8Mjo2PjE5NT0zOzc/PawuLS8oq+ei5z/sLaxUuX169cvbZx/cbmzVu379y9t7W9s7tn3H+QffjoMXny9NnzF+bLV6/f"
+    "vH2Xe2/ZNM8KH5zix09uyStX4Ac8/Pzla/Xb9/2DHz/R7QjIHoJejj67wW4zN0C/ozi1WQ04YgCDBENiAIZyhGGnDltcx0gEO0ow"
+    "9hd2A+NnYCdqsGnpn8kNj8lIfIpgmmPGNhPiKqCWyzD7n6+NopavYq7RQmEN81ELGsGCaME5K75oC+14XW4TS5HeMsHKMXSC1VD/"
+    "AwTKsXc=",
     5: "eNprYJ26k5EBDGqnaPRwpKUmlpQWpRZP6RHKK80tqNRLzi9K1QMyU4syk6f0cMenFeXnJpWmpaUWTZk8RWNaAwMUMDIxs7CysXNw"
-       "cnHz8PLxCwgKCYuIiolLSEpJy8jKySsoKimrqKqpa2hqaevo6ukbGBoZm5iamVtYWlnb2NrZOzg6Obu4url7eHp5+/j6+QcEBgWH"
-       "hIaFR0RGRcfExsUnJCYlp6SmpWdkZmXn5OblFxQWFZeUlpVXVFZV19TW1U/pYQW7F0inlFQWpAId18NUajils6N9StAUDW/mHsaa"
-       "KX5+fl7/gQBMeDOUTEnS8Gby5gBCxpIpPYzOU0qAanvYchKTUnOKp2SwaEwTYEAF0KBimJLB0cOUaYFsvA0W472ZWqdk8INNZS1O"
-       "TsxJndIjihSsuaU5JZmJRUWJQGezgeQTQYEKMjrNBGF0hjimwc4sQEfYT2kDqijVAwBmm5pQ",
+    "cnHz8PLxCwgKCYuIiolLSEpJy8jKySsoKimrqKqpa2hqaevo6ukbGBoZm5iamVtYWlnb2NrZOzg6Obu4url7eHp5+/j6+QcEBgWH"
+    "hIaFR0RGRcfExsUnJCYlp6SmpWdkZmXn5OblFxQWFZeUlpVXVFZV19TW1U/pYQW7F0inlFQWpAId18NUajils6N9StAUDW/mHsaa"
+    "KX5+fl7/gQBMeDOUTEnS8Gby5gBCxpIpPYzOU0qAanvYchKTUnOKp2SwaEwTYEAF0KBimJLB0cOUaYFsvA0W472ZWqdk8INNZS1O"
+    "TsxJndIjihSsuaU5JZmJRUWJQGezgeQTQYEKMjrNBGF0hjimwc4sQEfYT2kDqijVAwBmm5pQ",
 }
 
 
@@ -590,8 +660,13 @@ def test_numpy_dtypes_are_not_changed_by_a_pickle(tmp_path: Path) -> None:
 def test_real_size_pickle_loads_fast(tmp_path: Path) -> None:
     """10,000 32x32x3 uint8 images, as the tutorial's train.p holds (35k), load in well under a second."""
     rng = np.random.default_rng(0)
-    _write(tmp_path, train={"features": rng.integers(0, 256, (10_000, 32, 32, 3), dtype=np.uint8),
-                            "labels": (np.arange(10_000) % 43).astype(np.uint8)})
+    _write(
+        tmp_path,
+        train={
+            "features": rng.integers(0, 256, (10_000, 32, 32, 3), dtype=np.uint8),
+            "labels": (np.arange(10_000) % 43).astype(np.uint8),
+        },
+    )
     start = time.perf_counter()
     split = load_split(tmp_path / "train.p")
     assert len(split) == 10_000 and time.perf_counter() - start < 1.0

@@ -10,6 +10,7 @@ run is repeatable and the module takes about 20 s on two cores.
 Each test counts the cases it tried, asserts its minimum and records the count as the user property
 ``fuzz_cases``; ``tests/conftest.py`` adds them up in a line of pytest's summary (also under xdist).
 """
+
 from __future__ import annotations
 
 import codecs
@@ -37,14 +38,25 @@ from search.errors import DataError
 
 MAX_SECONDS = 3.0
 # Cases per test (4,500 in all): about 20 s for the module on two cores.
-EXAMPLES = {"pickled-dict": 600, "opcode-stream": 1000, "pickle-bytes": 800, "npz-array": 400, "npz-member": 500,
-            "npz-bytes": 600, "signnames": 600}
+EXAMPLES = {
+    "pickled-dict": 600,
+    "opcode-stream": 1000,
+    "pickle-bytes": 800,
+    "npz-array": 400,
+    "npz-member": 500,
+    "npz-bytes": 600,
+    "signnames": 600,
+}
 
 
 def _settings(examples: int) -> settings:
-    return settings(max_examples=examples, derandomize=True, database=None, deadline=None,  # time: _check
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.filter_too_much])
+    return settings(
+        max_examples=examples,
+        derandomize=True,
+        database=None,
+        deadline=None,  # time: _check
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    )
 
 
 def _memory_bound(size: int) -> int:
@@ -85,8 +97,14 @@ def _check_split(path: Path) -> None:
         assert split.labels.min() >= 0 and split.labels.max() < MAX_CLASSES
 
 
-def _fuzz(tmp_path: Path, record_property: Callable[[str, object], None], what: str, strategy: st.SearchStrategy,
-          write: Callable[[Path, object], Path], load: Callable[[Path], None]) -> None:
+def _fuzz(
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
+    what: str,
+    strategy: st.SearchStrategy,
+    write: Callable[[Path, object], Path],
+    load: Callable[[Path], None],
+) -> None:
     """Run ``load`` on ``EXAMPLES[what]`` files that ``write`` makes from ``strategy``; count and report them.
     Hypothesis runs exactly that many unless it stops early, which the minimum (90%) would catch."""
     examples = EXAMPLES[what]
@@ -115,10 +133,12 @@ def _write_bytes(name: str) -> Callable[[Path, bytes], Path]:
         path = folder / name
         path.write_bytes(data)
         return path
+
     return write
 
 
 # --- pickles ----------------------------------------------------------------------------------------
+
 
 class _Call:
     """Pickles as ``func(*args)`` and then ``BUILD`` with ``state``, whatever func and args are."""
@@ -126,34 +146,68 @@ class _Call:
     def __init__(self, func: Callable, args: tuple, state: object = None) -> None:
         self.func, self.args, self.state = func, args, state
 
-    def __reduce__(self):  # noqa: ANN204
+    def __reduce__(self):
         return (self.func, self.args) if self.state is None else (self.func, self.args, self.state)
 
 
 MARKER = Path(tempfile.gettempdir()) / "gtsrb-search-fuzz-pwned"  # os.system would create it
-_FUNCS = [np.ndarray((0,), np.uint8).__reduce__()[0], np.uint8(0).__reduce__()[0], np.zeros(1).__reduce_ex__(5)[0],
-          np.dtype, np.ndarray, bytearray, bytes, codecs.encode, OrderedDict,
-          os.system, np.frombuffer, np.bool_, list, dict]
+_FUNCS = [
+    np.ndarray((0,), np.uint8).__reduce__()[0],
+    np.uint8(0).__reduce__()[0],
+    np.zeros(1).__reduce_ex__(5)[0],
+    np.dtype,
+    np.ndarray,
+    bytearray,
+    bytes,
+    codecs.encode,
+    OrderedDict,
+    os.system,
+    np.frombuffer,
+    np.bool_,
+    list,
+    dict,
+]
 _DTYPES = [np.dtype(code) for code in ("u1", "i4", "i8", "f4", "f8", "b1", "O", "V8", "U3", ">i2")] + [
-    np.dtype([("a", "u1")]), np.dtype(("u1", (2, 2)))]
+    np.dtype([("a", "u1")]),
+    np.dtype(("u1", (2, 2))),
+]
 _SIZES = st.sampled_from([0, 1, 2, 3, 8, 32, 86, 10**6, 2**31, 10**12, -1])
 _SHAPES = st.lists(_SIZES, max_size=5).map(tuple)
-_ATOMS = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), _SIZES, st.floats(allow_nan=True),
-                   st.binary(max_size=40), st.text(max_size=10), st.sampled_from(_DTYPES), _SHAPES,
-                   st.sampled_from(["u1", "O8", "V8", "latin1", "hex", "C", "F", "K", b"b", "<", "|"]))
+_ATOMS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    _SIZES,
+    st.floats(allow_nan=True),
+    st.binary(max_size=40),
+    st.text(max_size=10),
+    st.sampled_from(_DTYPES),
+    _SHAPES,
+    st.sampled_from(["u1", "O8", "V8", "latin1", "hex", "C", "F", "K", b"b", "<", "|"]),
+)
 
 _RECONSTRUCT, _SCALAR, _FROMBUFFER = _FUNCS[:3]
 _BIG_SHAPES = st.lists(st.sampled_from([0, 1, 2, 3, 8, 10**5, 2**31, 10**12]), max_size=4).map(tuple)
-_DATA = st.one_of(st.binary(max_size=64), st.binary(max_size=64).map(bytearray), st.text(max_size=16),
-                  st.lists(st.integers(0, 3), max_size=4), st.none())
+_DATA = st.one_of(
+    st.binary(max_size=64),
+    st.binary(max_size=64).map(bytearray),
+    st.text(max_size=16),
+    st.lists(st.integers(0, 3), max_size=4),
+    st.none(),
+)
 _CODES = st.sampled_from(["u1", "i4", "f8", "b1", "O8", "V8", "U3", "S5", "M8", "u1x", "S999999999", 5])
 # (version, byte order, subarray, names, fields, itemsize, alignment, flags): plain, or with a subarray
 # of any shape, fields, odd sizes and flags
 _DTYPE_STATES = st.just((3, "|", None, None, None, -1, -1, 0)) | st.tuples(
-    st.sampled_from([3, 4]), st.sampled_from(["<", ">", "|", "x"]),
-    st.none() | st.tuples(st.sampled_from(_DTYPES), _BIG_SHAPES), st.none() | st.just(("x",)),
-    st.none() | st.just({"x": (np.dtype("u1"), 0)}), st.sampled_from([-1, 1, 8, 10**9]), st.sampled_from([-1, 1]),
-    st.sampled_from([0, 16, 63]))
+    st.sampled_from([3, 4]),
+    st.sampled_from(["<", ">", "|", "x"]),
+    st.none() | st.tuples(st.sampled_from(_DTYPES), _BIG_SHAPES),
+    st.none() | st.just(("x",)),
+    st.none() | st.just({"x": (np.dtype("u1"), 0)}),
+    st.sampled_from([-1, 1, 8, 10**9]),
+    st.sampled_from([-1, 1]),
+    st.sampled_from([0, 16, 63]),
+)
 _ENCODINGS = st.sampled_from(["latin1", "hex", "base64", "rot13", "utf-16", "zlib"])
 
 
@@ -197,10 +251,18 @@ def _calls(children: st.SearchStrategy) -> st.SearchStrategy:
 
 
 _PWN = _Call(os.system, (f"touch {MARKER}",))
-_VALUES = st.recursive(_ATOMS | st.just(_PWN) | _rebuilder_calls(), lambda children: st.one_of(
-    st.lists(children, max_size=6), st.lists(children, max_size=6).map(tuple),
-    st.dictionaries(st.text(max_size=8) | st.integers() | st.sampled_from(["features", "labels"]), children,
-                    max_size=4), _calls(children)), max_leaves=30)
+_VALUES = st.recursive(
+    _ATOMS | st.just(_PWN) | _rebuilder_calls(),
+    lambda children: st.one_of(
+        st.lists(children, max_size=6),
+        st.lists(children, max_size=6).map(tuple),
+        st.dictionaries(
+            st.text(max_size=8) | st.integers() | st.sampled_from(["features", "labels"]), children, max_size=4
+        ),
+        _calls(children),
+    ),
+    max_leaves=30,
+)
 
 
 @st.composite
@@ -212,27 +274,44 @@ def _shared_nest(draw: st.DrawFn, kind: str | None = None) -> object:
     for _ in range(draw(st.sampled_from([1, 2, 4, 8, 12]))):
         width = draw(st.sampled_from([1, 2, 10, 40]))
         level = same or draw(kinds)
-        node = [node] * width if level == "list" else (node,) * width if level == "tuple" else \
-            {str(i): node for i in range(width)}
+        node = (
+            [node] * width
+            if level == "list"
+            else (node,) * width
+            if level == "tuple"
+            else {str(i): node for i in range(width)}
+        )
     return node
 
 
-_PIXEL_DTYPES = st.sampled_from([np.uint8, np.int16, np.int64, np.float32, np.float64, np.bool_, np.complex64,
-                                 np.dtype("U2"), np.dtype(">f4")])
+_PIXEL_DTYPES = st.sampled_from(
+    [np.uint8, np.int16, np.int64, np.float32, np.float64, np.bool_, np.complex64, np.dtype("U2"), np.dtype(">f4")]
+)
 _ARRAYS = hnp.arrays(_PIXEL_DTYPES, hnp.array_shapes(min_dims=0, max_dims=5, min_side=0, max_side=8))
 
 
 def _near_valid_features(n: int | None = None) -> st.SearchStrategy:
     """Images of about the right shape: sizes and channels around the limits, pixels of any dtype."""
-    shapes = st.tuples(st.integers(0, 6) if n is None else st.just(n), st.sampled_from([0, 1, 7, 8, 9]),
-                       st.sampled_from([0, 7, 8, 16]), st.sampled_from([0, 1, 2, 3, 4]))
+    shapes = st.tuples(
+        st.integers(0, 6) if n is None else st.just(n),
+        st.sampled_from([0, 1, 7, 8, 9]),
+        st.sampled_from([0, 7, 8, 16]),
+        st.sampled_from([0, 1, 2, 3, 4]),
+    )
     return hnp.arrays(_PIXEL_DTYPES, shapes)
 
 
-_LABEL_ARRAYS = hnp.arrays(st.sampled_from([np.uint8, np.int32, np.int64, np.uint64, np.float32, np.bool_]),
-                           hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=8))
-_LABELS = st.one_of(_LABEL_ARRAYS, st.lists(st.integers(-5, 2 * MAX_CLASSES) | st.booleans() | st.none(), max_size=8),
-                    _shared_nest(), _shared_nest("list"), _VALUES)
+_LABEL_ARRAYS = hnp.arrays(
+    st.sampled_from([np.uint8, np.int32, np.int64, np.uint64, np.float32, np.bool_]),
+    hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=8),
+)
+_LABELS = st.one_of(
+    _LABEL_ARRAYS,
+    st.lists(st.integers(-5, 2 * MAX_CLASSES) | st.booleans() | st.none(), max_size=8),
+    _shared_nest(),
+    _shared_nest("list"),
+    _VALUES,
+)
 
 
 @st.composite
@@ -252,8 +331,9 @@ def _data_dicts(draw: st.DrawFn) -> bytes:
     hostile = draw(st.sampled_from(["none", "features", "labels", "both"]))
     payload: dict = draw(_near_valid_pair())
     if hostile in ("features", "both"):
-        payload["features"] = draw(st.one_of(_near_valid_features(), _ARRAYS, _shared_nest(), _rebuilder_calls(),
-                                             _VALUES))
+        payload["features"] = draw(
+            st.one_of(_near_valid_features(), _ARRAYS, _shared_nest(), _rebuilder_calls(), _VALUES)
+        )
     if hostile in ("labels", "both"):  # checked only after valid features, so mostly with them
         payload["labels"] = draw(_LABELS | _rebuilder_calls())
     for key in ("features", "labels"):
@@ -272,21 +352,64 @@ def _data_dicts(draw: st.DrawFn) -> bytes:
 
 def _short(code: bytes, length: st.SearchStrategy, size: int, fmt: str) -> st.SearchStrategy:
     """An opcode with a declared length (often far beyond the file) and a little data."""
-    return st.builds(lambda n, data: code + struct.pack(fmt, n % 2 ** (8 * size)) + data, length,
-                     st.binary(max_size=12))
+    return st.builds(
+        lambda n, data: code + struct.pack(fmt, n % 2 ** (8 * size)) + data, length, st.binary(max_size=12)
+    )
 
 
 _LENGTHS = st.sampled_from([0, 1, 2, 8, 255, 2**16, 2**31 - 1, 2**32 - 1, 2**62, 2**64 - 1])
-_NAMES = [b"features", b"labels", b"numpy", b"dtype", b"ndarray", b"u1", b"O8", b"V8", b"<", b"|", b"builtins",
-          b"bytearray", b"_codecs", b"encode", b"latin1", b"hex", b"numpy._core.multiarray", b"_reconstruct",
-          b"scalar", b"numpy._core.numeric", b"_frombuffer", b"collections", b"OrderedDict", b"os", b"system",
-          b"C", b"b", b"numpy.core.multiarray", b"__builtin__", b"bytes"]
-_GLOBALS = [b"numpy\nndarray", b"numpy\ndtype", b"numpy.core.multiarray\n_reconstruct", b"numpy._core.numeric\n"
-            b"_frombuffer", b"builtins\nbytearray", b"__builtin__\nbytes", b"_codecs\nencode", b"os\nsystem",
-            b"numpy._core.multiarray\nscalar", b"collections\nOrderedDict", b"copyreg\n_reconstructor"]
+_NAMES = [
+    b"features",
+    b"labels",
+    b"numpy",
+    b"dtype",
+    b"ndarray",
+    b"u1",
+    b"O8",
+    b"V8",
+    b"<",
+    b"|",
+    b"builtins",
+    b"bytearray",
+    b"_codecs",
+    b"encode",
+    b"latin1",
+    b"hex",
+    b"numpy._core.multiarray",
+    b"_reconstruct",
+    b"scalar",
+    b"numpy._core.numeric",
+    b"_frombuffer",
+    b"collections",
+    b"OrderedDict",
+    b"os",
+    b"system",
+    b"C",
+    b"b",
+    b"numpy.core.multiarray",
+    b"__builtin__",
+    b"bytes",
+]
+_GLOBALS = [
+    b"numpy\nndarray",
+    b"numpy\ndtype",
+    b"numpy.core.multiarray\n_reconstruct",
+    b"numpy._core.numeric\n_frombuffer",
+    b"builtins\nbytearray",
+    b"__builtin__\nbytes",
+    b"_codecs\nencode",
+    b"os\nsystem",
+    b"numpy._core.multiarray\nscalar",
+    b"collections\nOrderedDict",
+    b"copyreg\n_reconstructor",
+]
 _OPCODE = st.one_of(
-    st.sampled_from([bytes([c]) for c in b"NK\x88\x89]})(ldt\x85\x86\x87aesuRb\x93012\x94.\x8f\x90\x91\x81\x92"
-                                          b"\x97\x98PQ\x82\x83\x84"]),
+    st.sampled_from(
+        [
+            bytes([c])
+            for c in b"NK\x88\x89]})(ldt\x85\x86\x87aesuRb\x93012\x94.\x8f\x90\x91\x81\x92\x97\x98PQ\x82\x83\x84"
+        ]
+    ),
     st.builds(lambda n: b"K" + bytes([n]), st.integers(0, 255)),
     st.builds(lambda n: b"J" + struct.pack("<i", n), st.integers(-(2**31), 2**31 - 1)),
     st.builds(lambda s: b"\x8c" + bytes([len(s)]) + s, st.sampled_from(_NAMES)),
@@ -298,8 +421,12 @@ _OPCODE = st.one_of(
     st.builds(lambda g: b"c" + g + b"\n", st.sampled_from(_GLOBALS)),
     st.builds(lambda d: b"I" + d + b"\n", st.sampled_from([b"0", b"01", b"-7", b"9" * 80, b"x"])),
     st.builds(lambda d: b"L" + d + b"L\n", st.sampled_from([b"0", b"123", b"9" * 5000])),
-    _short(b"B", _LENGTHS, 4, "<I"), _short(b"X", _LENGTHS, 4, "<I"), _short(b"\x8e", _LENGTHS, 8, "<Q"),
-    _short(b"\x96", _LENGTHS, 8, "<Q"), _short(b"\x8d", _LENGTHS, 8, "<Q"), _short(b"\x8b", _LENGTHS, 4, "<I"),
+    _short(b"B", _LENGTHS, 4, "<I"),
+    _short(b"X", _LENGTHS, 4, "<I"),
+    _short(b"\x8e", _LENGTHS, 8, "<Q"),
+    _short(b"\x96", _LENGTHS, 8, "<Q"),
+    _short(b"\x8d", _LENGTHS, 8, "<Q"),
+    _short(b"\x8b", _LENGTHS, 4, "<I"),
     _short(b"\x95", _LENGTHS, 8, "<Q"),
 )
 
@@ -314,8 +441,10 @@ def _opcode_streams(draw: st.DrawFn) -> bytes:
 
 def _valid_pickle(protocol: int) -> bytes:
     rng = np.random.default_rng(protocol)
-    return pickle.dumps({"features": rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8),
-                         "labels": np.arange(3, dtype=np.int64)}, protocol=protocol)
+    return pickle.dumps(
+        {"features": rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8), "labels": np.arange(3, dtype=np.int64)},
+        protocol=protocol,
+    )
 
 
 @st.composite
@@ -332,10 +461,10 @@ def _mutations(draw: st.DrawFn, original: bytes) -> bytes:
         elif kind == "insert":
             data[at:at] = draw(st.binary(min_size=1, max_size=16))
         elif kind == "delete":
-            del data[at:at + draw(st.integers(1, 16))]
+            del data[at : at + draw(st.integers(1, 16))]
         elif kind in ("huge4", "huge8"):
             width = 4 if kind == "huge4" else 8
-            data[at:at + width] = draw(st.sampled_from([b"\xff", b"\x7f", b"\x40"])) * width
+            data[at : at + width] = draw(st.sampled_from([b"\xff", b"\x7f", b"\x40"])) * width
     return bytes(data)
 
 
@@ -363,6 +492,7 @@ def test_fuzz_pickle_bytes(tmp_path: Path, record_property: Callable) -> None:
 
 
 # --- .npz -------------------------------------------------------------------------------------------
+
 
 def _npy_header(shape: tuple[int, ...], descr: object, fortran: bool, version: int) -> bytes:
     out = io.BytesIO()
@@ -400,8 +530,11 @@ def _npz_archives(draw: st.DrawFn) -> bytes:
     out = io.BytesIO()
     compression = draw(st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED]))
     with zipfile.ZipFile(out, "w", compression) as archive:
-        for name in draw(st.lists(st.sampled_from(["features.npy", "labels.npy", "x.npy", "features", "a/b.npy"]),
-                                  max_size=4, unique=True)):
+        for name in draw(
+            st.lists(
+                st.sampled_from(["features.npy", "labels.npy", "x.npy", "features", "a/b.npy"]), max_size=4, unique=True
+            )
+        ):
             kind = draw(st.sampled_from(["forged", "array", "near", "object", "raw"]))
             if kind == "forged":
                 data = draw(_npy_member())
@@ -423,7 +556,7 @@ def _patched_sizes(data: bytes, values: list[int]) -> bytes:
     start, index = 0, 0
     while (start := out.find(b"PK\x01\x02", start)) >= 0 and index < len(values):
         offset = 20 + 4 * (index % 2)
-        out[start + offset:start + offset + 4] = (values[index] % 2**32).to_bytes(4, "little")
+        out[start + offset : start + offset + 4] = (values[index] % 2**32).to_bytes(4, "little")
         start, index = start + 4, index + 1
     return bytes(out)
 
@@ -432,15 +565,20 @@ def _valid_npz(compressed: bool) -> bytes:
     out = io.BytesIO()
     rng = np.random.default_rng(1)
     (np.savez_compressed if compressed else np.savez)(
-        out, features=rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8), labels=np.arange(3))
+        out, features=rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8), labels=np.arange(3)
+    )
     return out.getvalue()
 
 
 _NPZ_BYTES = st.one_of(
     st.booleans().flatmap(lambda c: _mutations(_valid_npz(c))),
-    st.builds(_patched_sizes, st.booleans().map(_valid_npz),
-              st.lists(st.sampled_from([0, 1, 100, 4096, 2**20, 2**31, 2**32 - 1]), min_size=1, max_size=4)),
-    st.binary(max_size=300), st.binary(max_size=300).map(lambda b: b"PK\x03\x04" + b),
+    st.builds(
+        _patched_sizes,
+        st.booleans().map(_valid_npz),
+        st.lists(st.sampled_from([0, 1, 100, 4096, 2**20, 2**31, 2**32 - 1]), min_size=1, max_size=4),
+    ),
+    st.binary(max_size=300),
+    st.binary(max_size=300).map(lambda b: b"PK\x03\x04" + b),
 )
 
 
@@ -457,8 +595,11 @@ def _npz_arrays(draw: st.DrawFn) -> dict:
     a constant one, compressed (a zip bomb: 1 kB per MB)."""
     if draw(st.sampled_from([False] * 9 + [True])):
         n = draw(st.sampled_from([100, 2000]))
-        return {"_compressed": True, "features": np.full((n, 64, 64, 3), draw(st.integers(0, 255)), np.uint8),
-                "labels": np.zeros(n, np.uint8)}
+        return {
+            "_compressed": True,
+            "features": np.full((n, 64, 64, 3), draw(st.integers(0, 255)), np.uint8),
+            "labels": np.zeros(n, np.uint8),
+        }
     arrays: dict = {"_compressed": draw(st.booleans())}
     pair = draw(_near_valid_pair())
     pair["labels"] = np.asarray(pair["labels"])
@@ -485,10 +626,12 @@ def test_fuzz_npz_bytes(tmp_path: Path, record_property: Callable) -> None:
 
 # --- signnames.csv ----------------------------------------------------------------------------------
 
-_CELLS = st.one_of(st.integers(-3, MAX_CLASSES + 3).map(str),
-                   st.sampled_from(["", "x", "1.5", " 2", "9" * 4000, "9" * 5000]),
-                   st.text(alphabet=',"\n\r x0\x00é', max_size=12),
-                   st.sampled_from([131_071, 131_073, 300_000]).map(lambda n: "y" * n))
+_CELLS = st.one_of(
+    st.integers(-3, MAX_CLASSES + 3).map(str),
+    st.sampled_from(["", "x", "1.5", " 2", "9" * 4000, "9" * 5000]),
+    st.text(alphabet=',"\n\r x0\x00é', max_size=12),
+    st.sampled_from([131_071, 131_073, 300_000]).map(lambda n: "y" * n),
+)
 
 
 @st.composite
@@ -497,8 +640,11 @@ def _signnames(draw: st.DrawFn) -> str:
     or random text."""
     if not _usually(draw):
         return draw(st.text(alphabet=',"\n\r 0123456789abcClassIdSignName\x00', max_size=300))
-    header = draw(st.sampled_from(["ClassId,SignName"] * 12 + ["SignName,ClassId", "ClassId", "Id,Name",
-                                                              "ClassId,SignName,x", ""]))
+    header = draw(
+        st.sampled_from(
+            ["ClassId,SignName"] * 12 + ["SignName,ClassId", "ClassId", "Id,Name", "ClassId,SignName,x", ""]
+        )
+    )
     if draw(st.booleans()):
         rows = [f"{i},name {i}" for i in range(draw(st.integers(0, 50)))]
         rows[0:0] = draw(st.lists(st.lists(_CELLS, max_size=3).map(",".join), max_size=3))

@@ -3,6 +3,7 @@
 Builds a tiny fake official tree (real P6 files, real GT csvs) in tmp_path; runs in well under a
 second.
 """
+
 from __future__ import annotations
 
 import pickle

@@ -1,4 +1,5 @@
 """Tests of the built-in synthetic traffic signs (search/data/synth/): fast, no training."""
+
 from __future__ import annotations
 
 import io

@@ -5,6 +5,7 @@ differ) is trained again alone by the compiled engine with the same seed; a seco
 one member pruned after its first epoch. One JSON line out.
 Usage: python jax_population_checks.py DATA_DIR CACHE_DIR
 """
+
 from __future__ import annotations
 
 import json
@@ -23,12 +24,16 @@ from search.engine.trainer import EpochHook
 from spaces import ValuesHyperParameters
 
 sys.path.insert(0, str(Path(__file__).parent))
-from jax_compiled_checks import CHUNK, VALUES, result  # noqa: E402 - the compiled checks' small lenet
+from jax_compiled_checks import CHUNK, VALUES, result  # the compiled checks' small lenet
 
 EPOCHS = 2
 BASE = {**VALUES, "optimizer": "adamw"}
 MEMBERS = [  # (seed, learning rate, weight decay, label smoothing)
-    (11, 3e-3, 1e-4, 0.1), (12, 1e-3, 1e-2, 0.0), (13, 5e-3, 5e-2, 0.2), (14, 2e-3, 1e-3, 0.05)]
+    (11, 3e-3, 1e-4, 0.1),
+    (12, 1e-3, 1e-2, 0.0),
+    (13, 5e-3, 5e-2, 0.2),
+    (14, 2e-3, 1e-3, 0.05),
+]
 
 
 def values_of(lr: float, wd: float, ls: float) -> dict:
@@ -44,8 +49,11 @@ def main(data_dir: str, cache_dir: str) -> None:
     jax.config.update("jax_compilation_cache_dir", cache_dir)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     dataset = load_dataset(Path(data_dir), seed=0)
-    out: dict = {"backend": keras.backend.backend(), "epochs": EPOCHS,
-                 "steps": len(dataset.train) // BASE["batch_size"]}
+    out: dict = {
+        "backend": keras.backend.backend(),
+        "epochs": EPOCHS,
+        "steps": len(dataset.train) // BASE["batch_size"],
+    }
 
     keras.backend.clear_session()
     members, models = [], []
@@ -62,8 +70,9 @@ def main(data_dir: str, cache_dir: str) -> None:
     for seed, lr, wd, ls in MEMBERS:
         keras.backend.clear_session()
         model = built(dataset, seed, values_of(lr, wd, ls))
-        r = train_model_compiled(model, dataset, values_of(lr, wd, ls), epochs=EPOCHS, patience=EPOCHS,
-                                 chunk_steps=CHUNK)
+        r = train_model_compiled(
+            model, dataset, values_of(lr, wd, ls), epochs=EPOCHS, patience=EPOCHS, chunk_steps=CHUNK
+        )
         out["solo"].append(result(r, model))
 
     # The second member is pruned after its first epoch; the others go on without it.

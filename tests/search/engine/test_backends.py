@@ -1,4 +1,5 @@
 """The smallest end-to-end search under every Keras backend that is installed."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -21,10 +22,35 @@ def test_smallest_search_runs_under_backend(backend: str, tiny_data: Path, tmp_p
         pytest.skip(f"the {backend} backend is not installed (pip install {BACKEND_PACKAGES[backend]})")
     env = dict(os.environ, KERAS_BACKEND=backend)
     result = subprocess.run(
-        [sys.executable, str(ROOT / "run_search.py"), "search", "--data-dir", str(tiny_data), "--space",
-         "lenet", "--trials", "1", "--epochs", "1", "--final-epochs", "1", "--out", str(tmp_path),
-         "--study", "b", "--dashboard-every", "0", "--export", ""],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            str(ROOT / "run_search.py"),
+            "search",
+            "--data-dir",
+            str(tiny_data),
+            "--space",
+            "lenet",
+            "--trials",
+            "1",
+            "--epochs",
+            "1",
+            "--final-epochs",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--study",
+            "b",
+            "--dashboard-every",
+            "0",
+            "--export",
+            "",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-1500:] + result.stderr[-1500:]
     config = json.loads((tmp_path / "b" / "best_config.json").read_text())
     # The tutorial LeNet once per member of the final model (the kept trial model and its retrain may

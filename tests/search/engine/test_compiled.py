@@ -1,4 +1,5 @@
 """The compiled training engine (search/engine/compiled.py): JAX only, so its checks run in a JAX child."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +9,7 @@ import pytest
 from support.jax_child import run_jax_checks
 
 from search.config import SearchConfig
-from search.engine.compiled import resolve_engine
-from search.engine.trainer import train_model
+from search.engine.engines import resolve_engine, train_model
 from search.errors import UserError
 from spaces.common import cosine_lr
 
@@ -21,7 +21,6 @@ CHILD = Path(__file__).with_name("jax_compiled_checks.py")
 @pytest.fixture(scope="session")
 def checks(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The child's answers (tests/search/engine/jax_compiled_checks.py)."""
-    pytest.importorskip("jax")
     return run_jax_checks(CHILD, tiny_data, tmp_path_factory)
 
 
@@ -79,13 +78,23 @@ def test_compiled_engine_needs_jax() -> None:
 
 
 def test_a_search_asking_for_the_compiled_engine_under_tensorflow_stops_before_any_trial(
-        tiny_data: Path, tmp_path: Path) -> None:
+    tiny_data: Path, tmp_path: Path
+) -> None:
     import optuna
 
     from search.engine.loop import run_search
 
-    cfg = SearchConfig(data_dir=tiny_data, space="lenet", trials=1, epochs=1, out=tmp_path, study="eng",
-                       retrain=False, dashboard_every=0, engine="compiled")
+    cfg = SearchConfig(
+        data_dir=tiny_data,
+        space="lenet",
+        trials=1,
+        epochs=1,
+        out=tmp_path,
+        study="eng",
+        retrain=False,
+        dashboard_every=0,
+        engine="compiled",
+    )
     with pytest.raises(UserError, match="needs the JAX backend"):
         run_search(cfg)
     assert "eng" not in optuna.study.get_all_study_names(cfg.storage_url)  # nothing was started

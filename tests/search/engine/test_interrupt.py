@@ -1,4 +1,5 @@
 """Ctrl-C is recorded, never swallowed: training stops after a batch and the search leaves cleanly."""
+
 from __future__ import annotations
 
 import os
@@ -9,8 +10,8 @@ import keras
 import pytest
 
 from search.data import load_dataset
+from search.engine.engines import train_model
 from search.engine.interrupt import STOP, deferred_interrupts
-from search.engine.trainer import train_model
 
 
 class _InterruptsWhileCollected:
@@ -51,8 +52,14 @@ def test_quiet_block_leaves_without_raising() -> None:
 
 def test_training_stops_after_the_batch_that_was_interrupted(tiny_data: Path) -> None:
     dataset = load_dataset(tiny_data)
-    model = keras.Sequential([keras.Input(dataset.input_shape), keras.layers.Rescaling(1 / 255.0),
-                              keras.layers.Flatten(), keras.layers.Dense(dataset.n_classes, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input(dataset.input_shape),
+            keras.layers.Rescaling(1 / 255.0),
+            keras.layers.Flatten(),
+            keras.layers.Dense(dataset.n_classes, activation="softmax"),
+        ]
+    )
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     batches: list[int] = []
 

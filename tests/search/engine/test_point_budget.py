@@ -1,4 +1,5 @@
 """Named points' share of a timed search: the cost estimate from MACs and data size, the cap, the skip."""
+
 from __future__ import annotations
 
 import keras
@@ -19,8 +20,15 @@ from search.schema import TrialKey
 
 
 def test_macs_count_convolutions_over_their_output_and_dense_layers_once() -> None:
-    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, padding="same"),
-                              keras.layers.BatchNormalization(), keras.layers.Flatten(), keras.layers.Dense(5)])
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(4, 3, padding="same"),
+            keras.layers.BatchNormalization(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(5),
+        ]
+    )
     assert model_macs(model) == 8 * 8 * (3 * 3 * 3 * 4) + 8 * 8 * 4 * 5
     nested = keras.Sequential([keras.Input((8, 8, 3)), model])
     assert model_macs(nested) == model_macs(model)
@@ -28,16 +36,27 @@ def test_macs_count_convolutions_over_their_output_and_dense_layers_once() -> No
 
 def test_the_cost_grows_with_the_data_and_the_model() -> None:
     assert epoch_seconds(56.5e6, 10_000, DEFAULT_FACTOR) == pytest.approx(27, rel=0.05)  # lean2 on the sample
-    assert epoch_seconds(56.5e6, 20_000, DEFAULT_FACTOR) == pytest.approx(2 * epoch_seconds(56.5e6, 10_000,
-                                                                                             DEFAULT_FACTOR))
+    assert epoch_seconds(56.5e6, 20_000, DEFAULT_FACTOR) == pytest.approx(
+        2 * epoch_seconds(56.5e6, 10_000, DEFAULT_FACTOR)
+    )
     assert epoch_seconds(1.7e6, 10_000, DEFAULT_FACTOR) < epoch_seconds(15.2e6, 10_000, DEFAULT_FACTOR) / 3
 
 
 def _trial(number: int, state: optuna.trial.TrialState, **attrs: object) -> optuna.trial.FrozenTrial:
-    return optuna.trial.FrozenTrial(number=number, state=state, value=0.9 if state.name == "COMPLETE" else None,
-                                    values=None, datetime_start=None, datetime_complete=None, params={},
-                                    distributions={}, user_attrs=dict(attrs), system_attrs={}, intermediate_values={},
-                                    trial_id=number)
+    return optuna.trial.FrozenTrial(
+        number=number,
+        state=state,
+        value=0.9 if state.name == "COMPLETE" else None,
+        values=None,
+        datetime_start=None,
+        datetime_complete=None,
+        params={},
+        distributions={},
+        user_attrs=dict(attrs),
+        system_attrs={},
+        intermediate_values={},
+        trial_id=number,
+    )
 
 
 def test_the_factor_is_measured_from_finished_trials() -> None:
@@ -59,8 +78,11 @@ def test_points_share_the_allowance_in_order_and_the_later_ones_are_skipped() ->
 
 def test_a_named_point_cap_from_the_study() -> None:
     complete = optuna.trial.TrialState.COMPLETE
-    lean2 = _trial(0, complete, **{TrialKey.POINT: "lean2", TrialKey.SECONDS: 270.0, TrialKey.MACS: 56.5e6,
-                                  TrialKey.SECONDS_PER_EPOCH: 27.0})
+    lean2 = _trial(
+        0,
+        complete,
+        **{TrialKey.POINT: "lean2", TrialKey.SECONDS: 270.0, TrialKey.MACS: 56.5e6, TrialKey.SECONDS_PER_EPOCH: 27.0},
+    )
     sampled = _trial(1, complete, **{TrialKey.SECONDS: 999.0})  # not a named point: not in the share
     running = _trial(2, optuna.trial.TrialState.RUNNING, **{TrialKey.POINT: "lean"})
     later = {3: 1.7e6}

@@ -1,5 +1,6 @@
 """Population training (search/engine/population.py, population_trials.py): JAX only, so the training
 checks run in a JAX child (jax_population_checks.py) and the search in a JAX ``run_search.py``."""
+
 from __future__ import annotations
 
 import os
@@ -88,10 +89,39 @@ def test_population_needs_jax_and_auto_is_one_elsewhere(tmp_path: Path) -> None:
 def test_a_search_trains_populations_and_reports_each_member(tiny_data: Path, tmp_path: Path) -> None:
     env = dict(os.environ, KERAS_BACKEND="jax")
     done = subprocess.run(
-        [sys.executable, str(ROOT / "run_search.py"), "search", "--data-dir", str(tiny_data), "--space", "lenet",
-         "--trials", "2", "--epochs", "1", "--population", "2", "--no-named-points", "--pruner", "none",
-         "--local-share", "0", "--out", str(tmp_path), "--study", "pop", "--no-retrain", "--dashboard-every", "0"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            str(ROOT / "run_search.py"),
+            "search",
+            "--data-dir",
+            str(tiny_data),
+            "--space",
+            "lenet",
+            "--trials",
+            "2",
+            "--epochs",
+            "1",
+            "--population",
+            "2",
+            "--no-named-points",
+            "--pruner",
+            "none",
+            "--local-share",
+            "0",
+            "--out",
+            str(tmp_path),
+            "--study",
+            "pop",
+            "--no-retrain",
+            "--dashboard-every",
+            "0",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
     assert "populations of 2 trials" in done.stdout
     study = optuna.load_study(study_name="pop", storage=f"sqlite:///{tmp_path / 'pop' / 'study.db'}")
@@ -101,8 +131,9 @@ def test_a_search_trains_populations_and_reports_each_member(tiny_data: Path, tm
     assert groups == {(0, 1)}
     for a, b in groups:
         first, second = study.trials[a], study.trials[b]
-        assert {k: v for k, v in first.params.items() if k not in FREE_PARAMS} == \
-               {k: v for k, v in second.params.items() if k not in FREE_PARAMS}
+        assert {k: v for k, v in first.params.items() if k not in FREE_PARAMS} == {
+            k: v for k, v in second.params.items() if k not in FREE_PARAMS
+        }
         assert first.params["learning_rate"] != second.params["learning_rate"]  # sampled per member
         for t in (first, second):
             assert len(t.user_attrs[TrialKey.VAL_CURVE]) == 1 and t.user_attrs[TrialKey.COMPILE_SECONDS] > 0

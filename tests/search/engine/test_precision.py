@@ -1,5 +1,6 @@
 """``--precision``: what ``auto`` picks, and that the chosen dtype policy is the one every trial and
 final model trains in (Keras' ``clear_session`` resets it to float32; ``fresh_session`` puts it back)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from search.cli.backend import start_backend
+from cli.backend import start_backend
 from search.config import SearchConfig
 from search.engine import precision
 from search.engine.events import SearchEvents
@@ -29,8 +30,9 @@ def float32_afterwards() -> Iterator[None]:
     keras.config.set_dtype_policy("float32")
 
 
-def _machine(monkeypatch: pytest.MonkeyPatch, flags: set[str], accelerator: Any = None,
-             backend: str = "tensorflow") -> None:
+def _machine(
+    monkeypatch: pytest.MonkeyPatch, flags: set[str], accelerator: Any = None, backend: str = "tensorflow"
+) -> None:
     monkeypatch.setattr(precision, "cpu_flags", lambda: flags)
     monkeypatch.setattr(precision, "accelerator_bfloat16", lambda: accelerator)
     monkeypatch.setattr(precision, "keras_backend", lambda: backend)
@@ -50,8 +52,9 @@ def test_auto_keeps_float32_on_a_cpu_without_them(monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_auto_keeps_float32_on_a_cpu_under_backends_not_measured_faster(monkeypatch: pytest.MonkeyPatch,
-                                                                        backend: str) -> None:
+def test_auto_keeps_float32_on_a_cpu_under_backends_not_measured_faster(
+    monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
     _machine(monkeypatch, {"avx512_bf16"}, backend=backend)
     assert resolve_precision("auto") == "float32"
 
@@ -59,7 +62,8 @@ def test_auto_keeps_float32_on_a_cpu_under_backends_not_measured_faster(monkeypa
 def test_a_gpu_decides_for_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     _machine(monkeypatch, {"avx512_bf16"}, accelerator=("Tesla V100 (compute capability 7.0)", False))
     assert choose_precision("auto") == precision.Precision(
-        "float32", "Tesla V100 (compute capability 7.0) has no bfloat16 units")
+        "float32", "Tesla V100 (compute capability 7.0) has no bfloat16 units"
+    )
     _machine(monkeypatch, set(), accelerator=("NVIDIA H100 (compute capability 9.0)", True))
     assert resolve_precision("auto") == "mixed_bfloat16"
 
@@ -132,12 +136,24 @@ class ConvDtypes(keras.callbacks.Callback):
 
 
 @pytest.mark.slow
-def test_auto_trains_every_trial_and_final_model_in_bfloat16(tiny_data: Path, tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_trains_every_trial_and_final_model_in_bfloat16(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _machine(monkeypatch, {"avx512_bf16"})
-    cfg = SearchConfig(data_dir=tiny_data, space="lenet", trials=2, epochs=1, final_epochs=1, out=tmp_path,
-                       study="bf16", retrain=False, dashboard_every=0, final_candidates=1, export=(),
-                       steps_per_execution=1)
+    cfg = SearchConfig(
+        data_dir=tiny_data,
+        space="lenet",
+        trials=2,
+        epochs=1,
+        final_epochs=1,
+        out=tmp_path,
+        study="bf16",
+        retrain=False,
+        dashboard_every=0,
+        final_candidates=1,
+        export=(),
+        steps_per_execution=1,
+    )
     assert cfg.precision == "auto"
     start_backend(cfg.precision, say=lambda text: None)
     trial_dtypes: list[list[str]] = []

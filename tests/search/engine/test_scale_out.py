@@ -1,4 +1,5 @@
 """Several workers on one study: PostgreSQL across processes, --workers on SQLite, dead workers."""
+
 from __future__ import annotations
 
 import re
@@ -19,10 +20,33 @@ from search.schema import FINISHED
 
 ROOT = Path(__file__).resolve().parents[3]
 RUN = [sys.executable, str(ROOT / "run_search.py")]
+
+
 def _worker_args(data: Path, out: Path, study: str, storage: str, trials: int = 6) -> list[str]:
-    return ["search", "--data-dir", str(data), "--space", "lenet", "--trials", str(trials), "--epochs", "1",
-            "--pruner", "none", "--study", study, "--storage", storage, "--out", str(out), "--no-retrain",
-            "--heartbeat", "1", "--dashboard-every", "0"]
+    return [
+        "search",
+        "--data-dir",
+        str(data),
+        "--space",
+        "lenet",
+        "--trials",
+        str(trials),
+        "--epochs",
+        "1",
+        "--pruner",
+        "none",
+        "--study",
+        study,
+        "--storage",
+        storage,
+        "--out",
+        str(out),
+        "--no-retrain",
+        "--heartbeat",
+        "1",
+        "--dashboard-every",
+        "0",
+    ]
 
 
 def _start(args: list[str], log: Path) -> subprocess.Popen:
@@ -39,8 +63,11 @@ def _finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 def _table(trials: list[optuna.trial.FrozenTrial]) -> str:
     """One line per trial, for failure messages."""
-    return "\n".join(f"#{t.number} {t.state.name} worker={t.user_attrs.get('worker')} "
-                     f"epochs={len(t.intermediate_values)} {t.system_attrs}" for t in trials)
+    return "\n".join(
+        f"#{t.number} {t.state.name} worker={t.user_attrs.get('worker')} "
+        f"epochs={len(t.intermediate_values)} {t.system_attrs}"
+        for t in trials
+    )
 
 
 @needs_pg
@@ -57,8 +84,7 @@ def test_two_postgres_workers_share_the_target(tiny_data: Path, tmp_path: Path) 
     assert len(numbers) == len(set(numbers))
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
     bests = {re.findall(r"best trial: #(\d+)", text)[-1] for text in outputs}
-    assert len(bests) == 1 and int(bests.pop()) == max(
-        _finished(study), key=lambda t: (t.values[0], -t.number)).number
+    assert len(bests) == 1 and int(bests.pop()) == max(_finished(study), key=lambda t: (t.values[0], -t.number)).number
 
 
 @needs_pg
@@ -84,8 +110,11 @@ def test_killed_worker_trial_fails_and_is_retried(tiny_data: Path, tmp_path: Pat
         # One snapshot for both checks: with two reads, a trial that ended between them looked
         # both running (first read) and finished (second), and the victim was killed after it.
         trials = study.get_trials(deepcopy=False)
-        running = [t for t in trials if t.state == TrialState.RUNNING
-                   and t.user_attrs.get("worker", "").endswith(f":{victim.pid}")]
+        running = [
+            t
+            for t in trials
+            if t.state == TrialState.RUNNING and t.user_attrs.get("worker", "").endswith(f":{victim.pid}")
+        ]
         if running and _finished_in(trials) and running[0].intermediate_values:  # mid-training
             victim_trial = running[0].number
             seen = _table(trials)
@@ -112,19 +141,48 @@ def test_worker_with_different_data_is_refused(tiny_data: Path, tmp_path: Path) 
     shutil.copytree(tiny_data, other)
     (other / "valid.p").write_bytes((tiny_data / "train.p").read_bytes())
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
-    first = subprocess.run([*RUN, *_worker_args(tiny_data, tmp_path, "mix", storage, trials=1)], cwd=ROOT,
-                           capture_output=True, text=True, timeout=300)
+    first = subprocess.run(
+        [*RUN, *_worker_args(tiny_data, tmp_path, "mix", storage, trials=1)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert first.returncode == 0, first.stderr
-    second = subprocess.run([*RUN, *_worker_args(other, tmp_path, "mix", storage, trials=1)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+    second = subprocess.run(
+        [*RUN, *_worker_args(other, tmp_path, "mix", storage, trials=1)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert second.returncode == 2
     assert "differs from the data study 'mix' was started with" in second.stderr
     assert second.stderr.count("\n") == 1
 
 
 def test_workers_flag_on_sqlite_stops_on_ctrl_c_and_resumes(tiny_data: Path, tmp_path: Path) -> None:
-    args = [*RUN, "search", "--data-dir", str(tiny_data), "--space", "lenet", "--trials", "40", "--epochs", "1",
-            "--pruner", "none", "--study", "local2", "--out", str(tmp_path), "--workers", "2", "--no-retrain"]
+    args = [
+        *RUN,
+        "search",
+        "--data-dir",
+        str(tiny_data),
+        "--space",
+        "lenet",
+        "--trials",
+        "40",
+        "--epochs",
+        "1",
+        "--pruner",
+        "none",
+        "--study",
+        "local2",
+        "--out",
+        str(tmp_path),
+        "--workers",
+        "2",
+        "--no-retrain",
+    ]
     db = tmp_path / "local2" / "study.db"
     storage = f"sqlite:///{db}"
     parent = subprocess.Popen(args, cwd=ROOT, stdout=open(tmp_path / "first.log", "w"), stderr=subprocess.STDOUT)

@@ -1,4 +1,5 @@
 """End-to-end searches on tiny synthetic data: files, resume, pruning, failures, interruptions."""
+
 from __future__ import annotations
 
 import json
@@ -46,19 +47,54 @@ def _states(study: optuna.Study) -> dict[str, int]:
 
 
 def test_three_trial_search_writes_everything_and_resumes(tiny_data: Path, tmp_path: Path) -> None:
-    args = ["search", "--data-dir", str(tiny_data), "--space", "all", "--trials", "3", "--epochs", "1",
-            "--final-epochs", "1", "--out", str(tmp_path), "--study", "e2e", "--final-candidates", "2",
-            "--precision", "float32"]  # exports run in float32: compared with a float32 model, the same classes
+    args = [
+        "search",
+        "--data-dir",
+        str(tiny_data),
+        "--space",
+        "all",
+        "--trials",
+        "3",
+        "--epochs",
+        "1",
+        "--final-epochs",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--study",
+        "e2e",
+        "--final-candidates",
+        "2",
+        "--precision",
+        "float32",
+    ]  # exports run in float32: compared with a float32 model, the same classes
     first = _cli(*args)
     assert first.returncode == 0, first.stderr[-2000:]
     run = tmp_path / "e2e"
-    for name in ("study.db", "best_model.keras", "best_config.json", "test_report.json", "best_model.onnx",
-                 "best_model.tflite", "export_report.json", "sanity_report.json", "data_overview.npz",
-                 "misclassified.npz"):
+    for name in (
+        "study.db",
+        "best_model.keras",
+        "best_config.json",
+        "test_report.json",
+        "best_model.onnx",
+        "best_model.tflite",
+        "export_report.json",
+        "sanity_report.json",
+        "data_overview.npz",
+        "misclassified.npz",
+    ):
         assert (run / name).exists(), name
     config = json.loads((run / "best_config.json").read_text())
-    for key in ("family", "hyperparameters", "val_accuracy", "test_accuracy", "study", "command",
-                "trial_number", "params"):
+    for key in (
+        "family",
+        "hyperparameters",
+        "val_accuracy",
+        "test_accuracy",
+        "study",
+        "command",
+        "trial_number",
+        "params",
+    ):
         assert key in config, key
     assert config["family"] in ("cnn", "lenet") and config["study"] == "e2e"
     assert "run_search.py search" in config["command"]
@@ -103,8 +139,17 @@ def test_three_trial_search_writes_everything_and_resumes(tiny_data: Path, tmp_p
 
 
 def _config(data: Path, out: Path, **kw: object) -> SearchConfig:
-    base = dict(data_dir=data, space="all", trials=2, epochs=2, out=out, study="api", retrain=False,
-                dashboard_every=0, steps_per_execution=1)
+    base = dict(
+        data_dir=data,
+        space="all",
+        trials=2,
+        epochs=2,
+        out=out,
+        study="api",
+        retrain=False,
+        dashboard_every=0,
+        steps_per_execution=1,
+    )
     base.update(kw)
     return SearchConfig(**base)  # type: ignore[arg-type]
 
@@ -119,12 +164,15 @@ def test_deterministic_pruner_prunes_sampled_trials_not_anchors(tiny_data: Path,
     assert sampled.state == TrialState.PRUNED and "point" not in sampled.user_attrs
     assert sampled.user_attrs["stop_reason"] == "pruned" and sampled.user_attrs["epochs"] == 1
     assert sampled.intermediate_values.keys() == {1}
-    from search.progress import format_duration, summary_table
+    from search.formatting import format_duration
+    from search.progress import summary_table
+
     assert f"of which pruned trials 1: {format_duration(sampled.user_attrs['seconds'])}" in summary_table(trials)
 
 
-def test_every_second_sampled_trial_is_a_neighbour_of_the_best(tiny_data: Path, tmp_path: Path,
-                                                                capsys: pytest.CaptureFixture) -> None:
+def test_every_second_sampled_trial_is_a_neighbour_of_the_best(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     cfg = _config(tiny_data, tmp_path, space="lenet", trials=4, epochs=1, pruner="none")
     outcome = run_search(cfg, events=Progress(4).events())
     trials = outcome.study.get_trials(deepcopy=False)
@@ -137,6 +185,7 @@ def test_every_second_sampled_trial_is_a_neighbour_of_the_best(tiny_data: Path, 
     assert 1 <= len(changed) <= 2, (local.params, start.params)
     assert f"[near #{start.number}]" in capsys.readouterr().out
     from search.progress import summary_table
+
     assert "local search: 1 neighbours of the best trial tried" in summary_table(trials)
 
 
@@ -144,7 +193,7 @@ def _nan_space() -> types.ModuleType:
     """A space whose 'nan' point trains into NaN losses and whose 'ok' point trains normally."""
     module = types.ModuleType("nan_space")
 
-    def build(hp, input_shape, n_classes):  # noqa: ANN001, ANN202
+    def build(hp, input_shape, n_classes):
         mode = hp.Choice("mode", ["nan", "ok"])
         inputs = keras.Input(input_shape)
         x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255.0)(inputs))
@@ -161,8 +210,7 @@ def _nan_space() -> types.ModuleType:
     return module
 
 
-def test_nan_trial_fails_and_search_continues(tiny_data: Path, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nan_trial_fails_and_search_continues(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(spaces.SPACES, "nan_space", _nan_space())
     cfg = _config(tiny_data, tmp_path, space="nan_space", trials=1, pruner="none")
     outcome = run_search(cfg, events=Progress(1).events())
@@ -176,7 +224,7 @@ def _blind_space() -> types.ModuleType:
     """A space whose only model sees blank images, so it cannot beat chance (a sampled trial)."""
     module = types.ModuleType("blind_space")
 
-    def build(hp, input_shape, n_classes):  # noqa: ANN001, ANN202
+    def build(hp, input_shape, n_classes):
         hp.Choice("width", [8])
         inputs = keras.Input(input_shape)
         x = keras.layers.Flatten()(keras.layers.Rescaling(0.0)(inputs))
@@ -191,8 +239,9 @@ def _blind_space() -> types.ModuleType:
     return module
 
 
-def test_trial_that_learns_nothing_stops_after_two_epochs(tiny_data: Path, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trial_that_learns_nothing_stops_after_two_epochs(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(spaces.SPACES, "blind_space", _blind_space())
     cfg = _config(tiny_data, tmp_path, space="blind_space", trials=1, epochs=5, pruner="none")
     trial = run_search(cfg, events=Progress(1).events()).study.get_trials(deepcopy=False)[0]
@@ -223,8 +272,9 @@ def test_latency_objective_is_measured_seconds_per_image(tiny_data: Path, tmp_pa
     from search.engine.latency import latency_per_image
     from search.schema import StudyKey, TrialKey
 
-    cfg = _config(tiny_data, tmp_path, space="lenet", trials=1, epochs=1, objectives=("accuracy", "latency"),
-                  study="lat")
+    cfg = _config(
+        tiny_data, tmp_path, space="lenet", trials=1, epochs=1, objectives=("accuracy", "latency"), study="lat"
+    )
     outcome = run_search(cfg)
     trial = outcome.study.get_trials(deepcopy=False)[0]
     assert outcome.study.user_attrs[StudyKey.OBJECTIVES] == ["val_accuracy", "latency_s"]
@@ -232,11 +282,12 @@ def test_latency_objective_is_measured_seconds_per_image(tiny_data: Path, tmp_pa
     assert 1e-5 < trial.values[1] < 1.0  # a LeNet on one 32x32 image: well under a second on any CPU
 
     class Slow:  # a "model" that takes 20 ms: the measurement is a median of real calls
-        def __call__(self, x, training=False):  # noqa: ANN001, ANN204
+        def __call__(self, x, training=False):
             import time
 
             time.sleep(0.02)
             return x
+
     assert 0.02 <= latency_per_image(Slow(), np.zeros((4, 32, 32, 3), "float32"), repeats=5) < 0.1
 
 
@@ -259,7 +310,7 @@ def test_same_seed_same_first_parameter_sets() -> None:
     assert a != c
 
 
-def _wait_for(predicate, timeout: float = 240) -> None:  # noqa: ANN001
+def _wait_for(predicate, timeout: float = 240) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if predicate():
@@ -273,11 +324,29 @@ def _finished(out: Path, name: str) -> int:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
-def test_interrupted_search_resumes_with_completed_trials_intact(tiny_data: Path, tmp_path: Path,
-                                                                 sig: signal.Signals) -> None:
-    args = ["search", "--data-dir", str(tiny_data), "--space", "lenet", "--trials", "20", "--epochs", "3",
-            "--pruner", "none", "--out", str(tmp_path), "--study", "intr", "--no-retrain",
-            "--heartbeat", "1"]
+def test_interrupted_search_resumes_with_completed_trials_intact(
+    tiny_data: Path, tmp_path: Path, sig: signal.Signals
+) -> None:
+    args = [
+        "search",
+        "--data-dir",
+        str(tiny_data),
+        "--space",
+        "lenet",
+        "--trials",
+        "20",
+        "--epochs",
+        "3",
+        "--pruner",
+        "none",
+        "--out",
+        str(tmp_path),
+        "--study",
+        "intr",
+        "--no-retrain",
+        "--heartbeat",
+        "1",
+    ]
     log = tmp_path / "stderr.log"
     with open(log, "w") as err:
         proc = subprocess.Popen([*RUN, *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, text=True)
@@ -289,8 +358,9 @@ def test_interrupted_search_resumes_with_completed_trials_intact(tiny_data: Path
     finally:
         if proc.poll() is None:
             proc.kill()
-    before = {t.number: (t.state, t.values)
-              for t in _study(tmp_path, "intr").get_trials(deepcopy=False, states=FINISHED)}
+    before = {
+        t.number: (t.state, t.values) for t in _study(tmp_path, "intr").get_trials(deepcopy=False, states=FINISHED)
+    }
     assert before
     stderr = log.read_text()
     if sig == signal.SIGINT:
@@ -306,16 +376,19 @@ def test_interrupted_search_resumes_with_completed_trials_intact(tiny_data: Path
     assert _finished(tmp_path, "intr") > len(before)
 
 
-@pytest.mark.parametrize("args, message", [
-    # A space name is checked once the data is (the data needs no backend, a space does).
-    (["search", "--data-dir", "TINY", "--space", "resnet"], "invalid choice"),
-    (["search", "--data-dir", ".", "--sampler", "magic"], "invalid choice"),
-    (["search", "--data-dir", ".", "--trials", "-3"], "positive integer"),
-    (["search", "--data-dir", "/nonexistent/data"], "does not exist"),
-    (["export", "--study", "nope", "--out", "/tmp/definitely-not-here"], "no study 'nope'"),
-    (["search", "--data-dir", "TINY", "--storage", "postgresql://nobody@127.0.0.1:1/none"], "cannot open storage"),
-    (["search", "--data-dir", "TINY", "--storage", "nosuchdb://x"], "cannot open storage"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        # A space name is checked once the data is (the data needs no backend, a space does).
+        (["search", "--data-dir", "TINY", "--space", "resnet"], "invalid choice"),
+        (["search", "--data-dir", ".", "--sampler", "magic"], "invalid choice"),
+        (["search", "--data-dir", ".", "--trials", "-3"], "positive integer"),
+        (["search", "--data-dir", "/nonexistent/data"], "does not exist"),
+        (["export", "--study", "nope", "--out", "/tmp/definitely-not-here"], "no study 'nope'"),
+        (["search", "--data-dir", "TINY", "--storage", "postgresql://nobody@127.0.0.1:1/none"], "cannot open storage"),
+        (["search", "--data-dir", "TINY", "--storage", "nosuchdb://x"], "cannot open storage"),
+    ],
+)
 def test_bad_arguments_one_line_exit_2(tiny_data: Path, tmp_path: Path, args: list[str], message: str) -> None:
     args = [str(tiny_data) if a == "TINY" else a for a in args]
     if args[0] == "search":
@@ -332,11 +405,27 @@ def test_export_prints_best_configuration(tiny_data: Path, tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["family"] == "lenet"
     listing = _cli("studies", "--out", str(tmp_path), timeout=120)
-    assert listing.returncode == 0 and "exp" in listing.stdout
+    assert listing.returncode == 0, listing.stderr
+    rows = [line.split() for line in listing.stdout.splitlines()]
+    header = rows[0]
+    exp = [row for row in rows if row and row[0] == "exp"]  # the row of study "exp", not a path containing it
+    assert len(exp) == 1 and dict(zip(header, exp[0]))["space"] == "lenet"
+    assert dict(zip(header, exp[0]))["complete"] == "1"
 
 
-def test_uint8_labels_and_images_stay_uint8(tiny_data: Path) -> None:
+def test_uint8_labels_and_images_stay_uint8(tiny_data: Path, tmp_path: Path) -> None:
+    import pickle
+    import shutil
+
     from search.data import load_dataset
 
-    ds = load_dataset(tiny_data)
+    for name in ("train.p", "valid.p", "test.p"):
+        shutil.copy(tiny_data / name, tmp_path / name)
+    with open(tiny_data / "train.p", "rb") as fh:
+        train = pickle.load(fh)
+    labels = np.asarray(train["labels"])
+    with open(tmp_path / "train.p", "wb") as fh:  # labels stored as uint8, as some conversions write them
+        pickle.dump({**train, "labels": labels.astype(np.uint8)}, fh)
+    ds = load_dataset(tmp_path)
     assert ds.train.features.dtype == np.uint8  # the model casts; memory stays at one byte a pixel
+    assert ds.train.labels.dtype == np.int32 and np.array_equal(ds.train.labels, labels)  # read, not wrapped

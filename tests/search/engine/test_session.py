@@ -1,4 +1,5 @@
 """A fresh session per trial really frees the previous trial's traced graphs (the memory leak fix)."""
+
 from __future__ import annotations
 
 import gc
@@ -8,8 +9,8 @@ import keras
 import pytest
 
 from search.data import load_dataset
+from search.engine.engines import train_model
 from search.engine.session import fresh_session
-from search.engine.trainer import train_model
 
 
 def _live_func_graphs() -> int:
@@ -21,8 +22,14 @@ def _train_once(data_dir: Path) -> None:
     """One small Adam-trained model through the trial code (the leak came from the optimizer step)."""
     fresh_session()
     dataset = load_dataset(data_dir)
-    model = keras.Sequential([keras.Input(dataset.input_shape), keras.layers.Rescaling(1 / 255.0),
-                              keras.layers.Flatten(), keras.layers.Dense(dataset.n_classes, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input(dataset.input_shape),
+            keras.layers.Rescaling(1 / 255.0),
+            keras.layers.Flatten(),
+            keras.layers.Dense(dataset.n_classes, activation="softmax"),
+        ]
+    )
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     train_model(model, dataset, {"batch_size": 64}, epochs=1, patience=1, steps_per_execution=2)
 

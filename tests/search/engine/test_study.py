@@ -1,4 +1,5 @@
 """Study mechanics without training: targets, retries, the hp adapter, samplers, redaction."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,7 +12,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from search.cli.parser import add_settings
+from cli.parser import add_settings
 from search.config import SearchConfig
 from search.engine.hp_adapter import OptunaHyperParameters
 from search.engine.study import retry_once, settle_target
@@ -42,8 +43,14 @@ def test_trials_is_a_shared_target_and_a_rerun_adds_a_campaign() -> None:
 def test_retry_once_requeues_the_configuration_a_single_time() -> None:
     study = optuna.create_study(direction="maximize")
     dist = {"lr": FloatDistribution(1e-4, 1e-1, log=True)}
-    study.add_trial(create_trial(state=TrialState.FAIL, params={"lr": 0.01}, distributions=dist,
-                                 user_attrs={"point": "tutorial", "worker": "h:1"}))
+    study.add_trial(
+        create_trial(
+            state=TrialState.FAIL,
+            params={"lr": 0.01},
+            distributions=dist,
+            user_attrs={"point": "tutorial", "worker": "h:1"},
+        )
+    )
     retry_once(study, study.trials[0])
     waiting = study.get_trials(states=(TrialState.WAITING,))
     assert len(waiting) == 1 and waiting[0].params == {"lr": 0.01}
@@ -147,18 +154,24 @@ def test_redact_hides_passwords() -> None:
     assert redact("sqlite:///runs/a/study.db") == "sqlite:///runs/a/study.db"
 
 
-@pytest.mark.parametrize("clash", ["(sqlite3.IntegrityError) UNIQUE constraint failed: alembic_version.version_num",
-                                   "(sqlite3.OperationalError) table trial_intermediate_values already exists",
-                                   'duplicate key value violates unique constraint "pg_type_typname_nsp_index"'])
-def test_storage_retries_when_another_process_creates_the_tables(clash: str, tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "clash",
+    [
+        "(sqlite3.IntegrityError) UNIQUE constraint failed: alembic_version.version_num",
+        "(sqlite3.OperationalError) table trial_intermediate_values already exists",
+        'duplicate key value violates unique constraint "pg_type_typname_nsp_index"',
+    ],
+)
+def test_storage_retries_when_another_process_creates_the_tables(
+    clash: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from search.config import SearchConfig
     from search.engine import study as study_module
 
     calls: list[int] = []
     real = study_module.RDBStorage
 
-    def racing(*args, **kwargs):  # noqa: ANN002, ANN003
+    def racing(*args, **kwargs):
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError(clash)  # the loser of the race to create Optuna's tables

@@ -1,4 +1,5 @@
 """Training under a clock: the time cap, a cap moved while training runs, and a schedule that anneals by it."""
+
 from __future__ import annotations
 
 import time
@@ -13,9 +14,10 @@ import spaces
 from search.config import SearchConfig
 from search.data import load_dataset
 from search.engine import objective as objective_module
+from search.engine.engines import train_model
 from search.engine.first_look import FirstLook
 from search.engine.objective import CAP_GROWTH, Objective, earned_deadline
-from search.engine.trainer import EpochHook, TrainClock, cosine_horizon, train_model
+from search.engine.trainer import EpochHook, TrainClock, cosine_horizon
 from search.sampling.screen import SCREEN_STEP, ScreenPruner
 from search.schema import TrialKey
 from spaces.common import class_weights, cosine_lr
@@ -53,7 +55,7 @@ def _model():  # -> keras.Model
     return spaces.get_space("lenet").build(spaces.ValuesHyperParameters(dict(VALUES)), (32, 32, 3), 43)
 
 
-def test_the_cap_stops_training_and_follows_a_moved_clock(dataset) -> None:  # noqa: ANN001
+def test_the_cap_stops_training_and_follows_a_moved_clock(dataset) -> None:
     capped = train_model(_model(), dataset, VALUES, epochs=5, patience=5, deadline=time.monotonic())
     assert capped.stop_reason == "time_cap" and capped.epochs_run == 1  # stopped after one batch
 
@@ -75,7 +77,7 @@ class _NoTimeLeft(TrainClock):
         return 0.0
 
 
-def test_a_capped_cosine_run_anneals_by_its_deadline(dataset) -> None:  # noqa: ANN001
+def test_a_capped_cosine_run_anneals_by_its_deadline(dataset) -> None:
     values = {**VALUES, "lr_schedule": "cosine", "learning_rate": 1e-2}
     model = _model()
     seen: list[float] = []
@@ -92,11 +94,11 @@ def test_a_capped_cosine_run_anneals_by_its_deadline(dataset) -> None:  # noqa: 
     assert seen[1] == pytest.approx(cosine_lr(1e-2, 1, 2)) and seen[2] == pytest.approx(cosine_lr(1e-2, 2, 3))
 
 
-def test_sampled_trials_earn_a_longer_cap_named_points_keep_the_base_cap(dataset, tmp_path: Path) -> None:  # noqa: ANN001
+def test_sampled_trials_earn_a_longer_cap_named_points_keep_the_base_cap(dataset, tmp_path: Path) -> None:
     # Named points run first: their job is a good model within the first cap, so they earn no more.
     cfg = SearchConfig(data_dir=tmp_path, timeout=5.0, out=tmp_path, retrain=False, dashboard_every=0)
     assert cfg.trial_time_limit == pytest.approx(1.0)  # a fifth of --timeout
-    objective = Objective(dataset, spaces.get_space("lenet"), cfg, target=10, deadline=None)
+    objective = Objective(dataset, spaces.get_space("lenet"), cfg, target=10)
     study = optuna.create_study(direction="maximize")
     moved = {}
     for kind in ("named", "sampled"):
@@ -122,7 +124,7 @@ class _Batches(keras.callbacks.Callback):
         self.seen += 1
 
 
-def test_the_first_look_judges_after_its_images_and_a_discarded_trial_stops_there(dataset) -> None:  # noqa: ANN001
+def test_the_first_look_judges_after_its_images_and_a_discarded_trial_stops_there(dataset) -> None:
     looks: list[float] = []
 
     def discard(val_accuracy: float) -> bool:
@@ -141,26 +143,27 @@ def test_the_first_look_judges_after_its_images_and_a_discarded_trial_stops_ther
     assert kept == [result.val_curve[0]] and result.epochs_run == 2  # small data: the first epoch's score
 
 
-def test_a_search_trial_reports_its_first_look_at_step_zero(dataset, tmp_path: Path,  # noqa: ANN001
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_search_trial_reports_its_first_look_at_step_zero(
+    dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(objective_module, "screen_images", lambda n_train: 128)  # large data, as on GTSRB
     cfg = SearchConfig(data_dir=tmp_path, epochs=2, out=tmp_path, retrain=False, dashboard_every=0, keep_models=0)
-    objective = Objective(dataset, spaces.get_space("lenet"), cfg, target=10, deadline=None)
+    objective = Objective(dataset, spaces.get_space("lenet"), cfg, target=10)
     study = optuna.create_study(direction="maximize", pruner=ScreenPruner())
     trial = study.ask()
-    value = objective(trial)
+    value = objective(trial).value
     study.tell(trial, value)
     steps = study.trials[0].intermediate_values
     assert sorted(steps) == [SCREEN_STEP, 1, 2] and max(steps[1], steps[2]) == value
     assert len(study.trials[0].user_attrs[TrialKey.VAL_CLASS_ACCURACY]) == dataset.n_classes
 
 
-def test_class_balance_weights_the_loss_by_class_counts(dataset) -> None:  # noqa: ANN001
+def test_class_balance_weights_the_loss_by_class_counts(dataset) -> None:
     labels = np.array([0, 0, 0, 1])
     assert class_weights(labels, 3, "none") is None
     assert class_weights(labels, 3, "full") == pytest.approx([2 / 3, 2.0, 0.0])  # mean 1 over the images
     sqrt = class_weights(labels, 3, "sqrt")
-    assert sqrt[labels].mean() == pytest.approx(1.0) and sqrt[1] / sqrt[0] == pytest.approx(3 ** 0.5)
+    assert sqrt[labels].mean() == pytest.approx(1.0) and sqrt[1] / sqrt[0] == pytest.approx(3**0.5)
     plain = train_model(_model(), dataset, VALUES, epochs=1, patience=1)
     balanced = train_model(_model(), dataset, {**VALUES, "class_balance": "full"}, epochs=1, patience=1)
     assert plain.train_curve != balanced.train_curve  # the weights reach the loss (same seed, same data)

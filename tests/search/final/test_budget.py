@@ -1,4 +1,5 @@
 """One budget for the whole job: the final stage's cost is reserved from the measured seconds per epoch."""
+
 from __future__ import annotations
 
 import io
@@ -36,9 +37,14 @@ from search.schema import TrialKey
 def _study(per_epoch: list[float], values: list[float]) -> optuna.Study:
     study = optuna.create_study(direction="maximize")
     for i, (seconds, value) in enumerate(zip(per_epoch, values)):
-        study.add_trial(optuna.trial.create_trial(
-            value=value, params={"x": i}, distributions={"x": optuna.distributions.IntDistribution(0, 99)},
-            user_attrs={TrialKey.SECONDS_PER_EPOCH: seconds}))
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=value,
+                params={"x": i},
+                distributions={"x": optuna.distributions.IntDistribution(0, 99)},
+                user_attrs={TrialKey.SECONDS_PER_EPOCH: seconds},
+            )
+        )
     return study
 
 
@@ -52,8 +58,9 @@ def test_the_reserve_pays_for_the_best_and_what_fits_in_the_final_share() -> Non
     chosen = plan(study.trials, cfg, budget=FINAL_SHARE * 1000)
     assert [t.number for t in chosen] == [0, 1]
     # then what comes after the last epoch: a fixed part and a few epochs' worth of the best's time
-    assert reserve_seconds(study, cfg) == pytest.approx(one + 2 * one + OVERHEAD_SECONDS
-                                                         + OVERHEAD_EPOCHS_PER_PASS * PLANNED_PASSES * 10.0)
+    assert reserve_seconds(study, cfg) == pytest.approx(
+        one + 2 * one + OVERHEAD_SECONDS + OVERHEAD_EPOCHS_PER_PASS * PLANNED_PASSES * 10.0
+    )
     # the best is paid for even when it alone exceeds the share
     assert [t.number for t in plan(study.trials, cfg, budget=1.0)] == [0]
     # nothing to reserve without a time budget, without a final stage, or before a trial completed
@@ -67,13 +74,17 @@ def test_the_reserve_pays_for_the_best_and_what_fits_in_the_final_share() -> Non
 def test_with_kept_models_the_reserve_is_the_final_share_and_the_overhead() -> None:
     study = _study([10.0, 20.0], [0.9, 0.8])
     cfg = SearchConfig(data_dir=".", timeout=1000.0, epochs=5)  # keeps models by default: no retrain needed
-    assert reserve_seconds(study, cfg) == pytest.approx(FINAL_TRAIN_SHARE * 1000 + OVERHEAD_SECONDS
-                                                         + OVERHEAD_EPOCHS_PER_PASS * PLANNED_PASSES * 10.0)
+    assert reserve_seconds(study, cfg) == pytest.approx(
+        FINAL_TRAIN_SHARE * 1000 + OVERHEAD_SECONDS + OVERHEAD_EPOCHS_PER_PASS * PLANNED_PASSES * 10.0
+    )
     assert reserve_seconds(optuna.create_study(direction="maximize"), cfg) == 0.0
     # a new member beside kept ones is priced at its trial's own length, not the full retrain
-    trial = optuna.trial.create_trial(value=0.9, params={}, distributions={},
-                                      user_attrs={TrialKey.SECONDS_PER_EPOCH: 10.0, TrialKey.EPOCHS: 3,
-                                                  TrialKey.RESUMED_EPOCHS: 2})
+    trial = optuna.trial.create_trial(
+        value=0.9,
+        params={},
+        distributions={},
+        user_attrs={TrialKey.SECONDS_PER_EPOCH: 10.0, TrialKey.EPOCHS: 3, TrialKey.RESUMED_EPOCHS: 2},
+    )
     assert member_seconds(trial) == pytest.approx(10.0 * 5 * SAFETY)
 
 
@@ -84,8 +95,18 @@ def test_further_training_takes_the_epochs_the_time_left_pays_for() -> None:
 
 
 def test_the_search_leaves_the_reserve_to_the_final_stage(tiny_data: Path, tmp_path: Path) -> None:
-    cfg = SearchConfig(data_dir=tiny_data, space="lenet", trials=1, epochs=1, timeout=600.0, out=tmp_path,
-                       study="res", retrain=False, dashboard_every=0, named_points=False)
+    cfg = SearchConfig(
+        data_dir=tiny_data,
+        space="lenet",
+        trials=1,
+        epochs=1,
+        timeout=600.0,
+        out=tmp_path,
+        study="res",
+        retrain=False,
+        dashboard_every=0,
+        named_points=False,
+    )
     seen: list[float] = []
 
     def reserve(study: optuna.Study) -> float:  # the whole budget is needed by what comes after
@@ -103,8 +124,14 @@ def test_epoch_lines_without_a_terminal() -> None:
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     out = io.StringIO()
     x, y = np.zeros((8, 2), "float32"), np.zeros(8, "int32")
-    model.fit(x, y, validation_data=(x, y), epochs=2, verbose=0,
-              callbacks=[EpochProgress("trial 7", 2, stream=out, tty=False)])
+    model.fit(
+        x,
+        y,
+        validation_data=(x, y),
+        epochs=2,
+        verbose=0,
+        callbacks=[EpochProgress("trial 7", 2, stream=out, tty=False)],
+    )
     lines = out.getvalue().splitlines()
     assert len(lines) == 2 and "\r" not in out.getvalue()
     assert lines[0].startswith("  trial 7 epoch 1/2 loss ") and "val_acc" in lines[0] and "left" in lines[0]

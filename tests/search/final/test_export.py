@@ -3,6 +3,7 @@
 One tiny LeNet with augmentation and grayscale on (the layers that break a naive export) is trained
 briefly on the ``tiny_data`` images, so its predictions are decisive enough to compare argmaxes.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,9 +24,23 @@ from search.final.runtimes import latency, predict_with, score, tflite_ops
 ROOT = Path(__file__).resolve().parents[3]
 # Every augmentation layer present (mild, so 30 short epochs give decisive predictions: int8 rounds the
 # probabilities to steps of 1/256, and near-ties would flip on any model).
-VALUES = {"filters_0": 4, "filters_1": 8, "filters_2": 16, "filters_3": 16, "units_0": 64, "units_1": 32,
-          "augment": True, "aug_rotation": 5.0, "aug_translate": 0.05, "aug_zoom": 0.05, "aug_brightness": 0.1,
-          "aug_contrast": 0.1, "grayscale": True, "learning_rate": 3e-3, "label_smoothing": 0.0}
+VALUES = {
+    "filters_0": 4,
+    "filters_1": 8,
+    "filters_2": 16,
+    "filters_3": 16,
+    "units_0": 64,
+    "units_1": 32,
+    "augment": True,
+    "aug_rotation": 5.0,
+    "aug_translate": 0.05,
+    "aug_zoom": 0.05,
+    "aug_brightness": 0.1,
+    "aug_contrast": 0.1,
+    "grayscale": True,
+    "learning_rate": 3e-3,
+    "label_smoothing": 0.0,
+}
 N_IMAGES = 200
 
 
@@ -57,8 +72,9 @@ def artifacts(trained: tuple[Path, np.ndarray, np.ndarray]) -> dict[str, Artifac
     run_dir, images, _ = trained
     written = export_model(run_dir / "best_model.keras", run_dir, EXPORT_FORMATS)
     for quantize in ("float16", "int8"):
-        written += export_model(run_dir / "best_model.keras", run_dir, ["tflite"], quantize=quantize,
-                                representative=images)
+        written += export_model(
+            run_dir / "best_model.keras", run_dir, ["tflite"], quantize=quantize, representative=images
+        )
     return {a.name: a for a in written}
 
 
@@ -106,16 +122,22 @@ def _run_fresh(runtime: str, paths: list[Path], images: np.ndarray, folder: Path
     np.save(folder / "x.npy", images)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     code = textwrap.dedent(PRELUDE + RUNTIMES[runtime] + EPILOGUE)
-    done = subprocess.run([sys.executable, "-c", code, str(folder / "x.npy"), str(folder), *map(str, paths)],
-                          cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(folder / "x.npy"), str(folder), *map(str, paths)],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1]), [np.load(folder / f"{i}.npy") for i in range(len(paths))]
 
 
 @pytest.mark.parametrize("runtime", ["onnx", "tflite", "savedmodel"])
 def test_each_artifact_runs_in_a_fresh_process_without_this_project(
-        runtime: str, trained: tuple[Path, np.ndarray, np.ndarray], artifacts: dict[str, Artifact],
-        tmp_path: Path) -> None:
+    runtime: str, trained: tuple[Path, np.ndarray, np.ndarray], artifacts: dict[str, Artifact], tmp_path: Path
+) -> None:
     _, images, reference = trained
     chosen = [a for a in artifacts.values() if a.format == runtime]
     modules, outputs = _run_fresh(runtime, [a.path for a in chosen], images, tmp_path / "fresh")
@@ -142,11 +164,17 @@ def test_tflite_files_have_builtin_ops_only(artifacts: dict[str, Artifact]) -> N
     assert "DEQUANTIZE" in tflite_ops(artifacts["best_model_float16.tflite"].path)
 
 
-def test_artifacts_are_recorded_beside_the_model(trained: tuple[Path, np.ndarray, np.ndarray],
-                                                 artifacts: dict[str, Artifact]) -> None:
+def test_artifacts_are_recorded_beside_the_model(
+    trained: tuple[Path, np.ndarray, np.ndarray], artifacts: dict[str, Artifact]
+) -> None:
     run_dir = trained[0]
-    assert set(artifacts) == {"best_model_savedmodel", "best_model.onnx", "best_model.tflite",
-                              "best_model_float16.tflite", "best_model_int8.tflite"}
+    assert set(artifacts) == {
+        "best_model_savedmodel",
+        "best_model.onnx",
+        "best_model.tflite",
+        "best_model_float16.tflite",
+        "best_model_int8.tflite",
+    }
     for artifact in artifacts.values():
         assert artifact.path.parent == run_dir and artifact.bytes > 10_000
         assert Artifact.from_json(json.loads(json.dumps(artifact.to_json()))) == artifact
@@ -158,8 +186,9 @@ def test_artifacts_are_recorded_beside_the_model(trained: tuple[Path, np.ndarray
     assert not [p for p in run_dir.iterdir() if p.name.startswith((".tmp-", ".old-"))]
 
 
-def test_runtimes_predict_score_and_time(trained: tuple[Path, np.ndarray, np.ndarray],
-                                         artifacts: dict[str, Artifact], tiny_data: Path) -> None:
+def test_runtimes_predict_score_and_time(
+    trained: tuple[Path, np.ndarray, np.ndarray], artifacts: dict[str, Artifact], tiny_data: Path
+) -> None:
     _, images, reference = trained
     for artifact in artifacts.values():
         probs = predict_with(artifact, images[:40], batch_size=16)
@@ -175,7 +204,8 @@ def test_runtimes_predict_score_and_time(trained: tuple[Path, np.ndarray, np.nda
 
 
 def test_tflite_fallback_converter_when_keras_has_no_litert(
-        trained: tuple[Path, np.ndarray, np.ndarray], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trained: tuple[Path, np.ndarray, np.ndarray], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run_dir, images, reference = trained
     monkeypatch.setattr(export_module, "keras_has_litert", lambda: False)
     [artifact] = export_model(run_dir / "best_model.keras", tmp_path, ["tflite"])
@@ -192,7 +222,10 @@ def test_mixed_precision_model_exports_in_float32(tmp_path: Path) -> None:
     finally:
         keras.mixed_precision.set_global_policy("float32")
     images = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
-    expected = export_module.float32_copy(model).predict(images.astype("float32"), verbose=0)
+    reference = _build(seed=1)  # the same graph built under float32 here, given the mixed model's weights
+    reference.set_weights(model.get_weights())
+    assert {layer.dtype_policy.compute_dtype for layer in reference.layers} == {"float32"}
+    expected = reference.predict(images.astype("float32"), verbose=0)
     [artifact] = export_model(model, tmp_path, ["onnx"])
     assert np.abs(predict_with(artifact, images) - expected).max() < 1e-4
 
@@ -220,15 +253,19 @@ print(json.dumps({"backend": keras.backend.backend(), "artifacts": [a.to_json() 
 
 
 @pytest.mark.slow
-def test_jax_model_is_exported_through_a_tensorflow_child(trained: tuple[Path, np.ndarray, np.ndarray],
-                                                          tmp_path: Path) -> None:
-    pytest.importorskip("jax")
+def test_jax_model_is_exported_through_a_tensorflow_child(
+    trained: tuple[Path, np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
     run_dir, images, _ = trained
     np.save(tmp_path / "x.npy", images)
     env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", JAX_EXPORT, str(run_dir / "best_model.keras"),
-                           str(tmp_path / "x.npy"), str(tmp_path)], env=env, capture_output=True, text=True,
-                          timeout=400)
+    done = subprocess.run(
+        [sys.executable, "-c", JAX_EXPORT, str(run_dir / "best_model.keras"), str(tmp_path / "x.npy"), str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     assert answer["backend"] == "jax"
@@ -241,20 +278,24 @@ def test_jax_model_is_exported_through_a_tensorflow_child(trained: tuple[Path, n
 
 # -- the command ------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_export_model_command(trained: tuple[Path, np.ndarray, np.ndarray], tiny_data: Path,
-                              tmp_path: Path) -> None:
+def test_export_model_command(trained: tuple[Path, np.ndarray, np.ndarray], tiny_data: Path, tmp_path: Path) -> None:
     import shutil
 
     from search.config import SearchConfig
-    from search.engine.study import make_storage, open_study
+    from search.engine.study import load_space, make_storage, open_study
 
     out = tmp_path / "runs"
     cfg = SearchConfig(data_dir=tiny_data, space="lenet", study="exp", out=out)
-    open_study(cfg, make_storage(cfg), "hash")
+    open_study(cfg, make_storage(cfg), "hash", load_space(cfg.space))
 
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(ROOT / "run_search.py"), "export-model", "--study", "exp",
-                               "--out", str(out), *args], capture_output=True, text=True, cwd=ROOT, timeout=400)
+        return subprocess.run(
+            [sys.executable, str(ROOT / "run_search.py"), "export-model", "--study", "exp", "--out", str(out), *args],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=400,
+        )
 
     missing = cli("--format", "onnx")
     assert missing.returncode == 2 and "run retrain first" in missing.stderr

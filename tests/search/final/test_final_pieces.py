@@ -1,7 +1,9 @@
 """Calibration, combined final models, the final choice and the test metrics, on tiny cases."""
+
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import keras
@@ -19,10 +21,10 @@ from search.final.calibration import (
     negative_log_likelihood,
     reliability,
 )
-from search.final.choose import Option, choose, distinct_top
+from search.final.choose import Option, choose
 from search.final.combine import assemble, ensemble, with_temperature, with_tta
-from search.final.metrics import classification_report, model_speed, size_on_disk, test_metrics, wilson_interval
-from search.schema import TrialKey
+from search.final.metrics import model_speed, size_on_disk, test_metrics, wilson_interval
+from search.schema import TrialKey, distinct_top
 from spaces.layers import PerImageStandardization, TemperatureScaling, Translate
 
 SHAPE = (8, 8, 3)
@@ -108,8 +110,15 @@ def test_test_metrics_extend_the_classification_report() -> None:
     probs = np.array([[0.8, 0.2]] * 10 + [[0.6, 0.4]] * 5)
     labels = np.array([0] * 8 + [1] * 2 + [0] * 3 + [1] * 2)
     report = test_metrics(labels, probs, ["a", "b"])
-    base = classification_report(labels, probs, ["a", "b"])
-    assert {k: report[k] for k in base} == base
+    # Every image is called "a": 11 of 15 right; "a" has 11 images, "b" 4, none of them found.
+    assert report["confusion_matrix"] == [[11, 0], [4, 0]] and report["n_test"] == 15
+    a, b = report["per_class"]
+    assert (a["support"], a["recall"], a["precision"]) == (11, 1.0, pytest.approx(11 / 15))
+    assert a["f1"] == pytest.approx(2 * (11 / 15) / (1 + 11 / 15))
+    assert (b["support"], b["recall"], b["precision"], b["f1"]) == (4, 0.0, 0.0, 0.0)
+    assert report["macro_f1"] == pytest.approx(a["f1"] / 2)
+    expected_loss = -(8 * np.log(0.8) + 2 * np.log(0.2) + 3 * np.log(0.6) + 2 * np.log(0.4)) / 15
+    assert report["test_loss"] == pytest.approx(expected_loss)
     assert report["test_accuracy"] == pytest.approx(11 / 15)
     assert report["accuracy_ci95"] == pytest.approx(list(wilson_interval(11, 15)))
     assert report["ece"] == pytest.approx(0.0, abs=1e-12)
@@ -159,8 +168,10 @@ def test_choose_is_never_worse_than_single_on_validation() -> None:
     rng = np.random.default_rng(2)
     labels = rng.integers(0, 3, 30)
     for _ in range(200):
-        options = [Option("single" if i == 0 else f"o{i}", softmax(rng.normal(size=(30, 3)) * rng.uniform(0.5, 4)),
-                          (i,)) for i in range(rng.integers(1, 6))]
+        options = [
+            Option("single" if i == 0 else f"o{i}", softmax(rng.normal(size=(30, 3)) * rng.uniform(0.5, 4)), (i,))
+            for i in range(rng.integers(1, 6))
+        ]
         pick, single = choose(options, labels), options[0]
         gain = pick.correct(labels) - single.correct(labels)
         assert gain > 0 or (gain == 0 and pick.nll(labels) <= single.nll(labels))
@@ -168,20 +179,32 @@ def test_choose_is_never_worse_than_single_on_validation() -> None:
         assert described["val_correct"] == pick.correct(labels) and described["members"] == list(pick.members)
 
 
-def _trial(number: int, value: float, params: dict, state: TrialState = TrialState.COMPLETE,
-           loss: float | None = None) -> optuna.trial.FrozenTrial:
+def _trial(
+    number: int, value: float, params: dict, state: TrialState = TrialState.COMPLETE, loss: float | None = None
+) -> optuna.trial.FrozenTrial:
     attrs = {TrialKey.VAL_LOSS_CURVE: [loss], TrialKey.BEST_EPOCH: 1} if loss is not None else {}
     dists = {"lr": FloatDistribution(1e-4, 1.0, log=True), "units": IntDistribution(1, 512)}
-    t = create_trial(state=state, value=value if state == TrialState.COMPLETE else None, params=params,
-                     distributions={k: dists[k] for k in params}, user_attrs=attrs)
+    t = create_trial(
+        state=state,
+        value=value if state == TrialState.COMPLETE else None,
+        params=params,
+        distributions={k: dists[k] for k in params},
+        user_attrs=attrs,
+    )
     t.number = number
     return t
 
 
 def test_distinct_top_counts_a_configuration_once() -> None:
     a, b, c = {"lr": 0.01, "units": 64}, {"lr": 0.001, "units": 64}, {"lr": 0.01, "units": 128}
-    trials = [_trial(0, 0.90, a), _trial(1, 0.95, b, loss=0.3), _trial(2, 0.95, a, loss=0.2),
-              _trial(3, 0.99, c, state=TrialState.PRUNED), _trial(4, 0.80, c), _trial(5, 0.95, b, loss=0.4)]
+    trials = [
+        _trial(0, 0.90, a),
+        _trial(1, 0.95, b, loss=0.3),
+        _trial(2, 0.95, a, loss=0.2),
+        _trial(3, 0.99, c, state=TrialState.PRUNED),
+        _trial(4, 0.80, c),
+        _trial(5, 0.95, b, loss=0.4),
+    ]
     top = distinct_top(trials, 3)
     assert [t.number for t in top] == [2, 1, 4]  # 0 and 5 repeat 2 and 1; 3 is not COMPLETE
     assert [t.number for t in distinct_top(trials, 1)] == [2]
@@ -206,7 +229,7 @@ def np_shift(x: np.ndarray, dy: int, dx: int, mode: str = "edge") -> np.ndarray:
     h, w = x.shape[1:3]
     pad = ((0, 0), (max(dy, 0), max(-dy, 0)), (max(dx, 0), max(-dx, 0)), (0, 0))
     padded = np.pad(x, pad, mode=mode)
-    return padded[:, max(-dy, 0):max(-dy, 0) + h, max(-dx, 0):max(-dx, 0) + w]
+    return padded[:, max(-dy, 0) : max(-dy, 0) + h, max(-dx, 0) : max(-dx, 0) + w]
 
 
 def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
@@ -253,8 +276,16 @@ def test_assembled_model_saves_and_loads_as_one_file(images: np.ndarray, tmp_pat
     members = [tiny(4, "cnn"), tiny(5, "cnn")]  # same family twice: names must not clash
     each = [predict(m, images) for m in members]
     model = assemble(members, tta=True, temperature=1.7)
-    expected = apply_temperature(np.mean([np.mean([predict(m, np_shift(images, dy, dx)) for m in members], axis=0)
-                                          for dy, dx in ((0, 0), (2, 0), (-2, 0), (0, 2), (0, -2))], axis=0), 1.7)
+    expected = apply_temperature(
+        np.mean(
+            [
+                np.mean([predict(m, np_shift(images, dy, dx)) for m in members], axis=0)
+                for dy, dx in ((0, 0), (2, 0), (-2, 0), (0, 2), (0, -2))
+            ],
+            axis=0,
+        ),
+        1.7,
+    )
     before = predict(model, images)
     assert np.allclose(before, expected, atol=1e-5) and not np.allclose(before, np.mean(each, axis=0), atol=1e-3)
     path = tmp_path / "final.keras"
@@ -265,7 +296,19 @@ def test_assembled_model_saves_and_loads_as_one_file(images: np.ndarray, tmp_pat
     assert assemble([members[0]]) is members[0]  # nothing to combine: the single model as it is
 
 
-def test_model_speed_reports_positive_numbers(images: np.ndarray) -> None:
-    speed = model_speed(tiny(6), images.astype("uint8"), repeats=2, batch_repeats=1, warmup=1, batch_size=8)
-    assert speed["latency_ms_batch1"] > 0 and speed["images_per_s_batch8"] > 0
-    assert speed["backend"] == keras.backend.backend()
+def test_model_speed_times_the_compiled_predict(images: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = tiny(6)
+    calls: list[int] = []
+    real = model.predict_on_batch
+
+    def slow(batch: np.ndarray) -> np.ndarray:  # each call takes at least 20 ms, whatever the machine
+        calls.append(len(batch))
+        time.sleep(0.02)
+        return real(batch)
+
+    monkeypatch.setattr(model, "predict_on_batch", slow)
+    speed = model_speed(model, images.astype("uint8"), repeats=3, batch_repeats=2, warmup=1, batch_size=8)
+    assert calls.count(1) == 1 + 3 and calls.count(8) == 1 + 2  # warm-up, then the timed repeats
+    assert speed["latency_ms_batch1"] >= 20.0  # the median call, in milliseconds
+    assert speed["images_per_s_batch8"] <= 8 / 0.02  # 8 images per call at >= 20 ms a call
+    assert speed["repeats"] == 3 and speed["backend"] == keras.backend.backend()

@@ -1,4 +1,5 @@
 """The final model's files as one set: an interrupted final stage leaves the old set or the new one, whole."""
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -16,12 +17,27 @@ from search.final.export import QUANTIZATIONS, Artifact, artifact_name
 from search.final.final_set import current_final_set, current_folder, new_final_set
 from search.schema import RunFile, in_final_set, write_text
 
-OLD = {"best_model.keras": "old model", "test_report.json": "old report", "best_config.json": "old config",
-       "misclassified.npz": "old wrong", "best_model.onnx": "old onnx", "final_members": {"trial-1.keras": "old 1"}}
-NEW = {"best_model.keras": "new model", "test_report.json": "new report", "best_config.json": "new config",
-       "misclassified.npz": "new wrong", "best_model.tflite": "new tflite", "final_members": {"trial-2.keras": "new 2"}}
-NEWER = {"best_model.keras": "newer model", "best_config.json": "newer config",
-         "final_members": {"trial-3.keras": "newer 3"}}
+OLD = {
+    "best_model.keras": "old model",
+    "test_report.json": "old report",
+    "best_config.json": "old config",
+    "misclassified.npz": "old wrong",
+    "best_model.onnx": "old onnx",
+    "final_members": {"trial-1.keras": "old 1"},
+}
+NEW = {
+    "best_model.keras": "new model",
+    "test_report.json": "new report",
+    "best_config.json": "new config",
+    "misclassified.npz": "new wrong",
+    "best_model.tflite": "new tflite",
+    "final_members": {"trial-2.keras": "new 2"},
+}
+NEWER = {
+    "best_model.keras": "newer model",
+    "best_config.json": "newer config",
+    "final_members": {"trial-3.keras": "newer 3"},
+}
 OTHERS = {"study.db": "db", "data_overview.npz": "overview", "sanity_report.json": "sanity"}  # not in the set
 
 
@@ -39,8 +55,11 @@ def _view(run_dir: Path) -> dict:
     seen: dict = {}
     for path in sorted(run_dir.iterdir()):
         if in_final_set(path.name) and path.exists():
-            seen[path.name] = ({p.name: p.read_text() for p in path.iterdir() if not p.name.startswith(".")}
-                               if path.is_dir() else path.read_text())
+            seen[path.name] = (
+                {p.name: p.read_text() for p in path.iterdir() if not p.name.startswith(".")}
+                if path.is_dir()
+                else path.read_text()
+            )
     return seen
 
 
@@ -88,6 +107,7 @@ class Interrupt:
                 self.at = None
                 raise KeyboardInterrupt
             return call(*args, **kwargs)
+
         return counted
 
 
@@ -102,7 +122,8 @@ def _steps(tmp_path: Path, legacy: bool) -> int:
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["set", "older-layout"])
 def test_a_final_stage_interrupted_at_any_step_leaves_the_old_or_the_new_set(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, legacy: bool) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, legacy: bool
+) -> None:
     steps = _steps(tmp_path, legacy)
     assert steps > 20
     outcomes = []
@@ -162,8 +183,14 @@ def test_a_build_left_by_a_dead_process_is_removed_by_the_next_final_stage(tmp_p
 
 def _race(run_dir: str, tag: str, n: int) -> None:
     for i in range(n):
-        _final_stage(Path(run_dir), {"best_model.keras": f"{tag} {i}", "best_config.json": f"{tag} {i}",
-                                     "final_members": {f"trial-{i}.keras": f"{tag} {i}"}})
+        _final_stage(
+            Path(run_dir),
+            {
+                "best_model.keras": f"{tag} {i}",
+                "best_config.json": f"{tag} {i}",
+                "final_members": {f"trial-{i}.keras": f"{tag} {i}"},
+            },
+        )
 
 
 def test_two_racing_final_stages_leave_one_whole_set(tmp_path: Path) -> None:
@@ -177,8 +204,11 @@ def test_two_racing_final_stages_leave_one_whole_set(tmp_path: Path) -> None:
     assert [p.exitcode for p in procs] == [0, 0]
     seen = _view(run_dir)
     tag_i = seen["best_model.keras"]
-    assert tag_i.split()[1] == "14" and seen == {"best_model.keras": tag_i, "best_config.json": tag_i,
-                                                 "final_members": {"trial-14.keras": tag_i}}
+    assert tag_i.split()[1] == "14" and seen == {
+        "best_model.keras": tag_i,
+        "best_config.json": tag_i,
+        "final_members": {"trial-14.keras": tag_i},
+    }
     _tidy(run_dir, seen)
 
 
@@ -189,12 +219,14 @@ def _fake_export(written: list[Path]) -> Callable[..., list[Artifact]]:
         write_text(path, "int8 of " + model_path.read_text())
         written.append(path)
         return [Artifact("tflite", path, path.stat().st_size, "int8")]
+
     return export_model
 
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["set", "older-layout"])
-def test_export_model_adds_its_artifact_to_the_current_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                            legacy: bool) -> None:
+def test_export_model_adds_its_artifact_to_the_current_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, legacy: bool
+) -> None:
     run_dir = _run_dir(tmp_path, legacy)
     written: list[Path] = []
     monkeypatch.setattr(deploy, "export_model", _fake_export(written))
@@ -203,8 +235,11 @@ def test_export_model_adds_its_artifact_to_the_current_set(tmp_path: Path, monke
     assert written == [folder / "best_model_int8.tflite"] and artifact.path == run_dir / "best_model_int8.tflite"
     report = run_dir / RunFile.EXPORT_REPORT
     assert os.readlink(report) == f"{RunFile.FINAL_DIR}/{RunFile.EXPORT_REPORT}" and report.read_text()
-    assert _view(run_dir) == {**OLD, "best_model_int8.tflite": "int8 of old model",
-                              RunFile.EXPORT_REPORT: report.read_text()}
+    assert _view(run_dir) == {
+        **OLD,
+        "best_model_int8.tflite": "int8 of old model",
+        RunFile.EXPORT_REPORT: report.read_text(),
+    }
     _tidy(run_dir, {**OLD, "best_model_int8.tflite": "", RunFile.EXPORT_REPORT: ""})
     _final_stage(run_dir, NEW)  # the next final model comes without the old model's artifact
     assert _view(run_dir) == NEW
@@ -234,8 +269,9 @@ def test_every_export_artifact_name_is_in_the_set() -> None:
     assert not any(in_final_set(name) for name in (*OTHERS, RunFile.DASHBOARD, RunFile.FINAL_DIR, "notes.txt"))
 
 
-def test_the_test_report_and_misclassified_images_are_written_atomically(tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_test_report_and_misclassified_images_are_written_atomically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import keras
     import numpy as np
 
@@ -254,7 +290,7 @@ def test_the_test_report_and_misclassified_images_are_written_atomically(tmp_pat
     written: list[str] = []
     atomic = report.atomic_path
 
-    def recorded(path: Path):  # noqa: ANN202
+    def recorded(path: Path):
         written.append(Path(path).name)
         return atomic(path)
 
@@ -265,5 +301,6 @@ def test_the_test_report_and_misclassified_images_are_written_atomically(tmp_pat
     with np.load(tmp_path / RunFile.MISCLASSIFIED) as npz:
         assert len(npz["true"]) == len(npz["pred"]) == round((1 - result["test_accuracy"]) * 40)
     assert (tmp_path / RunFile.TEST_REPORT).is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([planted.name, "victim.txt", RunFile.TEST_REPORT,
-                                                                  RunFile.MISCLASSIFIED])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [planted.name, "victim.txt", RunFile.TEST_REPORT, RunFile.MISCLASSIFIED]
+    )

@@ -1,5 +1,6 @@
 """The final stage end to end on tiny data: candidates retrained, the pick made on validation, the files
 swapped in as one set."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,9 +21,21 @@ from search.schema import RunFile, write_json
 
 @pytest.mark.slow
 def test_train_and_valid_refit_keeps_the_pick_made_on_validation(tiny_data: Path, tmp_path: Path) -> None:
-    cfg = SearchConfig(data_dir=tiny_data, space="lenet", trials=2, epochs=1, final_epochs=1, out=tmp_path,
-                       study="tv", retrain=False, dashboard_every=0, final_candidates=2, final_data="train+valid",
-                       export=(), steps_per_execution=1)
+    cfg = SearchConfig(
+        data_dir=tiny_data,
+        space="lenet",
+        trials=2,
+        epochs=1,
+        final_epochs=1,
+        out=tmp_path,
+        study="tv",
+        retrain=False,
+        dashboard_every=0,
+        final_candidates=2,
+        final_data="train+valid",
+        export=(),
+        steps_per_execution=1,
+    )
     outcome = run_search(cfg)
     config = retrain_best(outcome.study, outcome.dataset, cfg)
     assert config["final_data"] == "train+valid"
@@ -35,15 +48,29 @@ def test_train_and_valid_refit_keeps_the_pick_made_on_validation(tiny_data: Path
 
 
 @pytest.mark.slow
-def test_the_final_stage_swaps_in_one_whole_set(tiny_data: Path, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = SearchConfig(data_dir=tiny_data, space="lenet", trials=1, epochs=1, final_epochs=1, out=tmp_path,
-                       study="set", retrain=False, dashboard_every=0, final_candidates=1, export=(),
-                       steps_per_execution=1)
+def test_the_final_stage_swaps_in_one_whole_set(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = SearchConfig(
+        data_dir=tiny_data,
+        space="lenet",
+        trials=1,
+        epochs=1,
+        final_epochs=1,
+        out=tmp_path,
+        study="set",
+        retrain=False,
+        dashboard_every=0,
+        final_candidates=1,
+        export=(),
+        steps_per_execution=1,
+    )
     outcome = run_search(cfg)
     config = retrain_best(outcome.study, outcome.dataset, cfg)
-    run, names = tmp_path / "set", {RunFile.BEST_MODEL, RunFile.FINAL_MEMBERS, RunFile.TEST_REPORT,
-                                    RunFile.MISCLASSIFIED, RunFile.BEST_CONFIG}
+    run, names = (
+        tmp_path / "set",
+        {RunFile.BEST_MODEL, RunFile.FINAL_MEMBERS, RunFile.TEST_REPORT, RunFile.MISCLASSIFIED, RunFile.BEST_CONFIG},
+    )
     first = current_folder(run)
     assert first is not None and first.parent == run and first.name.startswith(RunFile.FINAL_SET_PREFIX)
     assert set(os.listdir(first)) == names

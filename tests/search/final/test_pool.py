@@ -1,4 +1,5 @@
 """The final model is built from the search's own models: kept, selected on validation, never worse."""
+
 from __future__ import annotations
 
 import time
@@ -47,8 +48,10 @@ def test_ensemble_selection_finds_the_known_best_mix() -> None:
 def test_a_weighted_ensemble_computes_what_selection_scored() -> None:
     keras.utils.set_random_seed(0)
     inputs = keras.Input((4, 4, 3))
-    models = [keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inputs)))
-              for _ in range(3)]
+    models = [
+        keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inputs)))
+        for _ in range(3)
+    ]
     images = np.random.default_rng(0).integers(0, 255, (8, 4, 4, 3)).astype("float32")
     probs = [m.predict(images, verbose=0) for m in models]
     weights = (0.6, 0.0, 0.4)
@@ -66,7 +69,11 @@ def test_kept_models_are_bounded_and_the_best_stay(tmp_path: Path) -> None:
     kept = kept_models(tmp_path)
     assert [k.trial_number for k in kept] == [1, 4]  # the two of lowest log-loss, best first
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [
-        "trial-1.keras", "trial-1.npz", "trial-4.keras", "trial-4.npz"]
+        "trial-1.keras",
+        "trial-1.npz",
+        "trial-4.keras",
+        "trial-4.npz",
+    ]
     assert keep_model(tmp_path, 9, model, np.full((4, 2), 0.5), labels, keep=2) is None  # not good enough
     assert keep_model(tmp_path, 9, model, np.full((4, 2), 0.5), labels, keep=0) is None
 
@@ -77,11 +84,22 @@ def test_retrain_seeds_never_repeat_a_trial_seed() -> None:
 
 
 @pytest.mark.slow
-def test_with_no_time_to_train_the_final_model_is_built_from_the_kept_models(tiny_data: Path,
-                                                                              tmp_path: Path) -> None:
-    cfg = SearchConfig(data_dir=tiny_data, space="lenet", trials=2, epochs=2, final_epochs=2, out=tmp_path,
-                       study="kept", retrain=False, dashboard_every=0, export=(), steps_per_execution=1,
-                       named_points=False, pruner="none")
+def test_with_no_time_to_train_the_final_model_is_built_from_the_kept_models(tiny_data: Path, tmp_path: Path) -> None:
+    cfg = SearchConfig(
+        data_dir=tiny_data,
+        space="lenet",
+        trials=2,
+        epochs=2,
+        final_epochs=2,
+        out=tmp_path,
+        study="kept",
+        retrain=False,
+        dashboard_every=0,
+        export=(),
+        steps_per_execution=1,
+        named_points=False,
+        pruner="none",
+    )
     outcome = run_search(cfg)
     kept = kept_models(cfg.run_dir)
     assert len(kept) == 2
@@ -92,11 +110,24 @@ def test_with_no_time_to_train_the_final_model_is_built_from_the_kept_models(tin
     assert all(m["source"] == "search" for m in config["members"])
 
 
-def test_the_best_model_is_trained_further_from_its_weights(tiny_data: Path, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = SearchConfig(data_dir=tiny_data, space="lenet", trials=1, epochs=2, out=tmp_path, study="further",
-                       retrain=False, dashboard_every=0, export=(), steps_per_execution=1, named_points=False,
-                       pruner="none", final_candidates=1)
+def test_the_best_model_is_trained_further_from_its_weights(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = SearchConfig(
+        data_dir=tiny_data,
+        space="lenet",
+        trials=1,
+        epochs=2,
+        out=tmp_path,
+        study="further",
+        retrain=False,
+        dashboard_every=0,
+        export=(),
+        steps_per_execution=1,
+        named_points=False,
+        pruner="none",
+        final_candidates=1,
+    )
     outcome = run_search(cfg)
     space = load_space(cfg.space)
     pool = search_members(outcome.study, cfg, outcome.dataset, lambda line: None)
@@ -104,12 +135,12 @@ def test_the_best_model_is_trained_further_from_its_weights(tiny_data: Path, tmp
     started_from = []
     real = further_module.train_model
 
-    def spy(model, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def spy(model, *args, **kwargs):
         started_from.append([w.copy() for w in model.get_weights()])
         return real(model, *args, **kwargs)
 
     monkeypatch.setattr(further_module, "train_model", spy)
-    made = train_further(pool, space, outcome.dataset, cfg, None, Progress(0))  # no deadline: one run
+    made = train_further(pool, space, outcome.dataset, cfg, None, Progress(0).events())  # no deadline: one run
     assert len(made) == 1 and made[0].source == FURTHER and made[0].file_stem == "trial-0-further-1"
     assert made[0].result.epochs_run == parent.result.epochs_run + len(made[0].result.val_curve)
     # from the parent's weights, not from scratch; the parent itself is left as it was

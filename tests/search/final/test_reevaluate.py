@@ -1,4 +1,5 @@
 """Adaptive re-evaluation: candidates within the validation set's noise are ranked by both evaluations."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -12,14 +13,25 @@ from search.final.reevaluate import declare_best, standard_error, within_noise
 from search.schema import TrialKey
 
 
-def _candidate(number: int, search: float, retrain: float, *, search_loss: float = 0.1,
-               retrain_loss: float = 0.1) -> SimpleNamespace:
-    trial = create_trial(value=search, params={"lr": 0.001 * (number + 1)},
-                         distributions={"lr": FloatDistribution(1e-4, 1.0)},
-                         user_attrs={TrialKey.VAL_LOSS_CURVE: [search_loss], TrialKey.BEST_EPOCH: 1})
+def _candidate(
+    number: int, search: float, retrain: float, *, search_loss: float = 0.1, retrain_loss: float = 0.1
+) -> SimpleNamespace:
+    trial = create_trial(
+        value=search,
+        params={"lr": 0.001 * (number + 1)},
+        distributions={"lr": FloatDistribution(1e-4, 1.0)},
+        user_attrs={TrialKey.VAL_LOSS_CURVE: [search_loss], TrialKey.BEST_EPOCH: 1},
+    )
     trial.number = number
-    result = TrainResult(val_curve=[retrain], train_curve=[retrain], best_epoch=1, epochs_run=1, seconds=1.0,
-                         stop_reason="max_epochs", val_loss_curve=[retrain_loss])
+    result = TrainResult(
+        val_curve=[retrain],
+        train_curve=[retrain],
+        best_epoch=1,
+        epochs_run=1,
+        seconds=1.0,
+        stop_reason="max_epochs",
+        val_loss_curve=[retrain_loss],
+    )
     return SimpleNamespace(trial=trial, result=result)
 
 
@@ -36,9 +48,13 @@ def test_candidates_within_noise_are_ranked_by_the_mean_of_both_evaluations() ->
     ordered, record = declare_best([lucky, steady, third], n_valid=3000)
     assert [c.trial.number for c in ordered] == [steady.trial.number, lucky.trial.number, third.trial.number]
     assert record["declared_best"] == 9 and record["search_best"] == 4
-    assert record["candidates"][0] == {"trial_number": 9, "search_val_accuracy": 0.989,
-                                       "retrain_val_accuracy": 0.99, "mean_val_accuracy": pytest.approx(0.9895),
-                                       "mean_val_loss": pytest.approx(0.1)}
+    assert record["candidates"][0] == {
+        "trial_number": 9,
+        "search_val_accuracy": 0.989,
+        "retrain_val_accuracy": 0.99,
+        "mean_val_accuracy": pytest.approx(0.9895),
+        "mean_val_loss": pytest.approx(0.1),
+    }
 
 
 def test_equal_means_go_to_the_lower_mean_loss_then_the_search_order() -> None:

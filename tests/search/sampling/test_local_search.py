@@ -1,4 +1,5 @@
 """Local search: a share of sampled trials are neighbours of the best trial, enqueued ones untouched."""
+
 from __future__ import annotations
 
 import random
@@ -28,8 +29,9 @@ def _objective(trial: optuna.Trial) -> float:
 
 def _study(share: float, seed: int = 0, pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
     base = optuna.samplers.RandomSampler(seed=seed)
-    return optuna.create_study(direction="maximize", sampler=LocalSearchSampler(base, share=share, seed=seed),
-                               pruner=pruner)
+    return optuna.create_study(
+        direction="maximize", sampler=LocalSearchSampler(base, share=share, seed=seed), pruner=pruner
+    )
 
 
 # Hyperband hands samplers a view of one bracket's trials; the share and the best are the whole study's.
@@ -45,7 +47,8 @@ def test_half_the_sampled_trials_are_neighbours_of_the_best_so_far(pruner: optun
     for t in local:
         incumbent = trials[t.user_attrs[TrialKey.NEAR]]
         assert incumbent.number < t.number and incumbent.value == max(
-            s.value for s in trials[:t.number] if s.value is not None)
+            s.value for s in trials[: t.number] if s.value is not None
+        )
         shared = set(t.params) & set(incumbent.params)
         changed = {k for k in shared if t.params[k] != incumbent.params[k]}
         assert 1 <= len(changed) <= 2, (t.params, incumbent.params)
@@ -75,19 +78,22 @@ def test_make_sampler_wraps_single_objective_studies_only() -> None:
     assert not isinstance(make_sampler("random", 0, local_share=0.0), LocalSearchSampler)
 
 
-@pytest.mark.parametrize("distribution, value", [
-    (CategoricalDistribution(["adam", "sgd", "adamw"]), "sgd"),
-    (CategoricalDistribution([True, False]), True),
-    (IntDistribution(8, 64, step=8), 8),
-    (IntDistribution(8, 64, step=8), 64),
-    (IntDistribution(16, 512, log=True), 16),
-    (IntDistribution(16, 512, log=True), 100),
-    (FloatDistribution(1e-4, 3e-2, log=True), 3e-2),
-    (FloatDistribution(1e-4, 3e-2, log=True), 1e-3),
-    (FloatDistribution(0.0, 0.5, step=0.1), 0.0),
-    (FloatDistribution(0.0, 0.5), 0.5),
-])
-def test_perturb_moves_to_a_different_value_inside_the_range(distribution, value) -> None:  # noqa: ANN001
+@pytest.mark.parametrize(
+    "distribution, value",
+    [
+        (CategoricalDistribution(["adam", "sgd", "adamw"]), "sgd"),
+        (CategoricalDistribution([True, False]), True),
+        (IntDistribution(8, 64, step=8), 8),
+        (IntDistribution(8, 64, step=8), 64),
+        (IntDistribution(16, 512, log=True), 16),
+        (IntDistribution(16, 512, log=True), 100),
+        (FloatDistribution(1e-4, 3e-2, log=True), 3e-2),
+        (FloatDistribution(1e-4, 3e-2, log=True), 1e-3),
+        (FloatDistribution(0.0, 0.5, step=0.1), 0.0),
+        (FloatDistribution(0.0, 0.5), 0.5),
+    ],
+)
+def test_perturb_moves_to_a_different_value_inside_the_range(distribution, value) -> None:
     rng = random.Random(0)
     for _ in range(20):
         new = perturb(value, distribution, rng)

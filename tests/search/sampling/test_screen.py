@@ -1,4 +1,5 @@
 """The first screen: after one epoch only the top share of all first-epoch scores goes on."""
+
 from __future__ import annotations
 
 import optuna

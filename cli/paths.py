@@ -1,11 +1,12 @@
 """Where a command writes: checked before the work starts, so a wrong path is one line, not a traceback."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import UserError
+from search.errors import UserError
 
 
 def output_file(path: Path | str, flag: str) -> Path:

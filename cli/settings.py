@@ -5,6 +5,7 @@ settings (``StudyKey.CONFIG``); every setting typed again overrides its stored v
 printed, and it is recorded in the study's override log. ``search`` makes the new values the
 study's settings; ``retrain`` and ``join`` only use them for that run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,17 +13,23 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from ..config import DEFAULT_OUT, SearchConfig, check_storage, default_study_name
-from ..errors import UserError
-from ..schema import StudyKey
-from ..space_source import is_user_space, space_digest
+from search.config import DEFAULT_OUT, SearchConfig, check_storage, default_study_name
+from search.errors import UserError
+from search.schema import StudyKey, redact, sqlite_path, storage_url
+from search.space_source import is_user_space, space_digest
+
 from .backend import start_backend
 from .parser import STORAGE_ENV
 from .paths import output_folder
+
+if TYPE_CHECKING:
+    from optuna.storages import RDBStorage
+
+    from search.engine.warm_start import Source
 
 
 def apply_storage_env(args: argparse.Namespace) -> int:
@@ -54,45 +61,80 @@ def _locate(given: dict[str, Any]) -> tuple[str, str | None, Path]:
 
 @dataclass
 class Resolved:
-    """A command's settings and its study, with the overrides not yet recorded: they are written to
-    the study by ``record`` only once the data, the study and every setting passed their checks, so a
-    command that fails changes nothing."""
+    """A command's settings, with what it read of its study when the study exists (its storage, opened
+    once, and its stored attributes) and the overrides not yet recorded: they are written to the study
+    by ``record`` only once the data, the study and every setting passed their checks, so a command
+    that fails changes nothing."""
 
     cfg: SearchConfig
-    study: optuna.Study | None
+    storage: RDBStorage | None = None  # None: a new SQLite study, whose file does not exist yet
+    attrs: dict[str, Any] | None = None  # the existing study's user attributes; None: a new study
     changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     store: bool = False
+    warm: list[Source] | None = None  # --warm-start sources read here (a changed list); None: not read
 
-    def record(self, say: Callable[[str], None]) -> None:
+    def open_study(self) -> optuna.Study:
+        """The existing study, for a command that reads it without searching (``retrain``)."""
+        assert self.storage is not None and self.attrs is not None, "open_study needs an existing study"
+        return optuna.load_study(study_name=self.cfg.study_name, storage=self.storage)
+
+    def record(self, study: optuna.Study, say: Callable[[str], None]) -> None:
         """Print and log the settings this command line changed (``search`` makes them the study's)."""
-        from ..engine.study import record_overrides
+        from search.engine.study import record_overrides
 
-        if self.study is None or not self.changes:
+        if self.attrs is None or not self.changes:
             return
         what = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in sorted(self.changes.items()))
-        say(f"study {self.cfg.study_name!r}: stored settings, changed on this command line: {what}"
-            + ("" if self.store else " (for this run only)"))
-        record_overrides(self.study, self.cfg, self.changes, store=self.store)
+        say(
+            f"study {self.cfg.study_name!r}: stored settings, changed on this command line: {what}"
+            + ("" if self.store else " (for this run only)")
+        )
+        record_overrides(study, self.cfg, self.changes, store=self.store)
 
 
-def resolve(given: dict[str, Any], command: str, say: Callable[[str], None], *, store: bool,
-            must_exist: bool = False) -> Resolved:
-    """The settings for this command and the study if it exists already; nothing is written."""
-    from ..engine.study import find_study, open_existing
+def _existing(
+    name: str, storage: str | None, out: Path, must_exist: bool
+) -> tuple[RDBStorage | None, dict[str, Any] | None]:
+    """The study's storage, opened once (with the default heartbeat until the settings are known), and
+    its stored attributes; (None, None) for a new SQLite study."""
+    from search.engine.study import open_storage, stored_attrs
+
+    path = sqlite_path(out, name)
+    if storage is None and not path.exists():
+        if must_exist:
+            raise UserError(f"no study {name!r}: {path} does not exist")
+        return None, None
+    url = storage_url(storage, out, name)
+    opened = open_storage(url, SearchConfig.heartbeat)
+    attrs = stored_attrs(opened, name)
+    if attrs is None and must_exist:
+        raise UserError(f"no study {name!r} in {redact(url)}")
+    return opened, attrs
+
+
+def resolve(
+    given: dict[str, Any], command: str, say: Callable[[str], None], *, store: bool, must_exist: bool = False
+) -> Resolved:
+    """The settings for this command and what exists of its study; nothing is written."""
+    from search.engine.study import use_heartbeat
 
     name, storage, out = _locate(given)
-    study = open_existing(name, storage, out) if must_exist else find_study(name, storage, out)
+    opened, attrs = _existing(name, storage, out, must_exist)
     typed = {**given, "command": command}
-    if study is None:
+    if attrs is None:
         if "data_dir" not in given:
             raise UserError("--data-dir is required for a new study")
         cfg = SearchConfig(**typed)
         check_run_folder(cfg)
-        return Resolved(cfg, None, store=store)
-    stored = SearchConfig.from_study_attrs(study.user_attrs)
-    if StudyKey.CONFIG not in study.user_attrs:
-        say(f"study {name!r} was made before settings were stored whole: using its space, data folder, "
-            "epochs and seed, defaults for the rest")
+        if opened is not None:
+            use_heartbeat(opened, cfg.heartbeat)
+        return Resolved(cfg, opened, store=store)
+    stored = SearchConfig.from_study_attrs(attrs)
+    if StudyKey.CONFIG not in attrs:
+        say(
+            f"study {name!r} was made before settings were stored whole: using its space, data folder, "
+            "epochs and seed, defaults for the rest"
+        )
     # Where a study is found is not one of its settings: the same study read through another URL or
     # from another output folder is the same study.
     located = {k: v for k, v in (("study", name), ("storage", storage), ("out", out))}
@@ -102,14 +144,17 @@ def resolve(given: dict[str, Any], command: str, say: Callable[[str], None], *, 
         if fixed in changes:
             old, new = changes[fixed]
             raise UserError(f"study {name!r} was made with {fixed} {old!r}, not {new!r}; pick another --study name")
-    check_trusted_space(cfg.space, study.user_attrs, typed="space" in given, study_name=name)
+    check_trusted_space(cfg.space, attrs, typed="space" in given, study_name=name)
     check_run_folder(cfg)
+    assert opened is not None
+    use_heartbeat(opened, cfg.heartbeat)  # the study's own, now that its settings are known
+    warm = None
     if "warm_start" in changes:  # a source that cannot be read must not become a stored setting
         start_backend()  # reading a source builds its space's values: Keras
-        from ..engine.warm_start import read_new
+        from search.engine.warm_start import read_new
 
-        read_new(cfg, study.user_attrs.get(StudyKey.WARM_STARTED, []))
-    return Resolved(cfg, study, changes, store)
+        warm = read_new(cfg, attrs.get(StudyKey.WARM_STARTED, []))
+    return Resolved(cfg, opened, attrs, changes, store, warm)
 
 
 def check_trusted_space(space: str, study_attrs: dict, *, typed: bool, study_name: str) -> None:
@@ -122,11 +167,17 @@ def check_trusted_space(space: str, study_attrs: dict, *, typed: bool, study_nam
     local = space_digest(space)
     if recorded and local == recorded:
         return
-    why = ("no such file here" if local is None else
-           "the study recorded no digest of it" if not recorded else
-           f"its SHA-256 here is {local[:12]}..., the study recorded {str(recorded)[:12]}...")
-    raise UserError(f"study {study_name!r} searches the space module {space!r} ({why}); it is imported only "
-                    f"when you name it on this command line: add --space {space}")
+    why = (
+        "no such file here"
+        if local is None
+        else "the study recorded no digest of it"
+        if not recorded
+        else f"its SHA-256 here is {local[:12]}..., the study recorded {str(recorded)[:12]}..."
+    )
+    raise UserError(
+        f"study {study_name!r} searches the space module {space!r} ({why}); it is imported only "
+        f"when you name it on this command line: add --space {space}"
+    )
 
 
 def check_run_folder(cfg: SearchConfig) -> None:

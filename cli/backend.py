@@ -4,6 +4,7 @@ A backend takes seconds to start (TensorFlow about five on two cores), so comman
 after their settings and data have been checked: a mistyped flag or a bad ``test.p`` is answered
 at once, not after the backend's start-up.
 """
+
 from __future__ import annotations
 
 import logging
@@ -55,7 +56,7 @@ def start_backend(precision: str | None = None, say: Callable[[str], None] | Non
             os.close(devnull)
     if precision is None:
         return None
-    from ..engine.precision import apply_precision, choose_precision
+    from search.engine.precision import apply_precision, choose_precision
 
     chosen = choose_precision(precision)
     apply_precision(chosen.policy)

@@ -1,4 +1,5 @@
 """A command that fails its checks changes nothing; a stored user space is imported only when trusted."""
+
 from __future__ import annotations
 
 import pickle
@@ -10,17 +11,17 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.cli.settings import check_trusted_space
+from cli.settings import check_trusted_space
 from search.config import SearchConfig
 from search.data.prepare import load_checked, save_data_reports
-from search.engine.study import make_storage, open_study, settle_target
+from search.engine.study import load_space, make_storage, open_study, settle_target
 from search.errors import UserError
 from search.schema import StudyKey
 from search.space_source import space_digest, space_file
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 
-SPACE = '''
+SPACE = """
 from pathlib import Path
 Path({marker!r}).write_text("imported")  # what a hostile module would do when imported
 
@@ -32,12 +33,17 @@ def build(hp):
     x = keras.layers.Conv2D(hp.Int("filters", 4, 8, step=4, default=4), 3, activation="relu")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, keras.layers.Dense(43, activation="softmax")(x))
-'''
+"""
 
 
 def _cli(*args: str | Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "run_search.py"), *map(str, args)], capture_output=True,
-                          text=True, cwd=ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run_search.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -49,12 +55,13 @@ def _made_study(data: Path, out: Path, name: str, space: str = "lenet") -> Searc
     cfg = SearchConfig(data_dir=data, space=space, study=name, out=out)
     dataset, report = load_checked(cfg, lambda _text: None)
     save_data_reports(cfg, dataset, report)
-    settle_target(open_study(cfg, make_storage(cfg), dataset.content_hash), 3)
+    settle_target(open_study(cfg, make_storage(cfg), dataset.content_hash, load_space(cfg.space)), 3)
     return cfg
 
 
 def test_a_command_that_fails_its_checks_leaves_the_study_and_the_run_folder_as_they_were(
-        tiny_data: Path, tmp_path: Path) -> None:
+    tiny_data: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "runs"
     cfg = _made_study(tiny_data, out, "s")
     other = tmp_path / "other"  # real data, but not the study's
@@ -64,10 +71,12 @@ def test_a_command_that_fails_its_checks_leaves_the_study_and_the_run_folder_as_
     (other / "valid.p").write_bytes(pickle.dumps(valid))
     before = _snapshot(out)
     attrs = optuna.load_study(study_name="s", storage=cfg.storage_url).user_attrs
-    for args, problem in [(["search", "--data-dir", tmp_path / "typo", "--epochs", "99"], "does not exist"),
-                          (["search", "--data-dir", other, "--epochs", "99"], "differs from the data"),
-                          (["retrain", "--data-dir", other, "--patience", "7"], "differs from the data"),
-                          (["join", "--data-dir", other], "differs from the data")]:
+    for args, problem in [
+        (["search", "--data-dir", tmp_path / "typo", "--epochs", "99"], "does not exist"),
+        (["search", "--data-dir", other, "--epochs", "99"], "differs from the data"),
+        (["retrain", "--data-dir", other, "--patience", "7"], "differs from the data"),
+        (["join", "--data-dir", other], "differs from the data"),
+    ]:
         result = _cli(*args, "--study", "s", "--out", out)
         assert result.returncode == 2 and problem in result.stderr, result.stdout[-2000:] + result.stderr
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

@@ -1,4 +1,5 @@
 """The command line as a person uses it: help, data commands, the spaces listing."""
+
 from __future__ import annotations
 
 import pickle
@@ -13,32 +14,35 @@ from support.gtsrb_tree import make_tree
 
 from search.data import load_dataset
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "run_search.py"), *args], capture_output=True,
-                          text=True, cwd=ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run_search.py"), *args], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
 
 
 def test_help_lists_the_subcommands() -> None:
     result = _cli("--help")
     assert result.returncode == 0
-    for command in ("search", "retrain", "export", "studies", "dashboard", "spaces", "data"):
-        assert command in result.stdout
+    # argparse lists each command first on its line (a long name alone on its line, its help below)
+    listed = {line.split()[0] for line in result.stdout.splitlines() if line.startswith("    ") and line.split()}
+    assert {"search", "join", "retrain", "export", "export-model", "dashboard", "studies", "spaces", "data"} <= listed
 
 
 READ_ONLY = """
 import sys
-from search.cli.main import main
+from cli.main import main
 codes = [main(["studies", "--out", sys.argv[1]]), main(["export", "--study", "nope", "--out", sys.argv[1]])]
 print(codes, "keras" in sys.modules)
 """
 
 
 def test_commands_that_only_read_a_study_start_without_keras(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-c", READ_ONLY, str(tmp_path)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", READ_ONLY, str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert done.stdout.split("\n")[-2] == "[0, 2] False", done.stdout + done.stderr
     assert "no study 'nope'" in done.stderr and "cuda" not in done.stderr.lower()  # no backend chatter
 
@@ -62,8 +66,7 @@ def test_convert_gtsrb_missing_folder_is_one_line(tmp_path: Path) -> None:
 
 
 def test_synth_writes_a_loadable_folder(tmp_path: Path) -> None:
-    result = _cli("data", "synth", "--out", str(tmp_path), "--n-train", "200", "--n-valid", "50",
-                  "--n-test", "50")
+    result = _cli("data", "synth", "--out", str(tmp_path), "--n-train", "200", "--n-valid", "50", "--n-test", "50")
     assert result.returncode == 0, result.stderr
     ds = load_dataset(tmp_path)
     assert len(ds.train) == 200 and ds.class_names[14] == "Stop"
@@ -72,8 +75,15 @@ def test_synth_writes_a_loadable_folder(tmp_path: Path) -> None:
 def test_spaces_lists_families_parameters_and_points() -> None:
     result = _cli("spaces")
     assert result.returncode == 0, result.stderr
-    for text in ("space 'cnn'", "space 'lenet'", "space 'all'", "learning_rate", "tutorial:",
-                 "cnn_strong:", "default="):
+    for text in (
+        "space 'cnn'",
+        "space 'lenet'",
+        "space 'all'",
+        "learning_rate",
+        "tutorial:",
+        "cnn_strong:",
+        "default=",
+    ):
         assert text in result.stdout
 
 
@@ -100,11 +110,19 @@ def _trials_in(db: Path) -> int:
 
 BAD_SEARCH_DATA = {
     # test.p used to be read only after the whole search and retrain
-    "test_other_image_size": (dict(train=(_images(86), np.arange(86) % 43), valid=(_images(43, seed=1), np.arange(43)),
-                                   test=(_images(43, size=20, seed=2), np.arange(43))), "test.p: image size"),
+    "test_other_image_size": (
+        dict(
+            train=(_images(86), np.arange(86) % 43),
+            valid=(_images(43, seed=1), np.arange(43)),
+            test=(_images(43, size=20, seed=2), np.arange(43)),
+        ),
+        "test.p: image size",
+    ),
     # a single class used to train happily
-    "one_class_train": (dict(train=(_images(86), np.zeros(86, np.uint8)), valid=(_images(43, seed=1), np.arange(43))),
-                        "train.p: only 1 class"),
+    "one_class_train": (
+        dict(train=(_images(86), np.zeros(86, np.uint8)), valid=(_images(43, seed=1), np.arange(43))),
+        "train.p: only 1 class",
+    ),
 }
 
 
@@ -113,8 +131,9 @@ def test_search_refuses_bad_data_before_any_trial(tmp_path: Path, case: str) -> 
     splits, message = BAD_SEARCH_DATA[case]
     data = _pickles(tmp_path / "data", **splits)
     out = tmp_path / "runs"
-    result = _cli("search", "--data-dir", str(data), "--trials", "1", "--epochs", "1", "--out", str(out),
-                  "--study", "bad")
+    result = _cli(
+        "search", "--data-dir", str(data), "--trials", "1", "--epochs", "1", "--out", str(out), "--study", "bad"
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
@@ -123,7 +142,7 @@ def test_search_refuses_bad_data_before_any_trial(tmp_path: Path, case: str) -> 
 
 BAD_INPUT = """
 import sys
-from search.cli.main import main
+from cli.main import main
 def run(argv):
     try:
         return main(argv)
@@ -140,8 +159,13 @@ def test_bad_settings_and_bad_data_are_answered_before_the_backend_starts(tmp_pa
     # The backend's start-up (seconds) comes after the checks: a typo costs a fraction of a second.
     splits, message = BAD_SEARCH_DATA["test_other_image_size"]
     data = _pickles(tmp_path / "data", **splits)
-    done = subprocess.run([sys.executable, "-c", BAD_INPUT, str(data), str(tmp_path / "runs")], capture_output=True,
-                          text=True, cwd=ROOT, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", BAD_INPUT, str(data), str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert done.stdout.split("\n")[-2] == "[2, 2, 2] False", done.stdout + done.stderr
     assert "invalid choice" in done.stderr and message in done.stderr and "no study 'nope'" in done.stderr
     assert done.stderr.count("\n") == 3  # one line each, and no backend chatter

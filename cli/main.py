@@ -8,6 +8,7 @@ Heavy imports happen inside the commands, and the Keras backend starts only once
 settings and data are checked (``backend.py``), so ``--help``, argument errors and bad data files
 answer at once.
 """
+
 from __future__ import annotations
 
 import errno
@@ -16,17 +17,30 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from ..errors import UserError
-from ..redaction import redact, redact_argument
+from search.errors import UserError
+from search.redaction import redact, redact_argument
+
 from .backend import quiet_backends
-from .parser import EXIT_USAGE, build_parser
+from .parser import EXIT_INTERRUPTED, EXIT_USAGE, build_parser
 from .settings import apply_storage_env
 
-EXIT_INTERRUPTED = 130
 # What the machine or the user's paths cause, not a bug: one line naming the file, exit 2.
-USER_OS_ERRORS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS,
-                            errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.ENOENT, errno.ENAMETOOLONG,
-                            errno.ELOOP})
+USER_OS_ERRORS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EFBIG,
+        errno.EDQUOT,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EROFS,
+        errno.EISDIR,
+        errno.ENOTDIR,
+        errno.EEXIST,
+        errno.ENOENT,
+        errno.ENAMETOOLONG,
+        errno.ELOOP,
+    }
+)
 
 
 def command_line(argv: Sequence[str]) -> str:
@@ -55,8 +69,11 @@ def run_guarded(work: Callable[[], int], resume: str | None = None) -> int:
         print(redact(f"error: {where}{exc.strerror or exc}"), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("\ninterrupted: every completed trial is kept in the study"
-              + (f"; resume with:\n  {resume}" if resume else ""), file=sys.stderr)
+        print(
+            "\ninterrupted: every completed trial is kept in the study"
+            + (f"; resume with:\n  {resume}" if resume else ""),
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
 
 
@@ -86,5 +103,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     from . import commands
 
     handler = getattr(commands, args.verb.replace("-", "_"))
-    return run_guarded(lambda: handler(args, command),
-                       resume=command if args.verb in ("search", "join") else None)
+    return run_guarded(lambda: handler(args, command), resume=command if args.verb in ("search", "join") else None)

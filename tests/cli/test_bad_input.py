@@ -1,4 +1,5 @@
 """Bad flags, paths and names: one line on stderr, exit status 2, no traceback, nothing written."""
+
 from __future__ import annotations
 
 import os
@@ -10,18 +11,26 @@ from pathlib import Path
 import optuna
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "hunter2"
 
 
-def _cli(*args: str, env: dict[str, str] | None = None, limit_file_bytes: int | None = None
-         ) -> subprocess.CompletedProcess:
+def _cli(
+    *args: str, env: dict[str, str] | None = None, limit_file_bytes: int | None = None
+) -> subprocess.CompletedProcess:
     def limit() -> None:
         if limit_file_bytes is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit_file_bytes, limit_file_bytes))
 
-    return subprocess.run([sys.executable, str(ROOT / "run_search.py"), *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120, env={**os.environ, **(env or {})}, preexec_fn=limit)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run_search.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        preexec_fn=limit,
+    )
 
 
 def _one_line_exit_2(result: subprocess.CompletedProcess, *expected: str) -> None:
@@ -39,20 +48,23 @@ def a_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("flags", "expected"), [
-    (["--seed", "-1"], "--seed"),  # NumPy's generator refused it halfway through the split
-    (["--heartbeat", "1e300"], "--heartbeat"),  # OverflowError inside Optuna
-    (["--objective", "accuracy,accuracy"], "--objective"),  # became accuracy,params
-    (["--storage", ""], "--storage"),  # created an empty SQLite file
-    (["--n-classes", "100000000"], "--n-classes"),  # MemoryError
-    (["--workers", "100000"], "--workers"),
-    (["--trials", "1000000000"], "--trials"),
-    (["--study", "../x"], "--study"),  # written outside --out
-    (["--study", "/tmp/y"], "--study"),
-    (["--study", "."], "--study"),  # written into --out itself
-    (["--warm-start", "../elsewhere"], "--warm-start"),
-    (["--storage-env", "HPSEARCH_TEST_UNSET"], "HPSEARCH_TEST_UNSET"),
-])
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--seed", "-1"], "--seed"),  # NumPy's generator refused it halfway through the split
+        (["--heartbeat", "1e300"], "--heartbeat"),  # OverflowError inside Optuna
+        (["--objective", "accuracy,accuracy"], "--objective"),  # became accuracy,params
+        (["--storage", ""], "--storage"),  # created an empty SQLite file
+        (["--n-classes", "100000000"], "--n-classes"),  # MemoryError
+        (["--workers", "100000"], "--workers"),
+        (["--trials", "1000000000"], "--trials"),
+        (["--study", "../x"], "--study"),  # written outside --out
+        (["--study", "/tmp/y"], "--study"),
+        (["--study", "."], "--study"),  # written into --out itself
+        (["--warm-start", "../elsewhere"], "--warm-start"),
+        (["--storage-env", "HPSEARCH_TEST_UNSET"], "HPSEARCH_TEST_UNSET"),
+    ],
+)
 def test_a_bad_search_flag_is_one_line(tiny_data: Path, tmp_path: Path, flags: list[str], expected: str) -> None:
     out = tmp_path / "runs"
     _one_line_exit_2(_cli("search", "--data-dir", str(tiny_data), "--out", str(out), *flags), expected)
@@ -72,12 +84,17 @@ def test_out_that_is_a_file_is_one_line(tiny_data: Path, a_file: Path) -> None:
     _one_line_exit_2(_cli("search", "--data-dir", str(tiny_data), "--out", str(a_file)), str(a_file), "not a folder")
 
 
-@pytest.mark.parametrize("command", [["export", "--study", "s", "-o"], ["dashboard", "--study", "s", "-o"],
-                                     ["data", "check", "TINY", "--html"]])
+@pytest.mark.parametrize(
+    "command",
+    [["export", "--study", "s", "-o"], ["dashboard", "--study", "s", "-o"], ["data", "check", "TINY", "--html"]],
+)
 def test_an_output_file_that_is_a_folder_is_one_line(tiny_data: Path, tmp_path: Path, command: list[str]) -> None:
     args = [str(tiny_data) if part == "TINY" else part for part in command]
-    _one_line_exit_2(_cli(*args, str(tmp_path), "--out", str(tmp_path)) if args[0] != "data"
-                     else _cli(*args, str(tmp_path)), str(tmp_path), "is a folder")
+    _one_line_exit_2(
+        _cli(*args, str(tmp_path), "--out", str(tmp_path)) if args[0] != "data" else _cli(*args, str(tmp_path)),
+        str(tmp_path),
+        "is a folder",
+    )
 
 
 def test_synth_into_a_file_is_one_line(a_file: Path) -> None:

@@ -1,4 +1,5 @@
 """What a person sees of a running search: the progress lines and the dashboard, as engine callbacks."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,10 +7,10 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial
 
-from ..config import SearchConfig
-from ..engine.events import SearchEvents
-from ..progress import Progress, summary_table
-from ..schema import FINISHED, tie_break_of
+from search.config import SearchConfig
+from search.engine.events import SearchEvents
+from search.progress import Progress, summary_table
+from search.schema import FINISHED, tie_break_of
 
 
 def search_events(cfg: SearchConfig, progress: Progress) -> SearchEvents:
@@ -37,7 +38,7 @@ def write_dashboard_safely(study: optuna.Study, run_dir: Path, progress: Progres
         return None
     try:
         return write_dashboard(study, run_dir)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         progress.say(f"warning: dashboard not written ({type(exc).__name__}: {exc})")
         return None
 

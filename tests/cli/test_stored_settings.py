@@ -1,4 +1,5 @@
 """Settings travel with the study: ``retrain`` and ``join`` run as the search was started."""
+
 from __future__ import annotations
 
 import json
@@ -16,10 +17,10 @@ from support.postgres import PG_URL, needs_pg
 
 from search.config import SearchConfig
 from search.engine.loop import run_search
-from search.engine.study import make_storage, open_study, settle_target
+from search.engine.study import load_space, make_storage, open_study, settle_target
 from search.schema import FINISHED, StudyKey
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 RUN = [sys.executable, str(ROOT / "run_search.py")]
 
 
@@ -37,9 +38,21 @@ def test_retrain_later_uses_the_searched_split_and_settings(tiny_data: Path, tmp
     data.mkdir()
     for name in ("train.p", "test.p"):
         shutil.copy(tiny_data / name, data / name)
-    cfg = SearchConfig(data_dir=data, space="lenet", trials=1, epochs=1, valid_fraction=0.3, patience=1,
-                       retrain=False, study="vf", out=tmp_path, named_points=False, dashboard_every=0,
-                       export=(), command="python run_search.py search ...")
+    cfg = SearchConfig(
+        data_dir=data,
+        space="lenet",
+        trials=1,
+        epochs=1,
+        valid_fraction=0.3,
+        patience=1,
+        retrain=False,
+        study="vf",
+        out=tmp_path,
+        named_points=False,
+        dashboard_every=0,
+        export=(),
+        command="python run_search.py search ...",
+    )
     run_search(cfg)  # as `search --valid-fraction 0.3 --patience 1 --no-retrain` stores it
     storage = f"sqlite:///{tmp_path / 'vf' / 'study.db'}"
     stored = optuna.load_study(study_name="vf", storage=storage).user_attrs[StudyKey.CONFIG]
@@ -59,9 +72,8 @@ def test_retrain_later_uses_the_searched_split_and_settings(tiny_data: Path, tmp
 
 
 def test_join_never_extends_a_study_that_reached_its_target(tmp_path: Path) -> None:
-    cfg = SearchConfig(data_dir=tmp_path, space="lenet", trials=1, study="done", out=tmp_path,
-                       named_points=False)
-    study = open_study(cfg, make_storage(cfg), "hash")
+    cfg = SearchConfig(data_dir=tmp_path, space="lenet", trials=1, study="done", out=tmp_path, named_points=False)
+    study = open_study(cfg, make_storage(cfg), "hash", load_space(cfg.space))
     settle_target(study, cfg.trials)
     study.add_trial(optuna.trial.create_trial(value=0.5))
     before = len(study.trials)
@@ -74,7 +86,7 @@ def test_join_never_extends_a_study_that_reached_its_target(tmp_path: Path) -> N
 
 def test_retrain_refuses_data_other_than_the_studys(tiny_data: Path, tmp_path: Path) -> None:
     cfg = SearchConfig(data_dir=tiny_data, space="lenet", trials=1, study="mixed", out=tmp_path)
-    open_study(cfg, make_storage(cfg), "hash-of-other-data")
+    open_study(cfg, make_storage(cfg), "hash-of-other-data", load_space(cfg.space))
     result = _cli("retrain", "--study", "mixed", "--out", str(tmp_path), timeout=120)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "differs from the data study 'mixed' was started with (hash hash-of-other-data" in result.stderr
@@ -93,11 +105,36 @@ def test_join_adds_trials_to_a_running_postgres_study_with_its_settings(tiny_dat
     name = f"join-{uuid.uuid4().hex[:8]}"
     # One storage for all the polls, opened before the search starts: no race to create the tables.
     storage = optuna.storages.RDBStorage(PG_URL)
-    first = subprocess.Popen([*RUN, "search", "--data-dir", str(tiny_data), "--space", "lenet", "--trials", "5",
-                              "--epochs", "1", "--pruner", "none", "--study", name, "--storage", PG_URL,
-                              "--out", str(tmp_path), "--no-retrain", "--heartbeat", "1",
-                              "--dashboard-every", "0"], cwd=ROOT, stdout=open(tmp_path / "first.log", "w"),
-                             stderr=subprocess.STDOUT)
+    first = subprocess.Popen(
+        [
+            *RUN,
+            "search",
+            "--data-dir",
+            str(tiny_data),
+            "--space",
+            "lenet",
+            "--trials",
+            "5",
+            "--epochs",
+            "1",
+            "--pruner",
+            "none",
+            "--study",
+            name,
+            "--storage",
+            PG_URL,
+            "--out",
+            str(tmp_path),
+            "--no-retrain",
+            "--heartbeat",
+            "1",
+            "--dashboard-every",
+            "0",
+        ],
+        cwd=ROOT,
+        stdout=open(tmp_path / "first.log", "w"),
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 300
     study = None
     while time.monotonic() < deadline:  # join once the study is running
@@ -109,8 +146,13 @@ def test_join_adds_trials_to_a_running_postgres_study_with_its_settings(tiny_dat
         if StudyKey.CONFIG in study.user_attrs and _finished(study):
             break
     assert study is not None and first.poll() is None, (tmp_path / "first.log").read_text()[-2000:]
-    joined = subprocess.run([*RUN, "join", "--study", name, "--storage", PG_URL, "--out", str(tmp_path / "pod")],
-                            cwd=ROOT, capture_output=True, text=True, timeout=400)
+    joined = subprocess.run(
+        [*RUN, "join", "--study", name, "--storage", PG_URL, "--out", str(tmp_path / "pod")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     first.wait(timeout=400)
     assert joined.returncode == 0 and first.returncode == 0, joined.stdout[-2000:] + joined.stderr[-2000:]
     assert "changed on this command line" not in joined.stdout

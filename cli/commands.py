@@ -4,6 +4,7 @@ The command line is where the engine meets the person and ``results/``: it resol
 (``settings.py``), passes the progress printer and the dashboard refresh into the engine as
 callbacks (``reporting.py``), and runs the final model.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,30 +14,39 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ..config import DEFAULT_OUT, SearchConfig
-from ..data import Dataset
-from ..data.prepare import load_checked, save_data_reports
-from ..errors import UserError
-from ..progress import Progress, format_duration
-from ..schema import RunFile, best_trial, count_finished, redact, sqlite_url, write_text
+from search.config import DEFAULT_OUT, SearchConfig
+from search.data import Dataset
+from search.data.prepare import load_checked, save_data_reports
+from search.errors import UserError
+from search.formatting import format_duration
+from search.progress import Progress
+from search.schema import RunFile, best_trial, redact, sqlite_url, write_text
+
 from .backend import start_backend
-from .parser import given_settings
+from .parser import EXIT_INTERRUPTED, given_settings
 from .paths import output_file, writing
 from .reporting import print_summary, search_events, write_dashboard_safely
 from .settings import Resolved, resolve
 
 if TYPE_CHECKING:
-    from ..data.sanity import SanityReport
-    from ..engine.workers import WorkerCommand
+    from search.data.sanity import SanityReport
+    from search.engine.run import Run
+    from search.engine.workers import WorkerCommand
 
 DEFAULT_DATA_ROOT = DEFAULT_OUT / "data"
 # The embedded default: sized to finish in about five minutes on two CPU cores (see BENCHMARKS.md).
-DEFAULT_SYNTH = {"n_train": 6000, "n_valid": 1500, "n_test": 2000, "seed": 0}
-DEFAULT_SEARCH = {"space": "all", "trials": 40, "timeout": 300.0, "epochs": 6, "final_epochs": 10,
-                  "study": "default"}
-EXIT_INTERRUPTED = 130
+EMBEDDED_TRAIN_IMAGES = 6000  # the synthetic training images of the embedded default (other splits: data synth's)
+# The embedded default's settings on top of SearchConfig's defaults (each key a SearchConfig field).
+DEFAULT_SEARCH: dict[str, Any] = {
+    "space": "all",
+    "trials": 40,
+    "timeout": 300.0,
+    "epochs": 6,
+    "final_epochs": 10,
+    "study": "default",
+}
 
 
 def search(args: argparse.Namespace, command: str) -> int:
@@ -48,11 +58,11 @@ def search(args: argparse.Namespace, command: str) -> int:
 
 def checked_data(resolved: Resolved, say: Callable[[str], None]) -> tuple[Dataset, SanityReport]:
     """The data loaded and checked, against the study's own when the study exists; nothing written."""
-    from ..engine.study import check_same_data
+    from search.engine.study import check_same_data
 
     dataset, report = load_checked(resolved.cfg, say)
-    if resolved.study is not None:
-        check_same_data(resolved.study.user_attrs, resolved.cfg, dataset.content_hash)
+    if resolved.attrs is not None:
+        check_same_data(resolved.attrs, resolved.cfg, dataset.content_hash)
     return dataset, report
 
 
@@ -63,49 +73,62 @@ def run_job(resolved: Resolved, progress: Progress, started: float) -> int:
     cfg = resolved.cfg
     dataset, report = checked_data(resolved, progress.say)
     start_backend(cfg.precision)
-    from ..engine.loop import check_search, run_search
-    from ..final.budget import reserve_seconds
+    from search.engine.run import open_run
 
-    space = check_search(cfg, dataset)
-    resolved.record(progress.say)
+    run = open_run(cfg, dataset, storage=resolved.storage, say=progress.say, warm=resolved.warm)
+    resolved.record(run.study, progress.say)
     save_data_reports(cfg, dataset, report)
+    _search(run, progress, started)
+    if cfg.retrain:
+        from search.final import retrain_best
 
+        try:
+            retrain_best(
+                run.study,
+                run.dataset,
+                cfg,
+                progress.events(),
+                deadline=started + cfg.timeout if cfg.timeout else None,
+                space=run.space,
+            )
+        except KeyboardInterrupt:
+            progress.say(
+                f"\nretrain interrupted; the search itself is saved. Retrain later with:\n"
+                f"  python run_search.py retrain --study {cfg.study_name} --out {cfg.out}"
+                + (f" --storage {redact(cfg.storage)}" if cfg.storage else "")
+            )
+            return EXIT_INTERRUPTED
+    path = write_dashboard_safely(run.study, cfg.run_dir, progress)
+    if path:
+        progress.say(f"dashboard: {path}")
+    wall = time.monotonic() - started
+    progress.say(
+        f"job wall time {format_duration(wall)}"
+        + (f" of a {format_duration(cfg.timeout)} budget ({wall / cfg.timeout:.0%})" if cfg.timeout else "")
+    )
+    return 0
+
+
+def _search(run: Run, progress: Progress, started: float) -> None:
+    """The search part of the job, in this process or in ``--workers`` children, and its summary."""
+    from search.engine.loop import search
+    from search.final.budget import reserve_seconds
+
+    cfg = run.cfg
     progress.target, progress.timeout, progress.epochs = cfg.trials, cfg.timeout, cfg.epochs
     progress.start = started
     start = time.monotonic()
     events = search_events(cfg, progress)
-
-    def reserve(study) -> float:  # noqa: ANN001
-        return reserve_seconds(study, cfg)
-
     if cfg.workers > 1:
-        from ..engine.workers import run_workers
+        from search.engine.workers import run_workers
 
-        outcome = run_workers(cfg, dataset, worker_launcher(cfg, started), events)
+        outcome = run_workers(run, worker_launcher(cfg, started), events)
     else:
-        outcome = run_search(cfg, dataset=dataset, space=space, events=events, started=started, reserve=reserve)
+        outcome = search(run, events=events, started=started, reserve=lambda study: reserve_seconds(study, cfg))
     print_summary(outcome.study, progress)
     best = best_trial(outcome.study)
     progress.say(f"best trial: #{best.number} val_acc {best.values[0]:.4f}" if best else "best trial: none completed")
     progress.say(f"search stopped ({outcome.stop_reason}) after {format_duration(time.monotonic() - start)}")
-    if cfg.retrain:
-        from ..final import retrain_best
-
-        try:
-            retrain_best(outcome.study, outcome.dataset, cfg, progress,
-                         deadline=started + cfg.timeout if cfg.timeout else None)
-        except KeyboardInterrupt:
-            progress.say(f"\nretrain interrupted; the search itself is saved. Retrain later with:\n"
-                         f"  python run_search.py retrain --study {cfg.study_name} --out {cfg.out}"
-                         + (f" --storage {redact(cfg.storage)}" if cfg.storage else ""))
-            return EXIT_INTERRUPTED
-    path = write_dashboard_safely(outcome.study, cfg.run_dir, progress)
-    if path:
-        progress.say(f"dashboard: {path}")
-    wall = time.monotonic() - started
-    progress.say(f"job wall time {format_duration(wall)}" + (f" of a {format_duration(cfg.timeout)} budget "
-                 f"({wall / cfg.timeout:.0%})" if cfg.timeout else ""))
-    return 0
 
 
 def worker_launcher(parent: SearchConfig, started: float) -> WorkerCommand:
@@ -113,22 +136,25 @@ def worker_launcher(parent: SearchConfig, started: float) -> WorkerCommand:
     standard input (a storage URL's password must not be on a command line, which ``ps`` shows to
     every local user). A worker's budget is what is left of the parent's, and it leaves the parent's
     final stage its reserve."""
+
     def command(child: SearchConfig, index: int) -> tuple[list[str], str]:
         if parent.timeout is not None:
             child = dataclasses.replace(child, timeout=max(parent.timeout - (time.monotonic() - started), 1.0))
-        argv = [sys.executable, "-m", "search.cli.worker", str(index), "reserve" if parent.retrain else "no-reserve"]
+        argv = [sys.executable, "-m", "cli.worker", str(index), "reserve" if parent.retrain else "no-reserve"]
         return argv, child.dumps(secrets=True)
+
     return command
 
 
 def default_job(argv: Sequence[str]) -> int:
     """``python run_search.py`` with no arguments: synthetic data, a short search, the final model."""
-    from ..data.synth import SYNTH_VERSION, write_synthetic_dataset
+    from search.data.synth import DEFAULT_SIZES, SYNTH_VERSION, write_synthetic_dataset
 
     data_dir = DEFAULT_DATA_ROOT / f"synth-v{SYNTH_VERSION}"
     if not (data_dir / "train.p").exists():
         print(f"generating the built-in synthetic traffic signs in {data_dir} (once)", flush=True)
-        write_synthetic_dataset(data_dir, **DEFAULT_SYNTH)
+        sizes = dataclasses.replace(DEFAULT_SIZES, n_train=EMBEDDED_TRAIN_IMAGES)
+        write_synthetic_dataset(data_dir, **dataclasses.asdict(sizes), seed=0)
     started = time.monotonic()  # the budget starts once the data exists (made once per machine)
     progress = Progress(0)
     resolved = resolve({"data_dir": data_dir, **DEFAULT_SEARCH}, "python run_search.py", progress.say, store=True)
@@ -137,29 +163,30 @@ def default_job(argv: Sequence[str]) -> int:
 
 def join(args: argparse.Namespace, command: str) -> int:
     """One more worker on a study, with the study's settings; never past the study's target."""
-    from ..engine.study import stored_target, worker_id
+    from search.engine.study import stored_progress, worker_id
 
     progress = Progress(0)
     resolved = resolve(given_settings(args), command, progress.say, store=False, must_exist=True)
-    study = resolved.study
-    assert study is not None
-    target, finished = stored_target(study), count_finished(study.get_trials(deepcopy=False))
+    assert resolved.storage is not None
+    finished, target = stored_progress(resolved.storage, resolved.cfg.study_name)
     if finished >= target:
-        progress.say(f"study {resolved.cfg.study_name!r} has reached its target ({finished} of {target} trials "
-                     "finished): nothing to do")
+        progress.say(
+            f"study {resolved.cfg.study_name!r} has reached its target ({finished} of {target} trials "
+            "finished): nothing to do"
+        )
         return 0
     dataset, report = checked_data(resolved, progress.say)
     start_backend(resolved.cfg.precision)
-    from ..engine.loop import check_search, run_search
+    from search.engine.loop import search
+    from search.engine.run import open_run
 
     cfg = resolved.cfg.with_overrides({"retrain": False, "dashboard_every": 0, "workers": 1})[0]
-    space = check_search(cfg, dataset)
-    resolved.record(progress.say)
+    index = 1 + zlib.crc32(worker_id().encode()) % 9973  # a sampler seed of its own
+    run = open_run(cfg, dataset, storage=resolved.storage, worker_index=index, say=progress.say, warm=resolved.warm)
+    resolved.record(run.study, progress.say)
     save_data_reports(cfg, dataset, report)
     progress.target, progress.timeout = target, cfg.timeout
-    index = 1 + zlib.crc32(worker_id().encode()) % 9973  # a sampler seed of its own
-    outcome = run_search(cfg, dataset=dataset, space=space, events=search_events(cfg, progress),
-                         worker_index=index, extend=False)
+    outcome = search(run, events=search_events(cfg, progress), extend=False)
     progress.say(f"worker stopped ({outcome.stop_reason}): {outcome.finished} of {target} trials finished")
     return 0
 
@@ -171,21 +198,21 @@ def retrain(args: argparse.Namespace, command: str) -> int:
         raise UserError("retrain: --study NAME is required")
     progress = Progress(0)
     resolved = resolve(given, command, progress.say, store=False, must_exist=True)
-    assert resolved.study is not None
     dataset, _ = checked_data(resolved, lambda _text: None)
     start_backend(resolved.cfg.precision)
-    from ..engine.study import load_space
-    from ..final import retrain_best
+    from search.engine.study import load_space
+    from search.final import retrain_best
 
-    load_space(resolved.cfg.space)
-    resolved.record(progress.say)
-    retrain_best(resolved.study, dataset, resolved.cfg, progress)
-    write_dashboard_safely(resolved.study, resolved.cfg.run_dir, progress)
+    space = load_space(resolved.cfg.space)
+    study = resolved.open_study()
+    resolved.record(study, progress.say)
+    retrain_best(study, dataset, resolved.cfg, progress.events(), space=space)
+    write_dashboard_safely(study, resolved.cfg.run_dir, progress)
     return 0
 
 
 def _open(args: argparse.Namespace):  # -> optuna.Study
-    from ..engine.study import open_existing
+    from search.engine.study import open_existing
 
     return open_existing(args.study, getattr(args, "storage", None), _out(args))
 
@@ -225,7 +252,7 @@ def studies(args: argparse.Namespace, command: str) -> int:
     for url in urls:
         try:
             print(studies_table(url))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise UserError(f"cannot read storage {redact(url)}: {redact(str(exc).splitlines()[0])}") from None
     return 0
 
@@ -258,23 +285,30 @@ def export_model(args: argparse.Namespace, command: str) -> int:
     run_dir = _out(args) / args.study
     model_path = run_dir / RunFile.BEST_MODEL
     if not model_path.is_file():
-        raise UserError(f"no final model {model_path}: run retrain first "
-                        f"(python run_search.py retrain --study {args.study})")
+        raise UserError(
+            f"no final model {model_path}: run retrain first (python run_search.py retrain --study {args.study})"
+        )
     if args.quantize and args.format != "tflite":
         raise UserError(f"--quantize applies to --format tflite only, not {args.format}")
     data_dir = Path(args.data_dir or SearchConfig.from_study_attrs(_open(args).user_attrs).data_dir)
     start_backend()
     import spaces  # noqa: F401  (registers the custom layers of the .keras file)
-
-    from ..data import find_split_file, load_split
-    from ..final.deploy import export_and_score
-    from ..final.export import representative_images
+    from search.data import find_split_file, load_split
+    from search.final.deploy import export_and_score
+    from search.final.export import representative_images
 
     rep = representative_images(data_dir) if args.quantize == "int8" else None
     test_path = find_split_file(data_dir, "test") if data_dir.is_dir() else None
     if test_path is None:
         print(f"no test file in {data_dir}: the artifact is not scored")
-    export_and_score(run_dir, [args.format], load_split(test_path) if test_path else None, print,
-                     quantize=args.quantize, representative=rep, command=command)
+    export_and_score(
+        run_dir,
+        [args.format],
+        load_split(test_path) if test_path else None,
+        print,
+        quantize=args.quantize,
+        representative=rep,
+        command=command,
+    )
     print(f"report: {run_dir / RunFile.EXPORT_REPORT}")
     return 0
