@@ -8,7 +8,10 @@ callbacks (``reporting.py``), and runs the final model.
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
+import io
+import json
 import sys
 import time
 import zlib
@@ -312,3 +315,32 @@ def export_model(args: argparse.Namespace, command: str) -> int:
     )
     print(f"report: {run_dir / RunFile.EXPORT_REPORT}")
     return 0
+
+
+def predict(args: argparse.Namespace, command: str) -> int:
+    """Top-k sign names and probabilities for each photo, from the study's ONNX model (no TensorFlow)."""
+    from search.data.photos import photo_files
+    from search.predict import Predictor
+
+    predictor = Predictor(Path(args.out) / args.study)
+    answers = predictor.predict(photo_files(args.paths), top_k=args.top_k)
+    print(format_predictions(answers, args.format), end="")
+    return 0
+
+
+def format_predictions(answers: list, fmt: str) -> str:
+    """``table`` (one line per photo), ``csv`` (one row per photo and rank) or ``json`` (a list)."""
+    if fmt == "json":
+        return json.dumps([a.to_json() for a in answers], indent=2) + "\n"
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["path", "rank", "class_id", "name", "probability"])
+        for answer in answers:
+            for rank, (class_id, name, prob) in enumerate(answer.top, 1):
+                writer.writerow([answer.path, rank, class_id, name, f"{prob:.6f}"])
+        return buffer.getvalue()
+    return "".join(
+        f"{answer.path}: " + "; ".join(f"{name} {prob:.1%}" for _, name, prob in answer.top) + "\n"
+        for answer in answers
+    )

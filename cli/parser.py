@@ -196,6 +196,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     _add_study_commands(sub)
     _add_reading_commands(sub)
     _add_export_model(sub)
+    _add_predict(sub)
     p = sub.add_parser("studies", help="list the studies in a storage")
     _add_storage(p, "Optuna storage URL (default: every study.db under --out)")
     p.add_argument(
@@ -238,6 +239,21 @@ def _add_reading_commands(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--format", choices=("json", "yaml"), default="json")
         default = " (default: print)" if name == "export" else " (default <out>/<study>/dashboard.html)"
         p.add_argument("-o", "--output", type=Path, help="file to write" + default)
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="the finished study's model on new photos: the top sign names and their probabilities "
+        "(runs best_model.onnx in onnxruntime)",
+    )
+    p.add_argument(
+        "--study", required=True, type=_checked(check_study_name, "study name"), help="study whose model answers"
+    )
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"folder for run outputs (default {DEFAULT_OUT}/)")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders of them")
+    p.add_argument("--top-k", type=_int_in(1, MAX_CLASSES), default=3, help="classes per photo (default 3)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
 
 
 def _add_export_model(sub: argparse._SubParsersAction) -> None:

@@ -125,6 +125,7 @@ class RunFile:
     # and scores), the best --keep-models by validation log-loss (search/engine/kept_models.py)
     KEPT_MODELS = "models"
     BEST_MODEL = "best_model.keras"
+    BEST_ONNX = "best_model.onnx"  # the ONNX export (search/final/export.py), what ``predict`` runs
     FINAL_MEMBERS = "final_members"  # folder: each retrained candidate as trial-<N>.keras
     BEST_CONFIG = "best_config.json"
     TEST_REPORT = "test_report.json"
