@@ -91,12 +91,12 @@ def search(
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     events = events or SearchEvents()
     cfg, study = run.cfg, run.study
-    target = _begin(run, events, extend)
+    population = resolve_population(cfg)
+    target = _begin(run, events, extend, population)
     deadline = (started if started is not None else time.monotonic()) + cfg.timeout if cfg.timeout else None
     objective = Objective(run.dataset, run.space, cfg, target=target, events=events)
     errors_log = cfg.run_dir / RunFile.ERRORS_LOG
     streak = FailureStreak(cfg.max_failures, errors_log, cfg.storage_url)
-    population = resolve_population(cfg)
     cut: CutTrial | None = None  # the best trial so far, cut short by the time cap: on from its weights next
     with deferred_interrupts() as stop:
         while True:
@@ -123,14 +123,13 @@ def search(
     return SearchOutcome(study=study, dataset=run.dataset, stop_reason=stop_reason, finished=finished)
 
 
-def _begin(run: Run, events: SearchEvents, extend: bool) -> int:
+def _begin(run: Run, events: SearchEvents, extend: bool, population: int) -> int:
     """Fail this host's dead trials, settle the campaign's target, say what the search is; the target."""
     cfg, study = run.cfg, run.study
     revived = fail_dead_local_trials(study)
     if revived:
         events.say(f"marked trials {revived} failed: their worker process had died (retried once)")
     target = settle_target(study, cfg.trials) if extend else stored_target(study)
-    population = resolve_population(cfg)
     counts = count_states(study.get_trials(deepcopy=False))
     events.say(
         f"study {cfg.study_name!r}: {counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]} "

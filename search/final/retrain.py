@@ -38,7 +38,7 @@ from ..engine.trainer import count_params
 from ..errors import UserError
 from ..formatting import format_duration, key_params
 from ..schema import RunFile, StudyKey, atomic_path, distinct_top, write_json
-from .budget import member_seconds, overhead_seconds, plan, retrain_seconds
+from .budget import PLANNED_PASSES, member_seconds, overhead_seconds, plan, retrain_seconds
 from .choose import SINGLE, Option, choose
 from .combine import assemble
 from .final_set import new_final_set
@@ -120,11 +120,9 @@ def retrain_best(
     return config
 
 
-def _training_ends(deadline: float | None, best: FrozenTrial, passes: int | None = None) -> float | None:
+def _training_ends(deadline: float | None, best: FrozenTrial, passes: float = PLANNED_PASSES) -> float | None:
     """When training must stop so that saving, scoring and exports still fit before ``deadline``."""
-    if deadline is None:
-        return None
-    return deadline - (overhead_seconds(best) if passes is None else overhead_seconds(best, passes))
+    return None if deadline is None else deadline - overhead_seconds(best, passes)
 
 
 def _fill_pool(
